@@ -1,0 +1,1 @@
+"""Invoices as documents: snapshot, numbering, rendering (PDF, e-invoice XML), storage."""

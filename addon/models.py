@@ -1,0 +1,250 @@
+"""Database models (SQLAlchemy 2.x, typed). The shell's memory; no billing logic here.
+
+Keys follow the architecture notes: every source record is keyed by (helpdesk, remote id);
+an entry is linked to at most one invoice line of a valid invoice (unique constraint, not a
+check in code); issued invoices are a frozen JSON snapshot plus hashed PDF bytes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+MONEY = Numeric(14, 2)
+MINUTES = Numeric(10, 2)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite stores naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; ticketbill stores aware UTC datetimes only")
+        from datetime import UTC
+
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        from datetime import UTC
+
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Customer(Base):
+    """A paying customer, matched to the helpdesk's organization by (helpdesk, remote id).
+
+    Billing data (address, VAT ID, rate) is the sidecar's own configuration: a customer row
+    may exist from sync alone (`configured` False) and then makes its tickets need attention.
+    """
+
+    __tablename__ = "customer"
+    __table_args__ = (UniqueConstraint("helpdesk", "remote_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    helpdesk: Mapped[str] = mapped_column(String(20))
+    remote_id: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    legal_name: Mapped[str | None] = mapped_column(String(200))
+    street: Mapped[str | None] = mapped_column(String(200))
+    postcode: Mapped[str | None] = mapped_column(String(20))
+    city: Mapped[str | None] = mapped_column(String(100))
+    country: Mapped[str | None] = mapped_column(String(2))
+    vat_id: Mapped[str | None] = mapped_column(String(20))
+    customer_number: Mapped[str | None] = mapped_column(String(50))
+    email: Mapped[str | None] = mapped_column(String(200))
+    hourly_rate: Mapped[Decimal | None] = mapped_column(MONEY)
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    language: Mapped[str | None] = mapped_column(String(2))
+
+    @property
+    def configured(self) -> bool:
+        return all((self.legal_name or self.name, self.street, self.postcode, self.city, self.country))
+
+
+class GlobalRate(Base):
+    """The default hourly rate for customers without their own (one row per activity or '')."""
+
+    __tablename__ = "global_rate"
+
+    activity: Mapped[str] = mapped_column(String(100), primary_key=True)
+    hourly_rate: Mapped[Decimal] = mapped_column(MONEY)
+
+
+class Ticket(Base):
+    """A helpdesk ticket as last seen by the sync."""
+
+    __tablename__ = "ticket"
+    __table_args__ = (UniqueConstraint("helpdesk", "remote_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    helpdesk: Mapped[str] = mapped_column(String(20))
+    remote_id: Mapped[str] = mapped_column(String(100))
+    number: Mapped[str] = mapped_column(String(100))
+    title: Mapped[str] = mapped_column(String(500))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"))
+    state: Mapped[str] = mapped_column(String(50))
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    remote_updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    web_url: Mapped[str | None] = mapped_column(String(500))
+    billing_status: Mapped[str] = mapped_column(String(30), default="unbilled")
+    attention_reason: Mapped[str | None] = mapped_column(Text)
+    seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    customer: Mapped[Customer | None] = relationship()
+    entries: Mapped[list[TimeEntry]] = relationship(back_populates="ticket", order_by="TimeEntry.booked_at")
+
+
+class TimeEntry(Base):
+    """One time booking. Never rewritten in place once billed: see `content_hash`."""
+
+    __tablename__ = "time_entry"
+    __table_args__ = (UniqueConstraint("helpdesk", "remote_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    helpdesk: Mapped[str] = mapped_column(String(20))
+    remote_id: Mapped[str] = mapped_column(String(100))
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id"))
+    agent: Mapped[str] = mapped_column(String(200))
+    activity: Mapped[str | None] = mapped_column(String(100))
+    minutes: Mapped[Decimal] = mapped_column(MINUTES)
+    booked_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    start: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    content_hash: Mapped[str] = mapped_column(String(64))
+    removed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    not_billed_reason: Mapped[str | None] = mapped_column(String(200))
+
+    ticket: Mapped[Ticket] = relationship(back_populates="entries")
+
+
+class SyncCursor(Base):
+    """How far the poll has read one stream of one helpdesk; only ever moves forward."""
+
+    __tablename__ = "sync_cursor"
+
+    helpdesk: Mapped[str] = mapped_column(String(20), primary_key=True)
+    stream: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class SyncRun(Base):
+    """One sync/billing run: when, what it did, how it ended."""
+
+    __tablename__ = "sync_run"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    helpdesk: Mapped[str] = mapped_column(String(20))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class NumberSeries(Base):
+    """A gapless counter per series and year, taken FOR UPDATE in the issuing transaction."""
+
+    __tablename__ = "number_series"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    next_value: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class Invoice(Base):
+    """An issued invoice. The snapshot JSON and the PDF bytes never change after issue."""
+
+    __tablename__ = "invoice"
+    __table_args__ = (UniqueConstraint("series", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    series: Mapped[str] = mapped_column(String(50))
+    number: Mapped[str] = mapped_column(String(36))
+    type_code: Mapped[str] = mapped_column(String(3), default="380")
+    state: Mapped[str] = mapped_column(String(20), default="issued")
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id"))
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    net: Mapped[Decimal] = mapped_column(MONEY)
+    vat: Mapped[Decimal] = mapped_column(MONEY)
+    gross: Mapped[Decimal] = mapped_column(MONEY)
+    snapshot: Mapped[str] = mapped_column(Text)
+    pdf_path: Mapped[str | None] = mapped_column(String(500))
+    pdf_sha256: Mapped[str | None] = mapped_column(String(64))
+
+    customer: Mapped[Customer] = relationship()
+    ticket: Mapped[Ticket | None] = relationship()
+    lines: Mapped[list[InvoiceLine]] = relationship(back_populates="invoice", order_by="InvoiceLine.position")
+
+
+class InvoiceLine(Base):
+    """A line of an issued invoice with its explanation (rate rule, rounding, entries)."""
+
+    __tablename__ = "invoice_line"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoice.id"))
+    position: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(Text)
+    quantity: Mapped[Decimal] = mapped_column(Numeric(14, 4))
+    unit: Mapped[str] = mapped_column(String(3))
+    unit_price: Mapped[Decimal] = mapped_column(Numeric(14, 4))
+    net: Mapped[Decimal] = mapped_column(MONEY)
+    explanation: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    invoice: Mapped[Invoice] = relationship(back_populates="lines")
+
+
+class BilledEntry(Base):
+    """Which entry is billed on which valid invoice. `entry_id` is unique: never billed twice."""
+
+    __tablename__ = "billed_entry"
+
+    entry_id: Mapped[int] = mapped_column(ForeignKey("time_entry.id"), primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoice.id"))
+    line_id: Mapped[int] = mapped_column(ForeignKey("invoice_line.id"))
+    raw_minutes: Mapped[Decimal] = mapped_column(MINUTES)
+    billed_minutes: Mapped[Decimal] = mapped_column(MINUTES)
+
+
+class Outbox(Base):
+    """An external effect of issuing (ticket write-back, e-mail), done after commit, once."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (UniqueConstraint("kind", "ticket_id", "marker"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id"))
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoice.id"))
+    marker: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    done_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

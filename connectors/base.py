@@ -1,0 +1,143 @@
+"""The connector protocol: what the sync needs from any helpdesk, in neutral records.
+
+The core never sees a helpdesk's JSON. Each connector module maps its API onto these frozen
+records and back (billing status, invoice reference, internal note). Times are aware UTC
+datetimes; booked time is in minutes as `Decimal` (helpdesks book fractions and negatives).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol, runtime_checkable
+
+
+class ConnectorError(Exception):
+    """Base of every error a connector raises; the message is safe to show (no secrets)."""
+
+
+class AuthError(ConnectorError):
+    """The helpdesk refused the credentials (401) or the permission (403)."""
+
+
+class NotFound(ConnectorError):
+    """The record does not exist (any more): deleted or merged between search and fetch."""
+
+
+class RateLimited(ConnectorError):
+    """429 after all retries; `retry_after` is the helpdesk's last hint in seconds."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RemoteError(ConnectorError):
+    """The helpdesk answered, but not usefully: 5xx, malformed JSON, a repeating page, a
+    rejected write. `status` is the HTTP status (0 when unreachable)."""
+
+    def __init__(self, message: str, status: int = 0, body: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body[:500]
+
+
+@dataclass(frozen=True)
+class RemoteCustomer:
+    """Who pays: a Zammad organization, an OTRS CustomerID, an RT queue or requestor domain."""
+
+    remote_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class RemoteTimeEntry:
+    """One booking as the helpdesk reports it. `minutes` may be negative (a correction)."""
+
+    remote_id: str
+    ticket_remote_id: str
+    agent: str
+    minutes: Decimal
+    booked_at: datetime
+    activity: str | None = None
+    start: datetime | None = None
+    remote_updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RemoteTicket:
+    """A closed ticket with what billing needs to know about it."""
+
+    remote_id: str
+    number: str
+    title: str
+    customer: RemoteCustomer | None
+    state: str
+    closed_at: datetime | None
+    updated_at: datetime
+    billing_status: str | None = None
+    invoice_reference: str | None = None
+    web_url: str | None = None
+    category: str | None = None
+    group: str | None = None
+    tags: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class WriteBack:
+    """What the sidecar writes onto a ticket: status, reference, link, at most one internal note.
+
+    `marker` is a stable string (the invoice number, or the attention reason) that the
+    connector looks for before writing: a write repeated after a crash finds its own earlier
+    note (or reference) and does nothing.
+    """
+
+    billing_status: str
+    marker: str
+    invoice_reference: str | None = None
+    invoice_url: str | None = None
+    note_subject: str | None = None
+    note_html: str | None = None
+
+
+@dataclass(frozen=True)
+class RegistrationReport:
+    """What `register` found, created or could not create; printed to the admin."""
+
+    created: tuple[str, ...]
+    present: tuple[str, ...]
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@runtime_checkable
+class HelpdeskConnector(Protocol):
+    """The operations the sync needs. Implementations live one per module in `connectors/`."""
+
+    kind: str
+
+    def check(self) -> str:
+        """Verify URL and credentials; return a short description of the identity used."""
+
+    def register(self) -> RegistrationReport:
+        """Create the billing fields idempotently (or say exactly what the admin must do)."""
+
+    def closed_tickets_since(self, cursor: datetime | None) -> Iterator[RemoteTicket]:
+        """Closed tickets updated at or after `cursor` (minus the overlap), ascending."""
+
+    def time_entries(self, ticket_remote_id: str) -> Sequence[RemoteTimeEntry]:
+        """All time bookings of one ticket; raises `NotFound` if the ticket is gone."""
+
+    def ticket(self, ticket_remote_id: str) -> RemoteTicket:
+        """One ticket, fresh; raises `NotFound` if it is gone."""
+
+    def write_back(self, ticket_remote_id: str, change: WriteBack) -> bool:
+        """Apply `change` unless its marker is already on the ticket; True if it wrote."""
+
+    def ticket_url(self, ticket_remote_id: str) -> str:
+        """The agent-facing URL of a ticket, for reports and the demo output."""
