@@ -113,6 +113,7 @@ class Ticket(Base):
     web_url: Mapped[str | None] = mapped_column(String(500))
     billing_status: Mapped[str] = mapped_column(String(30), default="unbilled")
     attention_reason: Mapped[str | None] = mapped_column(Text)
+    status_version: Mapped[int] = mapped_column(Integer, default=0)
     seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
     customer: Mapped[Customer | None] = relationship()
@@ -165,6 +166,16 @@ class SyncRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
+class JobLock(Base):
+    """A named lease so only one process runs the sync/billing job at a time."""
+
+    __tablename__ = "job_lock"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 class NumberSeries(Base):
     """A gapless counter per series and year, taken FOR UPDATE in the issuing transaction."""
 
@@ -195,6 +206,7 @@ class Invoice(Base):
     snapshot: Mapped[str] = mapped_column(Text)
     pdf_path: Mapped[str | None] = mapped_column(String(500))
     pdf_sha256: Mapped[str | None] = mapped_column(String(64))
+    access_key: Mapped[str] = mapped_column(String(43), unique=True)
 
     customer: Mapped[Customer] = relationship()
     ticket: Mapped[Ticket | None] = relationship()

@@ -1,0 +1,117 @@
+"""Customer billing data: imported from JSON, validated as a whole, written in one transaction.
+
+The helpdesk knows organizations; only the sidecar knows their legal address, VAT ID and
+rate. An import file lists customers by the helpdesk's organization id (`remote_id`, shown
+by `ticketbill customers list` and in every "needs attention" reason):
+
+    {"default_rate": "95.00",
+     "customers": [{"remote_id": "2", "legal_name": "Beispiel GmbH", "street": "Hauptstr. 1",
+                    "postcode": "60311", "city": "Frankfurt am Main", "country": "DE",
+                    "vat_id": "DE123456789", "hourly_rate": "110.00", "language": "de"}]}
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from stdnum.eu import vat as stdnum_vat
+
+from addon.models import Customer, GlobalRate
+
+FIELDS = {
+    "remote_id", "name", "legal_name", "street", "postcode", "city", "country", "vat_id",
+    "customer_number", "email", "hourly_rate", "timezone", "language",
+}
+
+
+class CustomerImportError(ValueError):
+    """The file is not a valid customer import; the message names the entry and key."""
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    created: int
+    updated: int
+
+
+def _money(value: Any, where: str) -> Decimal:
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise CustomerImportError(f"{where}: {value!r} is not an amount such as \"95.00\"") from None
+    if amount <= 0 or amount != amount.quantize(Decimal("0.01")):
+        raise CustomerImportError(f"{where}: {value!r} must be positive with at most 2 decimals")
+    return amount
+
+
+def _validate(item: Any, index: int) -> dict[str, Any]:
+    where = f"customers[{index}]"
+    if not isinstance(item, dict):
+        raise CustomerImportError(f"{where}: expected an object")
+    unknown = set(item) - FIELDS
+    if unknown:
+        raise CustomerImportError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    if not str(item.get("remote_id") or "").strip():
+        raise CustomerImportError(f"{where}.remote_id: missing (the helpdesk's organization id)")
+    data = {k: (str(v).strip() if v is not None and k != "hourly_rate" else v) for k, v in item.items()}
+    for key in ("legal_name", "street", "postcode", "city"):
+        if not data.get(key):
+            raise CustomerImportError(f"{where}.{key}: missing (needed on the invoice, §14 UStG)")
+    country = (data.get("country") or "DE").upper()
+    if len(country) != 2 or not country.isalpha():
+        raise CustomerImportError(f"{where}.country: {country!r} is not an ISO 3166 two-letter code")
+    data["country"] = country
+    if data.get("vat_id"):
+        vat_id = data["vat_id"].replace(" ", "").upper()
+        if not stdnum_vat.is_valid(vat_id):
+            raise CustomerImportError(f"{where}.vat_id: {vat_id!r} is not a valid EU VAT ID")
+        data["vat_id"] = vat_id
+    if data.get("hourly_rate") is not None:
+        data["hourly_rate"] = _money(data["hourly_rate"], f"{where}.hourly_rate")
+    if data.get("language") and data["language"] not in ("de", "en"):
+        raise CustomerImportError(f"{where}.language: {data['language']!r} is not de or en")
+    return data
+
+
+def import_customers(session: Session, helpdesk: str, path: Path) -> ImportResult:
+    """Validate the whole file first, then upsert; a bad entry writes nothing."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CustomerImportError(f"{path}: {exc}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("customers"), list):
+        raise CustomerImportError(f"{path}: expected an object with a \"customers\" list")
+    unknown = set(document) - {"customers", "default_rate"}
+    if unknown:
+        raise CustomerImportError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
+    items = [_validate(item, i) for i, item in enumerate(document["customers"])]
+    default_rate = _money(document["default_rate"], "default_rate") if "default_rate" in document else None
+    created = updated = 0
+    for data in items:
+        customer = session.execute(
+            select(Customer).where(Customer.helpdesk == helpdesk, Customer.remote_id == data["remote_id"])
+        ).scalar_one_or_none()
+        if customer is None:
+            name = data.get("name") or data["legal_name"]
+            customer = Customer(helpdesk=helpdesk, remote_id=data["remote_id"], name=name)
+            session.add(customer)
+            created += 1
+        else:
+            updated += 1
+        for key, value in data.items():
+            if key != "remote_id":
+                setattr(customer, key, value)
+    if default_rate is not None:
+        row = session.get(GlobalRate, "")
+        if row is None:
+            session.add(GlobalRate(activity="", hourly_rate=default_rate))
+        else:
+            row.hourly_rate = default_rate
+    session.flush()
+    return ImportResult(created, updated)

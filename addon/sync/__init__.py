@@ -1,0 +1,1 @@
+"""The imperative shell around the helpdesk: poll, store, bill, write back."""

@@ -1,0 +1,194 @@
+"""The sync job: poll closed tickets, store them, bill them, write back. Idempotent.
+
+One run = collect (cursor-based poll, upserts, cursor moved in the same transaction as the
+data) → bill (one transaction per ticket: an invoice, or a status with its reason) → write
+back (outbox). A ticket that cannot be billed is flagged `needs_attention` with the reason
+and the run goes on; a helpdesk that fails mid-way fails the run with its message, keeps
+everything committed so far, and leaves the cursor before the first ticket it could not read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from addon.db import transaction
+from addon.invoicing.issue import Renderer, issue_invoice
+from addon.invoicing.rating import rate_ticket
+from addon.models import BilledEntry, Ticket, TimeEntry
+from addon.settings import Settings
+from addon.sync import runs
+from addon.sync.store import advance_cursor, read_cursor, upsert_entries, upsert_ticket
+from addon.sync.writeback import perform_pending, set_status
+from connectors.base import ConnectorError, HelpdeskConnector, NotFound
+
+log = logging.getLogger(__name__)
+
+STREAM = "closed_tickets"
+LOCK = "sync"
+LOCK_LEASE = timedelta(minutes=30)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run did; `error` is None when it succeeded."""
+
+    run_id: int | None
+    counts: dict[str, int]
+    error: str | None
+    skipped: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.skipped
+
+
+def run_sync(
+    factory: sessionmaker[Session],
+    connector: HelpdeskConnector,
+    settings: Settings,
+    render: Renderer,
+    now: Callable[[], datetime] = utcnow,
+) -> RunResult:
+    """One complete run under the deployment-wide lock; never raises for helpdesk trouble."""
+    if not runs.acquire_lock(factory, LOCK, now(), LOCK_LEASE):
+        return RunResult(None, {}, "another sync run is in progress", skipped=True)
+    try:
+        run_id = runs.start_run(factory, connector.kind, now())
+        counts: Counter[str] = Counter()
+        errors: list[str] = []
+        try:
+            seen = collect(factory, connector, now, counts, errors)
+        except ConnectorError as exc:
+            errors.append(f"polling {connector.kind} failed: {exc}")
+            seen = set()
+        bill_pending(factory, settings, render, seen, now, counts, errors)
+        counts.update(perform_pending(factory, connector, now()))
+        if counts["write_failed"]:
+            errors.append(f"{counts['write_failed']} write-back(s) failed; they are retried next run")
+        error = "; ".join(errors) or None
+        runs.finish_run(factory, run_id, now(), dict(counts), error)
+        return RunResult(run_id, dict(counts), error)
+    finally:
+        runs.release_lock(factory, LOCK)
+
+
+def collect(
+    factory: sessionmaker[Session],
+    connector: HelpdeskConnector,
+    now: Callable[[], datetime],
+    counts: Counter[str],
+    errors: list[str],
+) -> set[int]:
+    """Poll closed tickets since the cursor and store them; return the ids of stored tickets."""
+    with factory() as session:
+        cursor = read_cursor(session, connector.kind, STREAM)
+    seen: set[int] = set()
+    cursor_blocked = False
+    for remote in connector.closed_tickets_since(cursor):
+        counts["tickets_seen"] += 1
+        try:
+            entries = connector.time_entries(remote.remote_id)
+        except NotFound:
+            counts["tickets_vanished"] += 1
+            log.info("ticket %s vanished between search and fetch (deleted or merged)", remote.number)
+            continue
+        except ConnectorError as exc:
+            errors.append(f"ticket {remote.number}: time entries could not be read: {exc}")
+            cursor_blocked = True
+            continue
+        with transaction(factory) as session:
+            ticket = upsert_ticket(session, connector.kind, remote, now())
+            problems = upsert_entries(session, connector.kind, ticket, entries, now())
+            if problems:
+                set_status(session, ticket, "needs_attention", "; ".join(problems), now())
+            if not cursor_blocked:
+                advance_cursor(session, connector.kind, STREAM, remote.updated_at)
+            seen.add(ticket.id)
+        counts["entries_seen"] += len(entries)
+    return seen
+
+
+def bill_pending(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    render: Renderer,
+    seen: set[int],
+    now: Callable[[], datetime],
+    counts: Counter[str],
+    errors: list[str],
+) -> None:
+    """Bill each candidate ticket in its own transaction; a failure touches only that ticket.
+
+    An unexpected error (a bug, a full disk while storing the PDF) rolls back that ticket's
+    transaction, flags the ticket with the error and lets the run go on.
+    """
+    with factory() as session:
+        candidates = session.execute(
+            select(Ticket.id)
+            .where(or_(Ticket.id.in_(seen), Ticket.billing_status.in_(("unbilled", "needs_attention"))))
+            .order_by(Ticket.closed_at, Ticket.id)
+        ).scalars().all()
+    for ticket_id in candidates:
+        try:
+            with transaction(factory) as session:
+                outcome = bill_ticket(session, settings, render, session.get(Ticket, ticket_id), now())
+        except Exception as exc:  # the shell boundary: record, flag, go on
+            log.exception("billing ticket id %s failed", ticket_id)
+            with transaction(factory) as session:
+                ticket = session.get(Ticket, ticket_id)
+                assert ticket is not None
+                set_status(session, ticket, "needs_attention", f"billing failed: {exc}", now())
+                errors.append(f"ticket {ticket.number}: billing failed: {exc}")
+            outcome = "billing_failed"
+        counts[outcome] += 1
+
+
+def bill_ticket(session: Session, settings: Settings, render: Renderer, ticket: Ticket | None, now: datetime) -> str:
+    """Decide one ticket: invoice its unbilled entries, or record why not. Returns the outcome."""
+    assert ticket is not None
+    customer = ticket.customer
+    if customer is None:
+        set_status(session, ticket, "needs_attention", "ticket has no organization/customer to bill", now)
+        return "needs_attention"
+    if not customer.configured:
+        reason = (
+            f"customer '{customer.name}' (helpdesk id {customer.remote_id}) has no billing address; "
+            "add it with `ticketbill customers import`"
+        )
+        set_status(session, ticket, "needs_attention", reason, now)
+        return "needs_attention"
+    billed = select(BilledEntry.entry_id)
+    unbilled = session.execute(
+        select(TimeEntry).where(
+            TimeEntry.ticket_id == ticket.id, TimeEntry.removed_at.is_(None), TimeEntry.id.not_in(billed)
+        ).order_by(TimeEntry.booked_at, TimeEntry.id)
+    ).scalars().all()
+    if not unbilled:
+        if ticket.billing_status == "invoiced":
+            return "already_invoiced"
+        set_status(session, ticket, "not_billable", "closed without booked time", now)
+        return "not_billable"
+    rating = rate_ticket(session, settings, customer, ticket, unbilled)
+    for entry in unbilled:
+        entry.not_billed_reason = rating.excluded.get(entry.id)
+    if rating.problems:
+        set_status(session, ticket, "needs_attention", "; ".join(rating.problems), now)
+        return "needs_attention"
+    if rating.draft is None:
+        if ticket.billing_status == "invoiced":
+            return "already_invoiced"
+        set_status(session, ticket, "not_billable", "; ".join(sorted(set(rating.excluded.values()))), now)
+        return "not_billable"
+    issue_invoice(session, settings, customer, [ticket], rating.draft, render, now)
+    return "invoiced"

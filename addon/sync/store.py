@@ -1,0 +1,134 @@
+"""Upsert helpdesk records into the sidecar's database, keyed by (helpdesk, remote id).
+
+Entries carry a content hash: an unchanged entry is left alone; a changed one that is not yet
+billed is updated; a changed one that is already billed is never rewritten in place (the
+invoice keeps what it billed) and its ticket is flagged for review instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from addon.models import BilledEntry, Customer, SyncCursor, Ticket, TimeEntry
+from connectors.base import RemoteCustomer, RemoteTicket, RemoteTimeEntry
+
+
+def entry_hash(entry: RemoteTimeEntry) -> str:
+    """A stable fingerprint of what billing reads from an entry."""
+    parts = (
+        entry.ticket_remote_id,
+        entry.agent,
+        entry.activity or "",
+        str(entry.minutes.normalize()),
+        entry.booked_at.isoformat(),
+        entry.start.isoformat() if entry.start else "",
+    )
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def upsert_customer(session: Session, helpdesk: str, remote: RemoteCustomer) -> Customer:
+    customer = session.execute(
+        select(Customer).where(Customer.helpdesk == helpdesk, Customer.remote_id == remote.remote_id)
+    ).scalar_one_or_none()
+    if customer is None:
+        customer = Customer(helpdesk=helpdesk, remote_id=remote.remote_id, name=remote.name)
+        session.add(customer)
+        session.flush()
+    elif customer.name != remote.name:
+        customer.name = remote.name
+    return customer
+
+
+def upsert_ticket(session: Session, helpdesk: str, remote: RemoteTicket, now: datetime) -> Ticket:
+    customer = upsert_customer(session, helpdesk, remote.customer) if remote.customer else None
+    ticket = session.execute(
+        select(Ticket).where(Ticket.helpdesk == helpdesk, Ticket.remote_id == remote.remote_id)
+    ).scalar_one_or_none()
+    if ticket is None:
+        ticket = Ticket(helpdesk=helpdesk, remote_id=remote.remote_id, billing_status="unbilled")
+        session.add(ticket)
+    ticket.number = remote.number
+    ticket.title = remote.title[:500]
+    ticket.customer_id = customer.id if customer else None
+    ticket.customer = customer
+    ticket.state = remote.state
+    ticket.closed_at = remote.closed_at
+    ticket.remote_updated_at = remote.updated_at
+    ticket.web_url = remote.web_url
+    ticket.seen_at = now
+    session.flush()
+    return ticket
+
+
+def upsert_entries(
+    session: Session, helpdesk: str, ticket: Ticket, remote_entries: Sequence[RemoteTimeEntry], now: datetime
+) -> list[str]:
+    """Store the ticket's entries; return review messages for billed entries that changed."""
+    existing = {
+        e.remote_id: e
+        for e in session.execute(select(TimeEntry).where(TimeEntry.ticket_id == ticket.id)).scalars()
+    }
+    billed_ids = set(
+        session.execute(
+            select(BilledEntry.entry_id).join(TimeEntry).where(TimeEntry.ticket_id == ticket.id)
+        ).scalars()
+    )
+    problems: list[str] = []
+    seen: set[str] = set()
+    for remote in remote_entries:
+        seen.add(remote.remote_id)
+        digest = entry_hash(remote)
+        entry = existing.get(remote.remote_id)
+        if entry is None:
+            session.add(
+                TimeEntry(
+                    helpdesk=helpdesk,
+                    remote_id=remote.remote_id,
+                    ticket_id=ticket.id,
+                    agent=remote.agent,
+                    activity=remote.activity,
+                    minutes=remote.minutes,
+                    booked_at=remote.booked_at,
+                    start=remote.start,
+                    content_hash=digest,
+                )
+            )
+        elif entry.content_hash != digest:
+            if entry.id in billed_ids:
+                problems.append(
+                    f"time entry {remote.remote_id} changed after it was invoiced "
+                    f"({entry.minutes} → {remote.minutes} min); book a correction instead"
+                )
+                continue
+            entry.agent, entry.activity, entry.minutes = remote.agent, remote.activity, remote.minutes
+            entry.booked_at, entry.start, entry.content_hash = remote.booked_at, remote.start, digest
+            entry.removed_at = None
+        elif entry.removed_at is not None:
+            entry.removed_at = None
+    for remote_id, entry in existing.items():
+        if remote_id not in seen and entry.removed_at is None:
+            if entry.id in billed_ids:
+                problems.append(f"time entry {remote_id} was deleted in the helpdesk after it was invoiced")
+            else:
+                entry.removed_at = now
+    session.flush()
+    return problems
+
+
+def read_cursor(session: Session, helpdesk: str, stream: str) -> datetime | None:
+    row = session.get(SyncCursor, (helpdesk, stream))
+    return row.value if row else None
+
+
+def advance_cursor(session: Session, helpdesk: str, stream: str, value: datetime) -> None:
+    """Move the cursor forward only; called in the same transaction as the upserts."""
+    row = session.get(SyncCursor, (helpdesk, stream))
+    if row is None:
+        session.add(SyncCursor(helpdesk=helpdesk, stream=stream, value=value))
+    elif value > row.value:
+        row.value = value
