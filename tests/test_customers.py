@@ -1,0 +1,78 @@
+"""Customer import: a valid file upserts; any bad entry refuses the whole file, naming it."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select
+
+from addon.customers import CustomerImportError, import_customers
+from addon.db import make_session_factory, transaction
+from addon.models import Customer, GlobalRate
+
+GOOD = {
+    "remote_id": "2",
+    "legal_name": "Beispiel GmbH",
+    "street": "Hauptstraße 1",
+    "postcode": "60311",
+    "city": "Frankfurt am Main",
+    "country": "de",
+    "vat_id": "de 136695976",
+    "hourly_rate": "110.00",
+}
+
+
+def write(tmp_path: Path, document: object) -> Path:
+    path = tmp_path / "customers.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return path
+
+
+def test_import_creates_then_updates(engine: Engine, tmp_path: Path) -> None:
+    factory = make_session_factory(engine)
+    path = write(tmp_path, {"default_rate": "95.00", "customers": [GOOD]})
+    with transaction(factory) as session:
+        result = import_customers(session, "zammad", path)
+    assert (result.created, result.updated) == (1, 0)
+    path = write(tmp_path, {"customers": [{**GOOD, "hourly_rate": "120.50"}]})
+    with transaction(factory) as session:
+        result = import_customers(session, "zammad", path)
+    assert (result.created, result.updated) == (0, 1)
+    with factory() as session:
+        customer = session.execute(select(Customer)).scalar_one()
+        assert customer.configured
+        assert customer.vat_id == "DE136695976"
+        assert customer.country == "DE"
+        assert customer.hourly_rate == Decimal("120.50")
+        assert session.get(GlobalRate, "").hourly_rate == Decimal("95.00")
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({"customers": [{**GOOD, "vat_id": "DE000"}]}, "customers[0].vat_id: 'DE000' is not a valid EU VAT ID"),
+        ({"customers": [GOOD, {**GOOD, "street": ""}]}, "customers[1].street: missing"),
+        ({"customers": [{**GOOD, "hourly_rate": "-5"}]}, "customers[0].hourly_rate"),
+        ({"customers": [{**GOOD, "rate": "5"}]}, "customers[0]: unknown key(s) rate"),
+        ({"customers": [{**GOOD, "remote_id": ""}]}, "customers[0].remote_id: missing"),
+        ({"clients": []}, "expected an object with a \"customers\" list"),
+    ],
+)
+def test_bad_file_writes_nothing(engine: Engine, tmp_path: Path, document: object, message: str) -> None:
+    factory = make_session_factory(engine)
+    path = write(tmp_path, document)
+    with pytest.raises(CustomerImportError) as info, transaction(factory) as session:
+        import_customers(session, "zammad", path)
+    assert message in str(info.value)
+    with factory() as session:
+        assert session.execute(select(Customer)).first() is None
+
+
+def test_malformed_json_is_reported(engine: Engine, tmp_path: Path) -> None:
+    path = tmp_path / "customers.json"
+    path.write_text("{not json", encoding="utf-8")
+    with pytest.raises(CustomerImportError, match=r"customers\.json"), transaction(make_session_factory(engine)) as s:
+        import_customers(s, "zammad", path)
