@@ -1,0 +1,682 @@
+"""Zammad connector: maps Zammad's REST API (6.x) onto the neutral records of `connectors.base`.
+
+Facts this module relies on (see shared/reference/zammad-api.md):
+- Closed-state ids come from `GET /ticket_states?expand=true` (`state_type == "closed"`); admins
+  add their own closed states, so nothing is hard-coded.
+- `POST /tickets/search` with a `condition` is the only filter that works without
+  Elasticsearch. Up to 6.4 a search may answer `{"tickets": [ids], "assets": {...}}`, from 6.5 a
+  plain array; both are accepted. Pages are clamped to 200 silently, so we ask for exactly 200.
+- `time_unit` is a unitless decimal *string*; the install's unit (minute, hour, quarter) comes
+  from our configuration.
+- `PUT /tickets/{id}` drops unknown keys with 200, including custom fields whose column is not
+  migrated yet; every write is therefore read back.
+- Custom fields need `execute_migrations`, which restarts Zammad; registration waits for the
+  restart, bounded, and confirms the new keys on a real ticket.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from connectors.base import (
+    AuthError,
+    NotFound,
+    RegistrationReport,
+    RemoteCustomer,
+    RemoteError,
+    RemoteTicket,
+    RemoteTimeEntry,
+    WriteBack,
+)
+from connectors.http import HttpClient
+
+if TYPE_CHECKING:
+    from addon.settings import Settings
+
+log = logging.getLogger(__name__)
+
+API = "/api/v1"
+SEARCH_PAGE_SIZE = 200  # Zammad's maximum for */search; larger requests are clamped silently.
+MAX_SEARCH_PAGES = 5_000  # a million tickets; beyond that something is wrong
+TIME_PAGE_SIZE = 500  # generic index maximum is 1000; one request covers almost every ticket.
+MINUTES_PER_UNIT = {
+    "minute": Decimal(1),
+    "hour": Decimal(60),
+    "quarter": Decimal(15),
+    "second": Decimal(1) / Decimal(60),
+}
+
+FIELD_STATUS = "billing_status"
+FIELD_REFERENCE = "billing_invoice_ref"  # `*_id` names are rejected by Zammad.
+FIELD_URL = "billing_invoice_url"
+PENDING_FLAGS = ("to_create", "to_migrate", "to_config", "to_delete")
+
+BILLING_STATUS_OPTIONS = {
+    "unbilled": "Nicht abgerechnet / unbilled",
+    "billable": "Abrechenbar / billable",
+    "not_billable": "Nicht abrechenbar / not billable",
+    "needs_attention": "Bitte prüfen / needs attention",
+    "draft": "Rechnungsentwurf / draft",
+    "invoiced": "Abgerechnet / invoiced",
+    "cancelled": "Storniert / cancelled",
+}
+
+
+def _screens() -> dict[str, Any]:
+    """Shown to agents when editing, never required: a required field blocks every API update."""
+    return {
+        "create_middle": {"ticket.agent": {"shown": False, "required": False}},
+        "edit": {
+            "ticket.agent": {"shown": True, "required": False},
+            "ticket.customer": {"shown": False, "required": False},
+        },
+    }
+
+
+ATTRIBUTES: tuple[dict[str, Any], ...] = (
+    {
+        "object": "Ticket",
+        "name": FIELD_STATUS,
+        "display": "Abrechnung / Billing status",
+        "data_type": "select",
+        "active": True,
+        "position": 1550,
+        "data_option": {
+            "options": BILLING_STATUS_OPTIONS,
+            "default": "",
+            "null": True,
+            "nulloption": True,
+            "translate": False,
+            "maxlength": 255,
+        },
+        "screens": _screens(),
+    },
+    {
+        "object": "Ticket",
+        "name": FIELD_REFERENCE,
+        "display": "Rechnungsnummer / Invoice number",
+        "data_type": "input",
+        "active": True,
+        "position": 1551,
+        "data_option": {"type": "text", "maxlength": 64, "default": "", "null": True},
+        "screens": _screens(),
+    },
+    {
+        "object": "Ticket",
+        "name": FIELD_URL,
+        "display": "Rechnung (Link) / Invoice link",
+        "data_type": "input",
+        "active": True,
+        "position": 1552,
+        "data_option": {"type": "url", "maxlength": 1000, "default": "", "null": True},
+        "screens": _screens(),
+    },
+)
+
+
+def parse_time(value: Any) -> datetime | None:
+    """Zammad's `2025-06-24T10:46:58.554Z` as an aware UTC datetime (None stays None)."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise RemoteError(f"unparseable timestamp from Zammad: {value!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def format_time(value: datetime) -> str:
+    """An aware datetime in the ISO form Zammad's selectors accept."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class ZammadConnector:
+    """`HelpdeskConnector` for Zammad 6.x over its REST API.
+
+    Authenticate with an API token (`Authorization: Token token=...`, recommended) or with
+    `user`/`password` (HTTP Basic). `time_unit` names what one booked unit means on this
+    install (Zammad stores unitless numbers). `overlap_seconds` is subtracted from the cursor
+    so tickets updated while the previous poll ran are not missed; duplicates are harmless
+    because the sync upserts. `search_expand=False` asks the search for plain records: on
+    6.4 and older that is the `{tickets, assets}` shape, whose assets carry organizations and
+    customers, saving the name lookups.
+    """
+
+    kind = "zammad"
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        time_unit: str = "minute",
+        overlap_seconds: int = 120,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        registration_wait_seconds: float = 180.0,
+        registration_poll_seconds: float = 5.0,
+        search_expand: bool = True,
+        http: HttpClient | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if time_unit not in MINUTES_PER_UNIT:
+            raise ValueError(f"time_unit {time_unit!r} is not one of {', '.join(MINUTES_PER_UNIT)}")
+        if overlap_seconds < 0:
+            raise ValueError("overlap_seconds must not be negative")
+        self.base_url = base_url.rstrip("/")
+        self.minutes_per_unit = MINUTES_PER_UNIT[time_unit]
+        self.overlap = timedelta(seconds=overlap_seconds)
+        self.registration_wait_seconds = registration_wait_seconds
+        self.registration_poll_seconds = registration_poll_seconds
+        self.sleep = sleep
+        self.search_expand = search_expand
+        if http is None:
+            headers = {"Authorization": f"Token token={token}"} if token else {}
+            auth = (user, password) if (not token and user and password) else None
+            http = HttpClient(
+                self.base_url,
+                headers=headers,
+                auth=auth,
+                secrets=(token, password),
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+                sleep=sleep,
+            )
+        self.http = http
+        self._organizations: dict[int, str] = {}
+        self._users: dict[int, Mapping[str, Any]] = {}
+        self._activity_types: dict[int, str] | None = None
+        self._groups: dict[int, str] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ZammadConnector:
+        """Build from the validated, frozen settings object (`addon.settings.Settings`)."""
+        return cls(
+            settings.helpdesk_url,
+            token=settings.helpdesk_token,
+            user=settings.helpdesk_user,
+            password=settings.helpdesk_password,
+            time_unit=settings.helpdesk_time_unit,
+            overlap_seconds=settings.sync_overlap_seconds,
+        )
+
+    # -- identity and registration --------------------------------------------------------
+
+    def check(self) -> str:
+        """`GET /users/me`: proves URL and credentials; names the identity used."""
+        me = self.http.get_json(f"{API}/users/me")
+        if not isinstance(me, Mapping) or "id" not in me:
+            raise RemoteError(f"GET {API}/users/me: unexpected answer (not a user record)")
+        who = me.get("login") or me.get("email") or f"user {me['id']}"
+        return f"{who} (Zammad user {me['id']}) at {self.base_url}"
+
+    def register(self) -> RegistrationReport:
+        """Ensure the three billing fields exist, migrate only if needed, wait for the restart."""
+        rows = self.http.get_json(f"{API}/object_manager_attributes") or []
+        existing = {
+            row.get("name"): row
+            for row in rows
+            if isinstance(row, Mapping) and row.get("object") == "Ticket"
+        }
+        created: list[str] = []
+        present: list[str] = []
+        problems: list[str] = []
+        pending = False
+        for spec in ATTRIBUTES:
+            name = spec["name"]
+            row = existing.get(name)
+            if row is None:
+                if self._create_attribute(spec):
+                    created.append(name)
+                else:
+                    present.append(name)
+                pending = True
+            elif row.get("to_delete"):
+                problems.append(
+                    f"ticket field {name!r} is marked for deletion in Zammad; discard the pending "
+                    "change under Admin → Objects before registering again"
+                )
+            elif row.get("data_type") != spec["data_type"]:
+                problems.append(
+                    f"ticket field {name!r} exists with type {row.get('data_type')!r}, expected "
+                    f"{spec['data_type']!r}; rename or remove it in Admin → Objects"
+                )
+            else:
+                changes = self._update_attribute(row, spec)
+                if changes:
+                    created.append(f"{name} (updated: {changes})")
+                    pending = True
+                else:
+                    present.append(name)
+                    pending = pending or any(row.get(flag) for flag in PENDING_FLAGS)
+        if any("marked for deletion" in problem for problem in problems):
+            # Migrating now would drop the column (and its values) system-wide.
+            return RegistrationReport(tuple(created), tuple(present), tuple(problems))
+        if pending:
+            others = sorted(
+                f"{row.get('object')}.{name}"
+                for name, row in existing.items()
+                if name not in {spec["name"] for spec in ATTRIBUTES}
+                and any(row.get(flag) for flag in PENDING_FLAGS)
+            )
+            if others:
+                log.warning("execute_migrations also applies other pending changes: %s", others)
+            self.http.post_json(f"{API}/object_manager_attributes_execute_migrations", {},
+                                idempotent=True)
+        problem = self._wait_for_fields()
+        if problem:
+            problems.append(problem)
+        return RegistrationReport(tuple(created), tuple(present), tuple(problems))
+
+    def _create_attribute(self, spec: Mapping[str, Any]) -> bool:
+        """POST one attribute; False if a concurrent registration created it first."""
+        try:
+            self.http.post_json(f"{API}/object_manager_attributes", dict(spec))
+        except RemoteError as exc:
+            if exc.status == 422 and "already exists" in str(exc):
+                return False
+            raise
+        return True
+
+    def _update_attribute(self, row: Mapping[str, Any], spec: Mapping[str, Any]) -> str:
+        """Repair what would break billing (missing options, required, inactive); say what."""
+        option = dict(row.get("data_option_new") or row.get("data_option") or {})
+        screens = {screen: dict(perms) for screen, perms in (row.get("screens") or {}).items()}
+        changes: list[str] = []
+        if spec["data_type"] == "select":
+            options = dict(option.get("options") or {})
+            missing = [key for key in spec["data_option"]["options"] if key not in options]
+            if missing:
+                options.update({key: spec["data_option"]["options"][key] for key in missing})
+                option["options"] = options
+                changes.append("added options " + ", ".join(missing))
+        for screen, perms in screens.items():
+            for permission, flags in perms.items():
+                if isinstance(flags, Mapping) and flags.get("required"):
+                    perms[permission] = {**flags, "required": False}
+                    changes.append(f"not required in {screen} for {permission}")
+        if not row.get("active", True):
+            changes.append("activated")
+        if not changes:
+            return ""
+        payload = {
+            "object": "Ticket",
+            "name": spec["name"],
+            "display": row.get("display") or spec["display"],
+            "data_type": spec["data_type"],
+            "active": True,
+            "position": row.get("position", spec["position"]),
+            "data_option": option,
+            "screens": screens or spec["screens"],
+        }
+        self.http.put_json(f"{API}/object_manager_attributes/{row.get('id')}", payload)
+        return "; ".join(changes)
+
+    def _wait_for_fields(self) -> str | None:
+        """Poll until a real ticket carries the three keys; survive the Zammad restart.
+
+        Returns a problem text when the keys do not appear within the configured wait.
+        """
+        wanted = {spec["name"] for spec in ATTRIBUTES}
+        polls = max(1, int(self.registration_wait_seconds / self.registration_poll_seconds) + 1)
+        last_error = ""
+        for poll in range(polls):
+            if poll:
+                self.sleep(self.registration_poll_seconds)
+            try:
+                tickets = self.http.get_json(f"{API}/tickets", {"page": 1, "per_page": 1})
+                if not tickets:
+                    return self._wait_without_tickets(polls - poll)
+                ticket = self.http.get_json(f"{API}/tickets/{tickets[0]['id']}")
+            except RemoteError as exc:
+                if exc.status == 0 or exc.status >= 500:
+                    last_error = str(exc)
+                    continue
+                raise
+            missing = wanted - set(ticket)
+            if not missing:
+                return None
+            last_error = f"ticket {ticket.get('id')} lacks {', '.join(sorted(missing))}"
+        return (
+            f"billing fields not visible on tickets after {self.registration_wait_seconds:.0f} s "
+            f"({last_error}); restart Zammad (is auto_shutdown off?) and register again"
+        )
+
+    def _wait_without_tickets(self, polls: int) -> str | None:
+        """An empty install has no ticket to look at: wait for the migration flags instead."""
+        names = {spec["name"] for spec in ATTRIBUTES}
+        for poll in range(polls):
+            if poll:
+                self.sleep(self.registration_poll_seconds)
+            try:
+                rows = self.http.get_json(f"{API}/object_manager_attributes") or []
+            except RemoteError as exc:
+                if exc.status == 0 or exc.status >= 500:
+                    continue
+                raise
+            ours = [r for r in rows if r.get("object") == "Ticket" and r.get("name") in names]
+            if len(ours) == len(names) and not any(r.get(f) for r in ours for f in PENDING_FLAGS):
+                return None
+        return "billing field migrations still pending; restart Zammad and register again"
+
+    # -- reading --------------------------------------------------------------------------
+
+    def closed_state_ids(self) -> dict[int, str]:
+        """Every state whose type is `closed`, id → name (admins may add their own)."""
+        states = self.http.get_json(f"{API}/ticket_states", {"expand": "true"}) or []
+        return {
+            int(state["id"]): str(state.get("name"))
+            for state in states
+            if isinstance(state, Mapping) and state.get("state_type") == "closed"
+        }
+
+    def closed_tickets_since(self, cursor: datetime | None) -> Iterator[RemoteTicket]:
+        """Closed tickets updated at or after `cursor - overlap`, oldest update first.
+
+        Pages by *keyset* rather than by page number: each request asks again for
+        `updated_at >= <last updated_at seen>`. With page numbers, a ticket updated while we
+        page moves to the end and shifts every later ticket one place forward, so one ticket
+        would silently fall between two pages (and never be billed). Here the boundary tickets
+        come back once more and are dropped by `(id, updated_at)`. Only when a whole page
+        shares one timestamp do we step through that timestamp by page number. A page that
+        repeats the previous page's ids raises "loop detected in pagination".
+        """
+        self._reset_caches()
+        closed = self.closed_state_ids()
+        if not closed:
+            raise RemoteError("Zammad reports no ticket state of type 'closed'")
+        after = format_time(cursor - self.overlap) if cursor is not None else None
+        page = 1
+        previous_ids: tuple[Any, ...] | None = None
+        seen: set[tuple[Any, Any]] = set()
+        for _ in range(MAX_SEARCH_PAGES):
+            records = self._search_page(closed, after, page)
+            ids = tuple(record.get("id") for record in records)
+            if ids and ids == previous_ids:
+                raise RemoteError(
+                    f"loop detected in pagination: ticket search page {page} (updated_at >= "
+                    f"{after}) repeats the previous page"
+                )
+            previous_ids = ids
+            for record in records:
+                key = (record.get("id"), record.get("updated_at"))
+                if key not in seen:
+                    seen.add(key)
+                    yield self._ticket_record(record, closed)
+            if len(records) < SEARCH_PAGE_SIZE:
+                return
+            last = str(records[-1].get("updated_at"))
+            if all(record.get("updated_at") == last for record in records):
+                # A full page of one timestamp: step through it by page number.
+                page = page + 1 if after == last else 2
+            else:
+                page = 1
+            after = last
+        raise RemoteError(f"ticket search exceeded {MAX_SEARCH_PAGES} pages; giving up")
+
+    def _search_page(
+        self, closed: Mapping[int, str], after: str | None, page: int
+    ) -> list[Mapping[str, Any]]:
+        condition: dict[str, Any] = {
+            "ticket.state_id": {"operator": "is", "value": [str(i) for i in sorted(closed)]},
+        }
+        if after is not None:
+            condition["ticket.updated_at"] = {"operator": "after (absolute)", "value": after}
+        body = {
+            "condition": condition,
+            "sort_by": "updated_at",
+            "order_by": "asc",
+            "page": page,
+            "per_page": SEARCH_PAGE_SIZE,
+            "expand": self.search_expand,
+        }
+        answer = self.http.post_json(f"{API}/tickets/search", body, idempotent=True)
+        return self._search_records(answer)
+
+    def ticket(self, ticket_remote_id: str) -> RemoteTicket:
+        record = self.http.get_json(f"{API}/tickets/{int(ticket_remote_id)}", {"expand": "true"})
+        if not isinstance(record, Mapping):
+            raise RemoteError(f"GET {API}/tickets/{ticket_remote_id}: not a ticket record")
+        return self._ticket_record(record, None)
+
+    def time_entries(self, ticket_remote_id: str) -> Sequence[RemoteTimeEntry]:
+        """All bookings of a ticket, converted to minutes; `NotFound` if the ticket is gone."""
+        ticket_id = int(ticket_remote_id)
+        path = f"{API}/tickets/{ticket_id}/time_accountings"
+
+        def fetch(page: int) -> Sequence[Mapping[str, Any]]:
+            params = {"page": page, "per_page": TIME_PAGE_SIZE, "expand": "true",
+                      "sort_by": "id", "order_by": "asc"}
+            rows = self.http.get_json(path, params)
+            if not isinstance(rows, list):
+                raise RemoteError(f"GET {path}: expected a list of time accountings")
+            return rows
+
+        return [self._time_entry(row, ticket_id)
+                for row in self.http.paginate(fetch, per_page=TIME_PAGE_SIZE)]
+
+    def ticket_url(self, ticket_remote_id: str) -> str:
+        return f"{self.base_url}/#ticket/zoom/{ticket_remote_id}"
+
+    # -- writing --------------------------------------------------------------------------
+
+    def write_back(self, ticket_remote_id: str, change: WriteBack) -> bool:
+        """Set status, reference and link, with at most one internal note, exactly once.
+
+        Reads first: if the marker is already the invoice reference, nothing is written. If
+        the marker is in an internal note (an earlier write whose fields were dropped, or a
+        note-only change), only fields that still differ are written, without a second note.
+        """
+        ticket_id = int(ticket_remote_id)
+        current = self.http.get_json(f"{API}/tickets/{ticket_id}")
+        if not isinstance(current, Mapping):
+            raise RemoteError(f"GET {API}/tickets/{ticket_id}: not a ticket record")
+        if current.get(FIELD_REFERENCE) == change.marker:
+            return False
+        fields: dict[str, Any] = {FIELD_STATUS: change.billing_status}
+        if change.invoice_reference is not None:
+            fields[FIELD_REFERENCE] = change.invoice_reference
+        if change.invoice_url is not None:
+            fields[FIELD_URL] = change.invoice_url
+        fields_done = all(current.get(key) == value for key, value in fields.items())
+        note_done = self._marker_in_notes(ticket_id, change.marker)
+        if fields_done and (note_done or not change.note_html):
+            return False
+        payload: dict[str, Any] = dict(fields)
+        if change.note_html and not note_done:
+            payload["article"] = {
+                "type": "note",
+                "internal": True,
+                "content_type": "text/html",
+                "subject": change.note_subject or f"ticketbill {change.marker}",
+                "body": self._note_body(change),
+            }
+        # Not retried after a possible landing: a second attempt could add a second note.
+        answer = self.http.put_json(f"{API}/tickets/{ticket_id}", payload,
+                                    idempotent="article" not in payload)
+        dropped = [key for key, value in fields.items()
+                   if not isinstance(answer, Mapping) or answer.get(key) != value]
+        if dropped:
+            raise RemoteError(
+                f"Zammad accepted the update of ticket {ticket_id} but did not store "
+                f"{', '.join(dropped)}: the field is missing or not migrated yet (run "
+                "`register`, then restart Zammad)",
+                status=200,
+            )
+        return True
+
+    def _marker_in_notes(self, ticket_id: int, marker: str) -> bool:
+        articles = self.http.get_json(f"{API}/ticket_articles/by_ticket/{ticket_id}") or []
+        for article in articles:
+            if not isinstance(article, Mapping) or not article.get("internal"):
+                continue
+            body = str(article.get("body") or "")
+            if marker in body or marker in html.unescape(body):
+                return True
+        return False
+
+    @staticmethod
+    def _note_body(change: WriteBack) -> str:
+        """The note, guaranteed to carry the marker (the read-before-write looks for it)."""
+        body = change.note_html or ""
+        if change.marker in body or change.marker in html.unescape(body):
+            return body
+        return f"{body}<p><small>ticketbill {html.escape(change.marker)}</small></p>"
+
+    # -- mapping --------------------------------------------------------------------------
+
+    def _reset_caches(self) -> None:
+        """Names are cached per run: one lookup per organization, user and activity type."""
+        self._organizations.clear()
+        self._users.clear()
+        self._activity_types = None
+        self._groups = None
+
+    def _search_records(self, answer: Any) -> list[Mapping[str, Any]]:
+        """Both search shapes: a plain array (6.5+, or any `expand`) and `{tickets, assets}`."""
+        if isinstance(answer, list):
+            return answer
+        if isinstance(answer, Mapping):
+            ids = answer.get("tickets", answer.get("record_ids"))
+            assets = answer.get("assets") or {}
+            if isinstance(ids, list):
+                self._prime_caches(assets)
+                tickets = assets.get("Ticket") or {}
+                missing = [i for i in ids if str(i) not in tickets]
+                if missing:
+                    raise RemoteError(f"search answer lacks assets for tickets {missing[:5]}")
+                return [tickets[str(i)] for i in ids]
+        raise RemoteError(f"unexpected ticket search answer from Zammad: {str(answer)[:200]}")
+
+    def _prime_caches(self, assets: Mapping[str, Any]) -> None:
+        for org_id, org in (assets.get("Organization") or {}).items():
+            if isinstance(org, Mapping) and org.get("name"):
+                self._organizations[int(org_id)] = str(org["name"])
+        for user_id, user in (assets.get("User") or {}).items():
+            if isinstance(user, Mapping):
+                self._users[int(user_id)] = user
+
+    def _ticket_record(
+        self, record: Mapping[str, Any], closed_states: Mapping[int, str] | None
+    ) -> RemoteTicket:
+        ticket_id = record.get("id")
+        if ticket_id is None:
+            raise RemoteError(f"ticket record without id: {str(record)[:200]}")
+        state = record.get("state")
+        if not isinstance(state, str):
+            state = (closed_states or {}).get(record.get("state_id") or -1)
+            state = state or f"state {record.get('state_id')}"
+        updated_at = parse_time(record.get("updated_at"))
+        if updated_at is None:
+            raise RemoteError(f"ticket {ticket_id} has no updated_at")
+        group = record.get("group")
+        if not isinstance(group, str) and record.get("group_id") is not None:
+            group = self._group_name(int(record["group_id"]))
+        return RemoteTicket(
+            remote_id=str(ticket_id),
+            number=str(record.get("number") or ticket_id),
+            title=str(record.get("title") or ""),
+            customer=self._customer(record),
+            state=state,
+            closed_at=parse_time(record.get("last_close_at") or record.get("close_at")),
+            updated_at=updated_at,
+            billing_status=record.get(FIELD_STATUS) or None,
+            invoice_reference=record.get(FIELD_REFERENCE) or None,
+            web_url=self.ticket_url(str(ticket_id)),
+            category=record.get("type") or None,
+            group=group,
+        )
+
+    def _customer(self, record: Mapping[str, Any]) -> RemoteCustomer | None:
+        """Bill the ticket's organization, else the customer's primary organization."""
+        org_id = record.get("organization_id")
+        if not org_id and record.get("customer_id"):
+            try:
+                org_id = self._user(int(record["customer_id"])).get("organization_id")
+            except NotFound:
+                org_id = None
+        if not org_id:
+            return None
+        org_id = int(org_id)
+        if org_id not in self._organizations:
+            expanded = record.get("organization")
+            if isinstance(expanded, str) and record.get("organization_id") == org_id:
+                self._organizations[org_id] = expanded
+            else:
+                org = self.http.get_json(f"{API}/organizations/{org_id}")
+                self._organizations[org_id] = str(org.get("name") or f"organization {org_id}")
+        return RemoteCustomer(remote_id=str(org_id), name=self._organizations[org_id])
+
+    def _user(self, user_id: int) -> Mapping[str, Any]:
+        if user_id not in self._users:
+            self._users[user_id] = self.http.get_json(f"{API}/users/{user_id}") or {}
+        return self._users[user_id]
+
+    def _group_name(self, group_id: int) -> str | None:
+        """Group names for plain (unexpanded) records; one `GET /groups` per run."""
+        if self._groups is None:
+            try:
+                rows = self.http.get_json(f"{API}/groups") or []
+            except AuthError:
+                rows = []  # the group is informative only; no reason to stop the run
+            self._groups = {int(r["id"]): str(r.get("name")) for r in rows if "id" in r}
+        return self._groups.get(group_id)
+
+    def _activity_name(self, type_id: int) -> str:
+        if self._activity_types is None:
+            types = self.http.get_json(f"{API}/time_accounting/types") or []
+            self._activity_types = {int(t["id"]): str(t.get("name")) for t in types}
+        return self._activity_types.get(type_id, f"type {type_id}")
+
+    def _agent(self, row: Mapping[str, Any]) -> str:
+        expanded = row.get("created_by")
+        if isinstance(expanded, str) and expanded:
+            return expanded
+        user_id = row.get("created_by_id")
+        if user_id is None:
+            return "unknown"
+        try:
+            user = self._user(int(user_id))
+        except NotFound:
+            return f"user {user_id}"
+        return str(user.get("login") or user.get("email") or f"user {user_id}")
+
+    def _time_entry(self, row: Mapping[str, Any], ticket_id: int) -> RemoteTimeEntry:
+        raw = row.get("time_unit")
+        try:
+            units = Decimal(str(raw))
+        except InvalidOperation:
+            raise RemoteError(
+                f"time accounting {row.get('id')} of ticket {ticket_id}: time_unit {raw!r} "
+                "is not a number"
+            ) from None
+        if not units.is_finite():
+            raise RemoteError(f"time accounting {row.get('id')}: time_unit {raw!r} is not finite")
+        activity = row.get("type")
+        if not isinstance(activity, str):
+            type_id = row.get("type_id")
+            activity = self._activity_name(int(type_id)) if type_id is not None else None
+        booked_at = parse_time(row.get("created_at"))
+        if booked_at is None:
+            raise RemoteError(f"time accounting {row.get('id')} has no created_at")
+        return RemoteTimeEntry(
+            remote_id=str(row.get("id")),
+            ticket_remote_id=str(ticket_id),
+            agent=self._agent(row),
+            minutes=units * self.minutes_per_unit,
+            booked_at=booked_at,
+            activity=activity,
+            remote_updated_at=parse_time(row.get("updated_at")),
+        )
