@@ -42,6 +42,8 @@ PY=$(python_bin)
 if ! "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1; then
   apt_install python3-venv
 fi
+# DejaVu: the invoice font (embedded into every PDF; covers all European Latin letters)
+apt_install fonts-dejavu-core
 if [ ! -x .venv/bin/python ]; then
   say "creating .venv with $PY"
   "$PY" -m venv .venv

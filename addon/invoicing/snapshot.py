@@ -34,6 +34,10 @@ class Party:
     iban: str | None = None
     bic: str | None = None
     bank: str | None = None
+    #: Commercial register entry (e.g. "HRB 12345, AG Berlin"): EN 16931 BT-30 / BT-47.
+    legal_registration_id: str | None = None
+    #: Contact person printed and sent as BG-6 (XRechnung BR-DE-5 wants a name).
+    contact_name: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,158 @@
+"""Snapshot factories for the invoicing tests: realistic documents, overridable per test."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+from decimal import Decimal as D
+from typing import Any
+
+from addon.invoicing.snapshot import (
+    CANCELLATION,
+    INVOICE,
+    AnnexEntry,
+    InvoiceSnapshot,
+    Line,
+    Party,
+    TicketRef,
+    VatGroup,
+)
+
+SELLER = Party(
+    name="Nordlicht IT-Service GmbH",
+    street="Hafenstraße 12",
+    postcode="20457",
+    city="Hamburg",
+    country="DE",
+    vat_id="DE123456789",
+    tax_number="27/123/45678",
+    email="buchhaltung@nordlicht-it.de",
+    phone="+49 40 1234567",
+    iban="DE89370400440532013000",
+    bic="COBADEFFXXX",
+    bank="Commerzbank Hamburg",
+    legal_registration_id="HRB 123456, AG Hamburg",
+    contact_name="Anna Schmidt",
+)
+
+BUYER = Party(
+    name="Müller & Söhne Maschinenbau KG",
+    street="Industriestraße 7",
+    postcode="80331",
+    city="München",
+    country="DE",
+    vat_id="DE987654321",
+    customer_number="K-10042",
+    contact_name="Frau Petra Müller",
+)
+
+EU_BUYER = Party(
+    name="Wiener Logistik GmbH",
+    street="Praterstraße 31",
+    postcode="1020",
+    city="Wien",
+    country="AT",
+    vat_id="ATU12345678",
+    customer_number="K-20007",
+)
+
+TICKETS = (
+    TicketRef("20261104001", "Mailserver nimmt keine Verbindungen an",
+              "https://helpdesk.example.com/#ticket/zoom/4711"),
+    TicketRef("20261112007", "Neuer Arbeitsplatz Buchhaltung",
+              "https://helpdesk.example.com/#ticket/zoom/4733"),
+)
+
+ANNEX = (
+    AnnexEntry("20261104001", date(2026, 11, 4), "Anna Schmidt",
+               "Analyse Postfix-Logs, TLS-Zertifikat erneuert", D("47"), D("60")),
+    AnnexEntry("20261104001", date(2026, 11, 5), "Jonas Weber",
+               "Monitoring eingerichtet", D("25"), D("30")),
+    AnnexEntry("20261112007", date(2026, 11, 12), "Anna Schmidt",
+               "PC aufgesetzt, Drucker eingebunden", D("95"), D("105")),
+)
+
+
+def lines_19() -> tuple[Line, ...]:
+    """Four lines at 19 %, one of them a negative goodwill credit."""
+    return (
+        Line(1, "Störungsbehebung Mailserver", D("1.50"), "HUR", D("95.00"), D("142.50"),
+             D("19"), ticket_number="20261104001",
+             service_start=date(2026, 11, 4), service_end=date(2026, 11, 5)),
+        Line(2, "Einrichtung Arbeitsplatz", D("1.75"), "HUR", D("95.00"), D("166.25"),
+             D("19"), ticket_number="20261112007", service_start=date(2026, 11, 12),
+             service_end=date(2026, 11, 12)),
+        Line(3, "Anfahrt Kundenstandort", D("42"), "KMT", D("0.30"), D("12.60"), D("19"),
+             ticket_number="20261112007"),
+        Line(4, "Kulanzgutschrift Wartezeit", D("-0.25"), "HUR", D("95.00"), D("-23.75"),
+             D("19"), ticket_number="20261104001"),
+        Line(5, "USB-Headset", D("2"), "C62", D("500.00"), D("1000.00"), D("19")),
+    )
+
+
+def invoice(**overrides: Any) -> InvoiceSnapshot:
+    """A domestic German invoice: net 1.297,60 €, VAT 246,54 €, gross 1.544,14 €."""
+    snapshot = InvoiceSnapshot(
+        type_code=INVOICE,
+        number="RE-2026-00042",
+        issue_date=date(2026, 11, 30),
+        due_date=date(2026, 12, 14),
+        service_start=date(2026, 11, 1),
+        service_end=date(2026, 11, 30),
+        currency="EUR",
+        language="de",
+        seller=SELLER,
+        buyer=BUYER,
+        lines=lines_19(),
+        vat_groups=(VatGroup("S", D("19"), D("1297.60"), D("246.54")),),
+        net=D("1297.60"),
+        vat=D("246.54"),
+        gross=D("1544.14"),
+        tickets=TICKETS,
+        annex=ANNEX,
+        payment_terms="Zahlbar innerhalb von 14 Tagen ohne Abzug.",
+        buyer_reference="PO-7781",
+    )
+    return replace(snapshot, **overrides)
+
+
+def cancellation(**overrides: Any) -> InvoiceSnapshot:
+    """A cancellation (381) of `invoice()`, amounts positive as EN 16931 wants for 381."""
+    values: dict[str, Any] = {
+        "type_code": CANCELLATION,
+        "number": "RE-2026-00050",
+        "issue_date": date(2026, 12, 3),
+        "due_date": None,
+        "preceding_number": "RE-2026-00042",
+        "preceding_date": date(2026, 11, 30),
+        "annex": (),
+        "payment_terms": None,
+    }
+    values.update(overrides)
+    return invoice(**values)
+
+
+def reverse_charge(**overrides: Any) -> InvoiceSnapshot:
+    """An English invoice to an Austrian business: reverse charge, no German VAT."""
+    lines = (
+        Line(1, "Remote support: VPN gateway migration", D("3.25"), "HUR", D("110.00"),
+             D("357.50"), D("0"), vat_category="AE", ticket_number="20261120003"),
+        Line(2, "Firewall licence renewal", D("1"), "C62", D("240.00"), D("240.00"),
+             D("0"), vat_category="AE"),
+    )
+    values: dict[str, Any] = {
+        "number": "RE-2026-00043",
+        "language": "en",
+        "buyer": EU_BUYER,
+        "lines": lines,
+        "vat_groups": (VatGroup("AE", D("0"), D("597.50"), D("0.00"), None),),
+        "net": D("597.50"),
+        "vat": D("0.00"),
+        "gross": D("597.50"),
+        "tickets": (TicketRef("20261120003", "VPN gateway migration"),),
+        "annex": (),
+        "payment_terms": None,
+        "buyer_reference": None,
+    }
+    values.update(overrides)
+    return invoice(**values)
