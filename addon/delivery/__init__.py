@@ -1,0 +1,1 @@
+"""Delivery of issued invoices to customers (e-mail via SMTP)."""

@@ -1,0 +1,1 @@
+"""Exports of issued invoices for accounting: DATEV EXTF Buchungsstapel and plain CSV."""
