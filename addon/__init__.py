@@ -1,35 +1,19 @@
-"""ticketbill: the billing sidecar. `create_app` builds the Flask app (no scheduler inside)."""
+"""ticketbill: the billing sidecar.
+
+The package itself imports nothing heavy, so the pure billing core (`addon.billing`) can be
+imported without Flask or SQLAlchemy. The app factory lives in `addon.app`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
-
-from addon.db import make_engine, make_session_factory
-from addon.settings import Settings, settings_from_environment
+if TYPE_CHECKING:
+    from flask import Flask
 
 
-@dataclass(frozen=True)
-class Sidecar:
-    """What the web layer needs: settings and a session factory."""
+def create_app(settings: Any = None) -> Flask:
+    """Build the Flask app (see `addon.app.create_app`)."""
+    from addon.app import create_app as build
 
-    settings: Settings
-    engine: Engine
-    sessions: sessionmaker[Session]
-
-
-def create_app(settings: Settings | None = None) -> Flask:
-    """Build the web app. The scheduler is started by `ticketbill serve` only, never here:
-    a forking WSGI server would otherwise run every job once per worker."""
-    settings = settings or settings_from_environment()
-    engine = make_engine(settings.database_url)
-    app = Flask(__name__, template_folder="../templates")
-    app.extensions["ticketbill"] = Sidecar(settings, engine, make_session_factory(engine))
-
-    from addon.web import bp
-
-    app.register_blueprint(bp)
-    return app
+    return build(settings)

@@ -139,6 +139,7 @@ def customers_import(ctx: click.Context, path: Path) -> None:
     from addon.customers import CustomerImportError, import_customers
 
     settings = _settings(ctx)
+    settings.invoice_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database_url)
     upgrade(engine)
     try:

@@ -4,7 +4,7 @@ The helpdesk knows organizations; only the sidecar knows their legal address, VA
 rate. An import file lists customers by the helpdesk's organization id (`remote_id`, shown
 by `ticketbill customers list` and in every "needs attention" reason):
 
-    {"default_rate": "95.00",
+    {"default_rate": "95.00", "internal_activities": ["Intern"],
      "customers": [{"remote_id": "2", "legal_name": "Beispiel GmbH", "street": "Hauptstr. 1",
                     "postcode": "60311", "city": "Frankfurt am Main", "country": "DE",
                     "vat_id": "DE123456789", "hourly_rate": "110.00", "language": "de"}]}
@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from stdnum.eu import vat as stdnum_vat
 
-from addon.models import Customer, GlobalRate
+from addon.models import ActivityType, Customer, GlobalRate
 
 FIELDS = {
     "remote_id", "name", "legal_name", "street", "postcode", "city", "country", "vat_id",
@@ -87,11 +87,14 @@ def import_customers(session: Session, helpdesk: str, path: Path) -> ImportResul
         raise CustomerImportError(f"{path}: {exc}") from None
     if not isinstance(document, dict) or not isinstance(document.get("customers"), list):
         raise CustomerImportError(f"{path}: expected an object with a \"customers\" list")
-    unknown = set(document) - {"customers", "default_rate"}
+    unknown = set(document) - {"customers", "default_rate", "internal_activities"}
     if unknown:
         raise CustomerImportError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
     items = [_validate(item, i) for i, item in enumerate(document["customers"])]
     default_rate = _money(document["default_rate"], "default_rate") if "default_rate" in document else None
+    internal = document.get("internal_activities", [])
+    if not isinstance(internal, list) or not all(isinstance(a, str) and a.strip() for a in internal):
+        raise CustomerImportError(f"{path}: internal_activities must be a list of activity names")
     created = updated = 0
     for data in items:
         customer = session.execute(
@@ -113,5 +116,11 @@ def import_customers(session: Session, helpdesk: str, path: Path) -> ImportResul
             session.add(GlobalRate(activity="", hourly_rate=default_rate))
         else:
             row.hourly_rate = default_rate
+    for name in internal:
+        activity = session.get(ActivityType, name.strip())
+        if activity is None:
+            session.add(ActivityType(name=name.strip(), internal=True))
+        else:
+            activity.internal = True
     session.flush()
     return ImportResult(created, updated)

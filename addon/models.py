@@ -95,6 +95,15 @@ class GlobalRate(Base):
     hourly_rate: Mapped[Decimal] = mapped_column(MONEY)
 
 
+class ActivityType(Base):
+    """An activity type as the helpdesk names it; `internal` ones are never billed."""
+
+    __tablename__ = "activity_type"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    internal: Mapped[bool] = mapped_column(default=False)
+
+
 class Ticket(Base):
     """A helpdesk ticket as last seen by the sync."""
 
@@ -138,6 +147,7 @@ class TimeEntry(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     removed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     not_billed_reason: Mapped[str | None] = mapped_column(String(200))
+    drift: Mapped[str | None] = mapped_column(Text)
 
     ticket: Mapped[Ticket] = relationship(back_populates="entries")
 

@@ -109,9 +109,7 @@ def collect(
             continue
         with transaction(factory) as session:
             ticket = upsert_ticket(session, connector.kind, remote, now())
-            problems = upsert_entries(session, connector.kind, ticket, entries, now())
-            if problems:
-                set_status(session, ticket, "needs_attention", "; ".join(problems), now())
+            upsert_entries(session, connector.kind, ticket, entries, now())
             if not cursor_blocked:
                 advance_cursor(session, connector.kind, STREAM, remote.updated_at)
             seen.add(ticket.id)
@@ -167,6 +165,12 @@ def bill_ticket(session: Session, settings: Settings, render: Renderer, ticket: 
             "add it with `ticketbill customers import`"
         )
         set_status(session, ticket, "needs_attention", reason, now)
+        return "needs_attention"
+    drift = session.execute(
+        select(TimeEntry.drift).where(TimeEntry.ticket_id == ticket.id, TimeEntry.drift.is_not(None))
+    ).scalars().all()
+    if drift:
+        set_status(session, ticket, "needs_attention", "; ".join(drift), now)
         return "needs_attention"
     billed = select(BilledEntry.entry_id)
     unbilled = session.execute(

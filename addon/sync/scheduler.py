@@ -27,10 +27,13 @@ def sync_once(settings: Settings) -> RunResult:
     """Migrate if needed, then one run; helpdesk trouble ends up in the result, not raised."""
     from connectors import get_connector
 
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
     settings.invoice_dir.mkdir(parents=True, exist_ok=True)
-    return run_sync(make_session_factory(engine), get_connector(settings), settings, render_pdf)
+    engine = make_engine(settings.database_url)
+    try:
+        upgrade(engine)
+        return run_sync(make_session_factory(engine), get_connector(settings), settings, render_pdf)
+    finally:
+        engine.dispose()
 
 
 def _scheduled_run(settings: Settings) -> None:
@@ -82,6 +85,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
 
     from addon import create_app
 
+    settings.invoice_dir.mkdir(parents=True, exist_ok=True)
     upgrade(make_engine(settings.database_url))
     app = create_app(settings)
     scheduler = start_scheduler(settings)

@@ -10,12 +10,18 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from addon.models import BilledEntry, Customer, SyncCursor, Ticket, TimeEntry
 from connectors.base import RemoteCustomer, RemoteTicket, RemoteTimeEntry
+
+
+def _minutes(value: Decimal) -> str:
+    """30.00 → '30', 7.50 → '7.5' (no exponent notation)."""
+    return format(value.normalize(), "f")
 
 
 def entry_hash(entry: RemoteTimeEntry) -> str:
@@ -67,18 +73,29 @@ def upsert_ticket(session: Session, helpdesk: str, remote: RemoteTicket, now: da
 
 def upsert_entries(
     session: Session, helpdesk: str, ticket: Ticket, remote_entries: Sequence[RemoteTimeEntry], now: datetime
-) -> list[str]:
-    """Store the ticket's entries; return review messages for billed entries that changed."""
+) -> None:
+    """Store the ticket's entries. A billed entry that changed or vanished in the helpdesk is
+    not touched; it gets a `drift` note instead, which keeps its ticket in review.
+
+    Entries are keyed by remote id across tickets: after a merge, RT (and OTRS) report an
+    entry under the surviving ticket. An unbilled entry moves along; a billed one stays with
+    the invoice that billed it and is never billed again.
+    """
+    incoming = [r.remote_id for r in remote_entries]
     existing = {
         e.remote_id: e
-        for e in session.execute(select(TimeEntry).where(TimeEntry.ticket_id == ticket.id)).scalars()
+        for e in session.execute(
+            select(TimeEntry).where(
+                TimeEntry.helpdesk == helpdesk,
+                or_(TimeEntry.ticket_id == ticket.id, TimeEntry.remote_id.in_(incoming)),
+            )
+        ).scalars()
     }
     billed_ids = set(
         session.execute(
-            select(BilledEntry.entry_id).join(TimeEntry).where(TimeEntry.ticket_id == ticket.id)
+            select(BilledEntry.entry_id).where(BilledEntry.entry_id.in_([e.id for e in existing.values()]))
         ).scalars()
     )
-    problems: list[str] = []
     seen: set[str] = set()
     for remote in remote_entries:
         seen.add(remote.remote_id)
@@ -98,26 +115,27 @@ def upsert_entries(
                     content_hash=digest,
                 )
             )
-        elif entry.content_hash != digest:
-            if entry.id in billed_ids:
-                problems.append(
-                    f"time entry {remote.remote_id} changed after it was invoiced "
-                    f"({entry.minutes} → {remote.minutes} min); book a correction instead"
-                )
-                continue
-            entry.agent, entry.activity, entry.minutes = remote.agent, remote.activity, remote.minutes
-            entry.booked_at, entry.start, entry.content_hash = remote.booked_at, remote.start, digest
-            entry.removed_at = None
-        elif entry.removed_at is not None:
-            entry.removed_at = None
+            continue
+        if entry.id in billed_ids:
+            entry.drift = (
+                None
+                if entry.content_hash == digest
+                else f"time entry {remote.remote_id} changed after it was invoiced "
+                f"({_minutes(entry.minutes)} → {_minutes(remote.minutes)} min); book a correction instead"
+            )
+            continue
+        entry.ticket_id = ticket.id
+        entry.agent, entry.activity, entry.minutes = remote.agent, remote.activity, remote.minutes
+        entry.booked_at, entry.start, entry.content_hash = remote.booked_at, remote.start, digest
+        entry.removed_at = None
     for remote_id, entry in existing.items():
-        if remote_id not in seen and entry.removed_at is None:
-            if entry.id in billed_ids:
-                problems.append(f"time entry {remote_id} was deleted in the helpdesk after it was invoiced")
-            else:
-                entry.removed_at = now
+        if remote_id in seen or entry.ticket_id != ticket.id or entry.removed_at is not None:
+            continue
+        if entry.id in billed_ids:
+            entry.drift = f"time entry {remote_id} was deleted in the helpdesk after it was invoiced"
+        else:
+            entry.removed_at = now
     session.flush()
-    return problems
 
 
 def read_cursor(session: Session, helpdesk: str, stream: str) -> datetime | None:

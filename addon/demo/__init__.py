@@ -1,0 +1,168 @@
+"""`ticketbill demo`: the whole flow against the built-in Zammad sandbox, on SQLite.
+
+The sandbox keeps its state in the demo's data directory, so a second demo run sees the
+tickets as the first one left them (status, reference, note) and creates nothing new.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Mapping
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import requests
+from sqlalchemy import select
+
+from addon.customers import import_customers
+from addon.db import make_engine, make_session_factory, transaction, upgrade
+from addon.invoicing.render_pdf import render_pdf
+from addon.models import BilledEntry, Invoice, Ticket
+from addon.settings import Settings, load_settings
+from addon.sync.jobs import run_sync
+from connectors import get_connector
+from connectors.sandbox.zammad import ZammadSandbox
+
+DEMO_SELLER: Mapping[str, str] = {
+    "SELLER_NAME": "Nordlicht IT-Service GmbH",
+    "SELLER_STREET": "Hafenstraße 12",
+    "SELLER_POSTCODE": "20457",
+    "SELLER_CITY": "Hamburg",
+    "SELLER_COUNTRY": "DE",
+    "SELLER_VAT_ID": "DE136695976",
+    "SELLER_TAX_NUMBER": "22/123/45678",
+    "SELLER_IBAN": "DE89370400440532013000",
+    "SELLER_BIC": "COBADEFFXXX",
+    "SELLER_BANK": "Commerzbank Hamburg",
+    "SELLER_EMAIL": "buchhaltung@nordlicht-it.example",
+    "SELLER_PHONE": "+49 40 1234567-0",
+}
+
+DEMO_ADDRESSES = Path(__file__).with_name("customers.json")
+DEMO_PORT = 8401
+SIDECAR_PORT = 8400
+
+
+def demo_settings(sandbox_url: str, token: str, data_dir: Path) -> Settings:
+    return load_settings(
+        {
+            "HELPDESK_KIND": "zammad",
+            "HELPDESK_URL": sandbox_url,
+            "HELPDESK_TOKEN": token,
+            "DATA_DIR": str(data_dir),
+            "PUBLIC_URL": f"http://127.0.0.1:{SIDECAR_PORT}",
+            **DEMO_SELLER,
+        }
+    )
+
+
+def demo_customers(sandbox_url: str, token: str, target: Path) -> Path:
+    """Billing data for the sandbox's organizations, matched by name from `customers.json`.
+
+    Organizations without an entry there stay unconfigured on purpose: their tickets show
+    how ticketbill flags `needs_attention` instead of billing an incomplete address.
+    """
+    addresses = json.loads(DEMO_ADDRESSES.read_text(encoding="utf-8"))
+    response = requests.get(
+        f"{sandbox_url}/api/v1/organizations",
+        headers={"Authorization": f"Token token={token}"},
+        params={"per_page": 100},
+        timeout=10,
+    )
+    response.raise_for_status()
+    customers = [
+        {"remote_id": str(org["id"]), "name": org["name"], **addresses["by_name"][org["name"]]}
+        for org in response.json()
+        if org["name"] in addresses["by_name"]
+    ]
+    document = {
+        "default_rate": addresses["default_rate"],
+        "internal_activities": addresses["internal_activities"],
+        "customers": customers,
+    }
+    target.write_text(json.dumps(document, indent=2, ensure_ascii=False), encoding="utf-8")
+    return target
+
+
+def _hours(minutes: Decimal) -> str:
+    return f"{minutes / 60:.2f}"
+
+
+def print_report(settings: Settings, sandbox_url: str) -> None:
+    """The table the admin sees: one row per invoice, then tickets that need attention."""
+    factory = make_session_factory(make_engine(settings.database_url))
+    with factory() as session:
+        invoices = session.execute(select(Invoice).order_by(Invoice.id)).scalars().all()
+        print(f"\n{'ticket':8} {'customer':34} {'hours':>6} {'net':>10}  {'invoice':15} pdf")
+        for inv in invoices:
+            billed = session.execute(
+                select(BilledEntry.billed_minutes).where(BilledEntry.invoice_id == inv.id)
+            ).scalars().all()
+            ticket = inv.ticket.number if inv.ticket else "-"
+            print(
+                f"{ticket:8} {inv.customer.name[:34]:34} {_hours(sum(billed, Decimal(0))):>6} "
+                f"{inv.net:>10}  {inv.number:15} {inv.pdf_path}"
+            )
+        total = sum((inv.net for inv in invoices), Decimal(0))
+        print(f"{len(invoices)} invoices, net total {total} EUR")
+        flagged = session.execute(
+            select(Ticket).where(Ticket.billing_status != "invoiced").order_by(Ticket.number)
+        ).scalars().all()
+        if flagged:
+            print("\nnot invoiced:")
+            for ticket in flagged:
+                print(f"  {ticket.number:8} {ticket.billing_status:16} {ticket.attention_reason or ''}")
+        print("\nsandbox tickets now carrying status, reference and note (token auth):")
+        for inv in invoices[:5]:
+            if inv.ticket:
+                print(f"  {sandbox_url}/api/v1/tickets/{inv.ticket.remote_id}")
+        if len(invoices) > 5:
+            print(f"  … and {len(invoices) - 5} more")
+
+
+def run_demo(helpdesk: str, data_dir: Path, keep_running: bool, port: int = DEMO_PORT) -> int:
+    """Sandbox up → register → customers → sync → report. Returns the exit code."""
+    if helpdesk != "zammad":
+        raise ValueError(f"no sandbox for {helpdesk!r}")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    sandbox_state = data_dir / "zammad-sandbox.json"
+    with ZammadSandbox.running(state_file=sandbox_state, port=port, seed_reference_date=date.today()) as sandbox:
+        settings = demo_settings(sandbox.url, sandbox.admin_token, data_dir)
+        engine = make_engine(settings.database_url)
+        upgrade(engine)
+        factory = make_session_factory(engine)
+        customers_file = demo_customers(sandbox.url, sandbox.admin_token, data_dir / "customers.json")
+        with transaction(factory) as session:
+            import_customers(session, "zammad", customers_file)
+        connector = get_connector(settings)
+        report = connector.register()
+        print(f"register: created {list(report.created) or 'nothing'}, present {list(report.present)}")
+        result = run_sync(factory, connector, settings, render_pdf)
+        print("sync:", ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items())))
+        print_report(settings, sandbox.url)
+        print(f"\ndemo finished in {time.monotonic() - started:.1f} s")
+        if result.error:
+            print(f"sync reported: {result.error}")
+        if keep_running:
+            _serve_until_interrupted(settings)
+        return 0 if result.ok else 1
+
+
+def _serve_until_interrupted(settings: Settings) -> None:
+    from waitress import create_server
+
+    from addon import create_app
+
+    server: Any = create_server(create_app(settings), host="127.0.0.1", port=SIDECAR_PORT)
+    threading.Thread(target=server.run, daemon=True).start()
+    print(f"sidecar at {settings.public_url} — Ctrl-C to stop")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.close()
