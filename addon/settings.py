@@ -72,6 +72,11 @@ class Settings:
     vat_rate: Decimal
     payment_terms_days: int
     seller: Seller
+    rt_customer_source: str = "queue"
+    rt_customer_field: str = "Customer"
+    rt_queues: tuple[str, ...] = ()
+    rt_timezone: str = "UTC"
+    rt_closed_statuses: tuple[str, ...] = ("resolved",)
 
     @property
     def minutes_per_time_unit(self) -> Decimal:
@@ -127,8 +132,8 @@ def _choice(env: Mapping[str, str], key: str, choices: tuple[str, ...], default:
     return raw
 
 
-def _timezone(env: Mapping[str, str], key: str) -> str:
-    raw = (env.get(key) or "").strip() or "Europe/Berlin"
+def _timezone(env: Mapping[str, str], key: str, default: str = "Europe/Berlin") -> str:
+    raw = (env.get(key) or "").strip() or default
     try:
         ZoneInfo(raw)
     except (ZoneInfoNotFoundError, ValueError):
@@ -181,6 +186,11 @@ def _seller(env: Mapping[str, str]) -> Seller:
     )
 
 
+def _names(env: Mapping[str, str], key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = (env.get(key) or "").strip()
+    return tuple(part.strip() for part in raw.split(",") if part.strip()) if raw else default
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Validate `env` into `Settings`; raise `SettingsError` naming the first bad key."""
     kind = _choice(env, "HELPDESK_KIND", HELPDESK_KINDS, None)
@@ -218,6 +228,11 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         vat_rate=vat_rate,
         payment_terms_days=_int(env, "PAYMENT_TERMS_DAYS", 14, 0),
         seller=_seller(env),
+        rt_customer_source=_choice(env, "RT_CUSTOMER_SOURCE", ("queue", "custom_field", "requestor_domain"), "queue"),
+        rt_customer_field=_optional(env, "RT_CUSTOMER_FIELD") or "Customer",
+        rt_queues=_names(env, "RT_QUEUES", ()),
+        rt_timezone=_timezone(env, "RT_TIMEZONE", "UTC"),
+        rt_closed_statuses=_names(env, "RT_CLOSED_STATUSES", ("resolved",)),
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from connectors.base import ConnectorError, HelpdeskConnector
+from connectors.rt import RTConnector
 from connectors.zammad import ZammadConnector
 
 if TYPE_CHECKING:
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
 REGISTRY: dict[str, type] = {
     "zammad": ZammadConnector,
+    "rt": RTConnector,
 }
 
 

@@ -1,0 +1,274 @@
+#!/bin/bash
+# rt-up.sh - bring up a real Request Tracker 5 (Debian 12 packages, SQLite, standalone Starlet
+# server) on 127.0.0.1 for ticketbill's RT connector integration tests.
+#
+# Why a real RT and not only the sandbox: the connector must survive RT's quirks (HTTP 200 with
+# error messages in the body, numbers as strings, TicketSQL date parsing) exactly as RT has them.
+#
+# Idempotent: a second run skips what is already there (packages, config, fixtures, a working
+# token) and only makes sure the server answers. Non-interactive (debconf preseed); run as root.
+#
+#   bash .ci/rt-up.sh            # install if needed, create fixtures, start, write the env file
+#   bash .ci/rt-up.sh stop       # stop the rt-server this script started
+#
+# Environment (all optional):
+#   RT_PORT=8480                       port on 127.0.0.1
+#   RT_STATE=/var/tmp/ticketbill-rt    logs, pid file, token
+#   RT_ENV_FILE=/tmp/ticketbill-rt.env where the connection details are written
+#   RT_ROOT_PW=password                root's password (Debian postinst default; >= 5 chars)
+#   RT_SERVER_USER=www-data            user the server runs as
+#
+# The env file (shell/dotenv syntax) holds: RT_URL, RT_TOKEN (REST2 token of root), RT_USER,
+# RT_PASSWORD, RT_AGENTS (name:password pairs, comma separated), RT_CUSTOMER_QUEUES,
+# RT_CUSTOMER_CF, RT_GENERAL_QUEUE, RT_DB (the SQLite file; tests use it only to backdate
+# transactions, which RT's API cannot do).
+set -euo pipefail
+
+RT_PORT=${RT_PORT:-8480}
+RT_URL="http://127.0.0.1:${RT_PORT}"
+RT_STATE=${RT_STATE:-/var/tmp/ticketbill-rt}
+RT_ENV_FILE=${RT_ENV_FILE:-/tmp/ticketbill-rt.env}
+RT_ROOT_PW=${RT_ROOT_PW:-password}
+RT_SERVER_USER=${RT_SERVER_USER:-www-data}
+RT_DB=/var/lib/dbconfig-common/sqlite3/request-tracker5/rtdb
+RT_LIB=/usr/share/request-tracker5/lib
+RT_SERVER=/usr/share/request-tracker5/libexec/rt-server
+SITE_CONFIG=/etc/request-tracker5/RT_SiteConfig.d/99-ticketbill.pm
+PACKAGES=(request-tracker5 rt5-db-sqlite rt5-standalone w3m curl ca-certificates)
+APT=(apt-get -q -o DPkg::Lock::Timeout=900)
+
+mkdir -p "$RT_STATE"
+PID_FILE="$RT_STATE/rt-server.pid"
+
+ms() { echo $(( $(date +%s%N) / 1000000 )); }
+t0=$(ms); last=$t0
+step() {
+    local now; now=$(ms)
+    printf '### %-34s %6d ms (total %6d ms)\n' "$1" $((now - last)) $((now - t0))
+    last=$now
+}
+die() { echo "rt-up: $*" >&2; exit 1; }
+
+server_pid() {
+    # The pid of the server we started, if it is still alive.
+    [ -f "$PID_FILE" ] || return 1
+    local pid; pid=$(cat "$PID_FILE")
+    kill -0 "$pid" 2>/dev/null || return 1
+    echo "$pid"
+}
+
+stop_server() {
+    local pid
+    if pid=$(server_pid); then
+        # setsid made the server a process-group leader: stop it with its prefork workers.
+        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid"
+        for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+        kill -0 "$pid" 2>/dev/null && kill -KILL -- "-$pid" 2>/dev/null
+        echo "rt-up: stopped rt-server (pid $pid)"
+    fi
+    rm -f "$PID_FILE"
+}
+
+rest_status() {
+    # HTTP status of an authenticated REST2 call; "000" when nothing answers.
+    curl -s -o /dev/null -m 10 -w '%{http_code}' -H "Authorization: token $1" \
+        "$RT_URL/REST/2.0/rt" || true
+}
+
+if [ "${1:-up}" = stop ]; then
+    stop_server
+    exit 0
+fi
+[ "${1:-up}" = up ] || die "usage: $0 [up|stop]"
+[ "$(id -u)" = 0 ] || die "must run as root (installs packages, starts the server as $RT_SERVER_USER)"
+
+# 1. packages (skipped when installed) -------------------------------------------------------
+installed() {
+    local p
+    for p in "${PACKAGES[@]}"; do
+        [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || return 1
+    done
+}
+if installed; then
+    step "packages already installed"
+else
+    debconf-set-selections <<EOF
+request-tracker5 request-tracker5/dbconfig-install boolean true
+request-tracker5 request-tracker5/database-type select sqlite3
+request-tracker5 request-tracker5/initial-root-password password ${RT_ROOT_PW}
+request-tracker5 request-tracker5/rtname string rt.test
+request-tracker5 request-tracker5/organization string test.invalid
+request-tracker5 request-tracker5/correspondaddress string rt@localhost
+request-tracker5 request-tracker5/commentaddress string rt-comment@localhost
+request-tracker5 request-tracker5/webbaseurl string ${RT_URL}
+request-tracker5 request-tracker5/handle-siteconfig-permissions boolean true
+request-tracker5 request-tracker5/install-cronjobs boolean false
+exim4-config exim4/dc_eximconfig_configtype select local delivery only; not on a network
+exim4-config exim4/dc_local_interfaces string 127.0.0.1
+EOF
+    step "debconf preseed"
+    "${APT[@]}" update >"$RT_STATE/apt-update.log" 2>&1 \
+        || die "apt-get update failed, see $RT_STATE/apt-update.log"
+    step "apt-get update"
+    # The postinst (dbconfig-common) creates AND initialises the SQLite database.
+    DEBIAN_FRONTEND=noninteractive "${APT[@]}" install -y --no-install-recommends \
+        "${PACKAGES[@]}" >"$RT_STATE/apt-install.log" 2>&1 \
+        || { tail -30 "$RT_STATE/apt-install.log" >&2; die "apt-get install failed"; }
+    step "apt-get install (+initdb)"
+fi
+[ -f "$RT_DB" ] || die "RT database $RT_DB is missing (dbconfig-common did not initialise it)"
+
+# 2. site config, loaded last: serve at /, UTC, no mail, log to stderr ----------------------------
+new_config=$(cat <<EOF
+# Written by ticketbill .ci/rt-up.sh: RT for integration tests on loopback.
+Set(\$WebPath, "");
+Set(\$WebDomain, "127.0.0.1");
+Set(\$WebPort, ${RT_PORT});
+Set(\$WebBaseURL, "${RT_URL}");
+Set(\$Timezone, "UTC");           # TicketSQL dates are read in this zone
+Set(\$MailCommand, "testfile");   # never hand mail to an MTA
+Set(\$LogToSyslog, undef);
+Set(\$LogToSTDERR, "warning");
+# RT checks the token (or password) with bcrypt on EVERY REST2 request: about 0.4 s of CPU at
+# the default cost 12 on a CI runner. Cost 4 only makes the test instance fast; API unchanged.
+Set(\$BcryptCost, 4);
+1;
+EOF
+)
+config_changed=0
+if [ ! -f "$SITE_CONFIG" ] || [ "$(cat "$SITE_CONFIG")" != "$new_config" ]; then
+    printf '%s\n' "$new_config" >"$SITE_CONFIG"
+    config_changed=1
+fi
+chown root:"$RT_SERVER_USER" "$SITE_CONFIG" /etc/request-tracker5/RT_SiteConfig.pm
+chmod 0640 "$SITE_CONFIG" /etc/request-tracker5/RT_SiteConfig.pm
+step "site config (changed=$config_changed)"
+
+# 3. fixtures + root token, idempotent, in one Perl run (RT has no REST for rights) ---------------
+old_token=""
+if [ -f "$RT_STATE/token" ]; then old_token=$(cat "$RT_STATE/token"); fi
+fixture_stamp="$RT_STATE/fixtures.v1"
+if [ -f "$fixture_stamp" ] && [ -n "$old_token" ] && [ $config_changed = 0 ] \
+        && server_pid >/dev/null \
+        && [ "$(rest_status "$old_token")" = 200 ]; then
+    step "fixtures + token present"
+else
+    OLD_TOKEN="$old_token" RT_ROOT_PW="$RT_ROOT_PW" perl -I"$RT_LIB" -MRT=-init -e '
+use strict; use warnings;
+my $sys = RT->SystemUser;
+sub need { my ($ok, $msg, $what) = @_; die "rt-up fixtures: $what: $msg\n" unless $ok; }
+
+my $root = RT::User->new($sys); $root->Load("root");
+# Hashes made before $BcryptCost was lowered keep their cost; re-hash them once.
+sub cheap { my $cost = RT->Config->Get("BcryptCost"); return $_[0] =~ /^!bcrypt!0?$cost!/; }
+$root->SetPassword($ENV{RT_ROOT_PW})
+    unless $root->IsPassword($ENV{RT_ROOT_PW}) && cheap($root->__Value("Password"));
+
+my $group = RT::Group->new($sys); $group->LoadUserDefinedGroup("Agents");
+unless ($group->id) {
+    need($group->CreateUserDefinedGroup(Name => "Agents",
+        Description => "helpdesk agents (ticketbill CI)"), "group Agents");
+}
+my %agents = (agent1 => ["Agent One", "agent1pass"], agent2 => ["Agent Two", "agent2pass"]);
+for my $name (sort keys %agents) {
+    my ($real, $pw) = @{ $agents{$name} };
+    my $u = RT::User->new($sys); $u->Load($name);
+    unless ($u->id) {
+        need($u->Create(Name => $name, RealName => $real, Privileged => 1,
+            EmailAddress => "$name\@example.com", Password => $pw), "user $name");
+    }
+    $u->SetPassword($pw) unless $u->IsPassword($pw) && cheap($u->__Value("Password"));
+    $group->AddMember($u->PrincipalId) unless $group->HasMember($u->PrincipalObj);
+}
+# Global rights (object RT::System) so queues created later by the tests are covered too.
+for my $right (qw(SeeQueue ShowTicket CreateTicket ReplyToTicket CommentOnTicket ModifyTicket
+                  OwnTicket TakeTicket StealTicket ShowTicketComments SeeCustomField
+                  ModifyCustomField ShowOutgoingEmail)) {
+    my ($ok, $msg) = $group->PrincipalObj->GrantRight(Right => $right, Object => RT->System);
+    die "rt-up fixtures: right $right: $msg\n" unless $ok || $msg =~ /already/i;
+}
+# Customer mapping fixtures: one queue per customer, plus a general queue whose tickets
+# carry the customer in a global ticket custom field.
+for my $q (["Acme GmbH", "customer queue"], ["Globex AG", "customer queue"],
+           ["Support", "general queue, customer in CF Customer"]) {
+    my $queue = RT::Queue->new($sys); $queue->Load($q->[0]);
+    next if $queue->id;
+    need($queue->Create(Name => $q->[0], Description => $q->[1],
+        CorrespondAddress => "", CommentAddress => ""), "queue $q->[0]");
+}
+my $cf = RT::CustomField->new($sys);
+$cf->LoadByName(Name => "Customer", LookupType => RT::Ticket->CustomFieldLookupType);
+unless ($cf->id) {
+    need($cf->Create(Name => "Customer", Type => "FreeformSingle",
+        LookupType => RT::Ticket->CustomFieldLookupType,
+        Description => "paying customer (ticketbill)"), "CF Customer");
+}
+unless ($cf->IsGlobal) {
+    need($cf->AddToObject(RT::Queue->new($sys)), "apply CF Customer globally");
+}
+# REST2 token for root: keep a working one, else replace ours. RT bcrypt-checks EVERY token of
+# the user on each request until one matches, so stale tokens would slow down every call.
+my $token = $ENV{OLD_TOKEN} // "";
+my ($owner, $found) = $token ? RT::Authen::Token->UserForAuthString($token) : ();
+my $keep = ($owner && $owner->Name eq "root" && cheap($found->__Value("Token"))) ? $found->id : 0;
+my $cu = RT::CurrentUser->new($sys); $cu->Load("root");
+my $ours = RT::AuthTokens->new($sys);
+$ours->LimitOwner(VALUE => $cu->id);
+while (my $t = $ours->Next) {
+    $t->Delete if $t->Description eq "ticketbill CI" && $t->id != $keep;
+}
+unless ($keep) {
+    my ($id, $msg, $auth) = RT::AuthToken->new($cu)->Create(Owner => $cu->id,
+        Description => "ticketbill CI");
+    die "rt-up fixtures: token: $msg\n" unless $id;
+    $token = $auth;
+}
+print $token;
+' >"$RT_STATE/token.new" 2>"$RT_STATE/fixtures.log" \
+        || { cat "$RT_STATE/fixtures.log" >&2; die "creating fixtures failed"; }
+    mv "$RT_STATE/token.new" "$RT_STATE/token"
+    chmod 0600 "$RT_STATE/token"
+    touch "$fixture_stamp"
+    step "fixtures + token"
+fi
+RT_TOKEN=$(cat "$RT_STATE/token")
+
+# 4. server: keep a healthy one, restart on config change, else start -----------------------------
+if [ $config_changed = 1 ]; then stop_server; fi
+if server_pid >/dev/null && [ "$(rest_status "$RT_TOKEN")" = 200 ]; then
+    step "server already up"
+else
+    stop_server
+    if [ "$(rest_status "$RT_TOKEN")" != 000 ]; then
+        die "something else answers on $RT_URL; set RT_PORT to a free port"
+    fi
+    # Mason cache and DB journal must belong to the server user (root ran the fixtures).
+    chown -R "$RT_SERVER_USER" /var/cache/request-tracker5 /var/lib/request-tracker5
+    chown "$RT_SERVER_USER" "$(dirname "$RT_DB")" "$RT_DB"
+    setsid setpriv --reuid="$RT_SERVER_USER" --regid="$RT_SERVER_USER" --init-groups \
+        "$RT_SERVER" --host 127.0.0.1 --port "$RT_PORT" --max-workers 4 \
+        >"$RT_STATE/rt-server.log" 2>&1 </dev/null &
+    echo $! >"$PID_FILE"
+    for i in $(seq 1 240); do
+        [ "$(rest_status "$RT_TOKEN")" = 200 ] && break
+        kill -0 "$(cat "$PID_FILE")" 2>/dev/null || { tail -20 "$RT_STATE/rt-server.log" >&2;
+            die "rt-server exited"; }
+        [ "$i" -lt 240 ] || { tail -20 "$RT_STATE/rt-server.log" >&2; die "RT did not come up"; }
+        sleep 0.25
+    done
+    step "server started (REST2 200)"
+fi
+
+umask 077
+cat >"$RT_ENV_FILE" <<EOF
+RT_URL=$RT_URL
+RT_TOKEN=$RT_TOKEN
+RT_USER=root
+RT_PASSWORD=$RT_ROOT_PW
+RT_AGENTS=agent1:agent1pass,agent2:agent2pass
+RT_CUSTOMER_QUEUES="Acme GmbH,Globex AG"
+RT_GENERAL_QUEUE=Support
+RT_CUSTOMER_CF=Customer
+RT_DB=$RT_DB
+EOF
+echo "rt-up: RT ready at $RT_URL (pid $(cat "$PID_FILE")); details in $RT_ENV_FILE"

@@ -1,0 +1,614 @@
+"""Request Tracker 5 connector: maps RT's REST 2.0 API onto the neutral records of `connectors.base`.
+
+Facts this module relies on (see shared/reference/rt-api.md, checked against RT 5.0.3):
+- Auth: `Authorization: token <t>` (RT::Authen::Token, core in RT 5) or HTTP basic auth.
+- Numbers come back as strings (`"TimeTaken": "25"`, minutes, may be negative); timestamps are
+  ISO-8601 UTC with `Z`; an unset date is `1970-01-01T00:00:00Z`. `Creator.id` is the user name.
+- There is no time-entry object: a booking is a ticket transaction with `TimeTaken != 0`
+  (comment, reply, or a direct change of TimeWorked). Its creator is the agent and its creation
+  time the booking time. This is exactly what RT's own "User Time Worked" report sums.
+- TicketSQL reads dates in the API user's (or RT's `$Timezone`) zone, even with a trailing `Z`,
+  so the cursor is converted to `rt_timezone` before it goes into a query.
+- `GET /ticket/{id}/history` of a missing ticket is an empty 200, not a 404.
+- Pages: `page`/`per_page`, `per_page` capped at 100 by RT.
+- `PUT /ticket/{id}` answers 200 even when parts fail; the body is a list of messages, and an
+  unknown custom field is silently ignored (`[]`). Every write is therefore read back.
+- `POST /customfield` creates a ticket CF and applies it globally (`"Queue": 0`) or to one queue.
+  REST2 in 5.0 cannot apply an existing CF to further queues (no ObjectCustomField endpoint).
+- A comment's subject is stored in its transaction's `Data`, so the write-back marker can be
+  found with one history request instead of reading every attachment.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from connectors.base import (
+    ConnectorError,
+    NotFound,
+    RegistrationReport,
+    RemoteCustomer,
+    RemoteError,
+    RemoteTicket,
+    RemoteTimeEntry,
+    WriteBack,
+)
+from connectors.http import HttpClient
+
+if TYPE_CHECKING:
+    from addon.settings import Settings
+
+log = logging.getLogger(__name__)
+
+API = "/REST/2.0"
+PAGE_SIZE = 100  # RT's hard cap (RT::REST2::Resource::Collection::setup_paging)
+TICKET_LOOKUP = "RT::Queue-RT::Ticket"
+UNSET_DATE = "1970-01-01T00:00:00Z"
+CUSTOMER_SOURCES = ("queue", "custom_field", "requestor_domain")
+
+# Same vocabulary as the other connectors; a Select CF offers exactly these.
+BILLING_STATUSES = (
+    "unbilled",
+    "billable",
+    "not_billable",
+    "needs_attention",
+    "draft",
+    "invoiced",
+    "cancelled",
+)
+TICKET_FIELDS = "Subject,Status,Resolved,LastUpdated,Queue,Requestor,CustomFields,EffectiveId"
+HISTORY_FIELDS = "Type,TimeTaken,Creator,Created,Data,ObjectId"
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One billing custom field: its RT name, its role, and how to create it."""
+
+    role: str
+    name: str
+    cf_type: str
+    description: str
+    values: tuple[str, ...] = ()
+    link_value: bool = False
+
+
+def _parse_time(value: Any) -> datetime | None:
+    """RT's `2026-11-24T04:09:10Z` as aware UTC; None for the unset date or nothing."""
+    if not value or not isinstance(value, str) or value == UNSET_DATE:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise RemoteError(f"RT sent an unreadable timestamp {value!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _minutes(value: Any, where: str) -> Decimal:
+    try:
+        return Decimal(str(value if value not in (None, "") else 0))
+    except InvalidOperation:
+        raise RemoteError(f"{where}: TimeTaken {value!r} is not a number") from None
+
+
+def _ref_id(value: Any) -> str:
+    """The `id` of a REST2 reference object (`{"id": "root", "type": "user"}`) or a bare value."""
+    if isinstance(value, Mapping):
+        return str(value.get("id", ""))
+    return "" if value is None else str(value)
+
+
+def _cf_values(item: Mapping[str, Any]) -> dict[str, list[str]]:
+    """`CustomFields` of a ticket as {lower-case name: values}; RT lists them unordered."""
+    result: dict[str, list[str]] = {}
+    for cf in item.get("CustomFields") or []:
+        if isinstance(cf, Mapping) and cf.get("name") is not None:
+            result[str(cf["name"]).casefold()] = [str(v) for v in cf.get("values") or []]
+    return result
+
+
+def _quote_sql(value: str) -> str:
+    """A TicketSQL string literal (single quotes, backslash-escaped)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class RTConnector:
+    """`HelpdeskConnector` for Request Tracker 5 over REST 2.0.
+
+    Customer mapping (`customer_source`):
+    - `"queue"`: one queue per customer; the customer is the ticket's queue (id and name).
+    - `"custom_field"`: the value of the ticket CF `customer_field` (e.g. "Customer").
+    - `"requestor_domain"`: the e-mail domain of the first requestor, lower-cased.
+
+    `queues` limits polling to these queue names (and is where registration checks the billing
+    fields are visible); None polls every queue the API user can see. `rt_timezone` is the zone
+    RT reads TicketSQL dates in: RT's `$Timezone`, or the API user's own preference if set.
+    """
+
+    kind = "rt"
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        overlap_seconds: int = 120,
+        customer_source: str = "queue",
+        customer_field: str = "Customer",
+        queues: Sequence[str] | None = None,
+        closed_statuses: Sequence[str] = ("resolved",),
+        rt_timezone: str = "UTC",
+        status_field: str = "Billing Status",
+        invoice_field: str = "Invoice Number",
+        invoice_url_field: str = "Invoice URL",
+        billing_statuses: Sequence[str] = BILLING_STATUSES,
+        http: HttpClient | None = None,
+        **http_options: Any,
+    ) -> None:
+        if customer_source not in CUSTOMER_SOURCES:
+            raise ValueError(
+                f"customer_source {customer_source!r} is not one of {', '.join(CUSTOMER_SOURCES)}"
+            )
+        if not closed_statuses:
+            raise ValueError("closed_statuses must name at least one RT status")
+        if token is None and (user is None or password is None):
+            raise ValueError("RT needs a token, or a user and a password")
+        self.base_url = base_url.rstrip("/")
+        self.overlap = timedelta(seconds=overlap_seconds)
+        self.customer_source = customer_source
+        self.customer_field = customer_field
+        self.queues = tuple(queues) if queues else None
+        self.closed_statuses = tuple(closed_statuses)
+        self.rt_timezone = ZoneInfo(rt_timezone)
+        self.fields = (
+            FieldSpec("status", status_field, "Select", "ticketbill: billing status",
+                      tuple(billing_statuses)),
+            FieldSpec("reference", invoice_field, "Freeform", "ticketbill: invoice number"),
+            FieldSpec("url", invoice_url_field, "Freeform", "ticketbill: link to the invoice",
+                      link_value=True),
+        )
+        if http is None:
+            if token is not None:
+                http = HttpClient(
+                    self.base_url,
+                    headers={"Authorization": f"token {token}"},
+                    secrets=(token,),
+                    **http_options,
+                )
+            else:
+                assert user is not None and password is not None
+                http = HttpClient(self.base_url, auth=(user, password), **http_options)
+        self.http = http
+        self._auth_kind = "token" if token is not None else f"user {user}"
+        self._cf_ids: dict[str, str] | None = None
+        self._user_emails: dict[str, str | None] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> RTConnector:
+        """Build from the frozen settings (the RT_* keys of .env); `overrides` win."""
+        options: dict[str, Any] = {
+            "token": settings.helpdesk_token,
+            "user": settings.helpdesk_user,
+            "password": settings.helpdesk_password,
+            "overlap_seconds": settings.sync_overlap_seconds,
+            "customer_source": settings.rt_customer_source,
+            "customer_field": settings.rt_customer_field,
+            "queues": settings.rt_queues or None,
+            "rt_timezone": settings.rt_timezone,
+            "closed_statuses": settings.rt_closed_statuses,
+        }
+        options.update(overrides)
+        return cls(settings.helpdesk_url, **options)
+
+    # -- identity and registration --------------------------------------------------------
+
+    def check(self) -> str:
+        """`GET /rt` (needs valid credentials) and one queue listing (needs SeeQueue)."""
+        info = self.http.get_json(f"{API}/rt")
+        if not isinstance(info, Mapping) or "Version" not in info:
+            raise RemoteError(f"GET {API}/rt: unexpected answer (is {self.base_url} an RT 5?)")
+        queues = self.http.get_json(f"{API}/queues/all", params={"per_page": 1})
+        if not isinstance(queues, Mapping) or not queues.get("total"):
+            raise RemoteError(
+                "RT accepted the credentials but shows them no queue (missing right SeeQueue)"
+            )
+        return f"RT {info['Version']} at {self.base_url} ({self._auth_kind})"
+
+    def register(self) -> RegistrationReport:
+        """Ensure the three billing CFs exist (global), with every status value; idempotent.
+
+        Existing fields are reused whatever queue they are applied to; when `queues` is set,
+        each of those queues is checked to see all three fields, and a gap is reported with
+        the admin step that fixes it (REST2 cannot apply an existing CF to another queue).
+        """
+        created: list[str] = []
+        present: list[str] = []
+        problems: list[str] = []
+        ids: dict[str, str] = {}
+        for spec in self.fields:
+            found = self._find_custom_field(spec.name)
+            if found is None:
+                body: dict[str, Any] = {
+                    "Name": spec.name,
+                    "Type": spec.cf_type,
+                    "MaxValues": 1,
+                    "LookupType": TICKET_LOOKUP,
+                    "Description": spec.description,
+                    "Queue": 0,  # RT::CustomField::Create: 0 = apply globally
+                }
+                if spec.link_value:
+                    body["LinkValueTo"] = "__CustomField__"  # render the URL as a link
+                try:
+                    answer = self.http.post_json(f"{API}/customfield", body)
+                except ConnectorError as exc:
+                    problems.append(
+                        f"custom field {spec.name!r}: RT refused to create it ({exc}); the API "
+                        "user needs the global rights AdminCustomField and AssignCustomFields, "
+                        "or an admin creates it (Select/Freeform, single value, all queues)"
+                    )
+                    continue
+                if not isinstance(answer, Mapping) or not answer.get("id"):
+                    problems.append(f"custom field {spec.name!r}: RT did not create it: {answer!r}")
+                    continue
+                ids[spec.role] = str(answer["id"])
+                created.append(f"custom field {spec.name!r} (id {answer['id']}, all queues)")
+            else:
+                ids[spec.role] = str(found["id"])
+                if str(found.get("Disabled", "0")) not in ("0", ""):
+                    problems.append(
+                        f"custom field {spec.name!r} (id {found['id']}) is disabled; "
+                        "enable it in RT under Admin → Custom Fields"
+                    )
+                    continue
+                present.append(f"custom field {spec.name!r} (id {found['id']})")
+            if spec.values and (found is None or found.get("Type") == "Select"):
+                self._ensure_values(spec, ids[spec.role], created, present)
+        self._check_queue_coverage(ids, problems)
+        if not problems:
+            self._cf_ids = ids
+        return RegistrationReport(tuple(created), tuple(present), tuple(problems))
+
+    def _find_custom_field(self, name: str) -> Mapping[str, Any] | None:
+        """The ticket CF called `name` (disabled ones too), or None."""
+        items = list(self._search(
+            f"{API}/customfields",
+            {"fields": "Name,Type,MaxValues,Disabled,LookupType", "find_disabled_rows": 1},
+            body=[{"field": "Name", "value": name},
+                  {"field": "LookupType", "value": TICKET_LOOKUP}],
+        ))
+        exact = [item for item in items if str(item.get("Name")) == name]
+        enabled = [item for item in exact if str(item.get("Disabled", "0")) in ("0", "")]
+        chosen = enabled or exact
+        return min(chosen, key=lambda item: int(item["id"])) if chosen else None
+
+    def _ensure_values(
+        self, spec: FieldSpec, cf_id: str, created: list[str], present: list[str]
+    ) -> None:
+        existing = {
+            str(item.get("name") or item.get("Name"))
+            for item in self._search(f"{API}/customfield/{cf_id}/values", {})
+        }
+        missing = [value for value in spec.values if value not in existing]
+        for order, value in enumerate(spec.values, start=1):
+            if value in missing:
+                self.http.post_json(
+                    f"{API}/customfield/{cf_id}/value", {"Name": value, "SortOrder": order}
+                )
+        if missing:
+            created.append(f"values of {spec.name!r}: {', '.join(missing)}")
+        else:
+            present.append(f"values of {spec.name!r}")
+
+    def _check_queue_coverage(self, ids: Mapping[str, str], problems: list[str]) -> None:
+        for queue in self.queues or ():
+            try:
+                found = self.http.get_json(f"{API}/queue/{quote(queue, safe='')}")
+            except NotFound:
+                problems.append(f"queue {queue!r} does not exist in RT (or is not visible)")
+                continue
+            queue_id = _ref_id(found)
+            applied = {
+                str(item.get("id"))
+                for item in self._search(f"{API}/queue/{queue_id}/customfields", {})
+            }
+            for spec in self.fields:
+                cf_id = ids.get(spec.role)
+                if cf_id is not None and cf_id not in applied:
+                    problems.append(
+                        f"custom field {spec.name!r} (id {cf_id}) is not applied to queue "
+                        f"{queue!r}; apply it in RT under Admin → Custom Fields → Applies to"
+                    )
+
+    def custom_field_ids(self) -> dict[str, str]:
+        """CF ids by role (`status`, `reference`, `url`), looked up once.
+
+        A missing field means `register` was not run (or an admin deleted the field).
+        """
+        if self._cf_ids is None:
+            ids: dict[str, str] = {}
+            for spec in self.fields:
+                found = self._find_custom_field(spec.name)
+                if found is None:
+                    raise RemoteError(
+                        f"RT has no ticket custom field {spec.name!r}; run the registration first"
+                    )
+                ids[spec.role] = str(found["id"])
+            self._cf_ids = ids
+        return self._cf_ids
+
+    # -- reading --------------------------------------------------------------------------
+
+    def closed_tickets_since(self, cursor: datetime | None) -> Iterator[RemoteTicket]:
+        """TicketSQL search, ascending by LastUpdated (then id), `page`/`per_page` paging."""
+        clauses = [" OR ".join(f"Status = {_quote_sql(s)}" for s in self.closed_statuses)]
+        if cursor is not None:
+            clauses.append(f"LastUpdated >= {_quote_sql(self._sql_date(cursor - self.overlap))}")
+        if self.queues:
+            clauses.append(" OR ".join(f"Queue = {_quote_sql(q)}" for q in self.queues))
+        query = " AND ".join(f"( {clause} )" for clause in clauses)
+        params = {
+            "query": query,
+            "fields": TICKET_FIELDS,
+            "fields[Queue]": "Name",
+            "fields[Requestor]": "EmailAddress",
+            "orderby": ["LastUpdated", "id"],
+            "order": ["ASC", "ASC"],
+        }
+        for item in self._search(f"{API}/tickets", params):
+            yield self._ticket(item)
+
+    def _sql_date(self, moment: datetime) -> str:
+        """`moment` as RT will read it in a TicketSQL date: local wall time in `rt_timezone`.
+
+        Outside UTC one extra hour is subtracted: a wall time in the autumn DST overlap is
+        ambiguous, and polling one hour more is harmless while missing a ticket is not.
+        """
+        if moment.tzinfo is None:
+            raise ValueError("cursor must be an aware datetime")
+        if self.rt_timezone.key not in ("UTC", "Etc/UTC"):
+            moment -= timedelta(hours=1)
+        return moment.astimezone(self.rt_timezone).strftime("%Y-%m-%d %H:%M:%S")
+
+    def ticket(self, ticket_remote_id: str) -> RemoteTicket:
+        """One ticket; NotFound if missing, deleted, or merged into another ticket.
+
+        RT answers a merged ticket's URL with the ticket it was merged into; that one carries
+        the merged time and is billed under its own id, so the old id is gone for us.
+        """
+        ticket_id = self._id(ticket_remote_id)
+        item = self.http.get_json(
+            f"{API}/ticket/{ticket_id}",
+            params={"fields[Queue]": "Name", "fields[Requestor]": "EmailAddress"},
+        )
+        if not isinstance(item, Mapping) or "id" not in item:
+            raise RemoteError(f"GET ticket {ticket_id}: unexpected answer")
+        if str(item["id"]) != ticket_id:
+            raise NotFound(f"ticket {ticket_id} was merged into ticket {item['id']}")
+        if item.get("Status") == "deleted":
+            raise NotFound(f"ticket {ticket_id} was deleted")
+        return self._ticket(item)
+
+    def time_entries(self, ticket_remote_id: str) -> Sequence[RemoteTimeEntry]:
+        """Transactions with TimeTaken != 0, oldest first; NotFound if the ticket is gone.
+
+        After a merge RT lists the transactions of all merged tickets under the surviving one
+        (and under the old ids too). Entries keep their transaction ids, so the survivor's
+        list contains the merged ticket's bookings under their original remote ids; the old
+        ticket itself raises NotFound, so nothing is counted twice.
+        """
+        ticket_id = self._id(ticket_remote_id)
+        history = list(self._history(ticket_id))
+        if not history:
+            # An RT ticket always has its Create transaction; none means no ticket (or no
+            # right to see it), which the ticket endpoint reports as 404/403.
+            self.http.get_json(f"{API}/ticket/{ticket_id}")
+            raise NotFound(f"ticket {ticket_id}: RT shows no history for it")
+        if any(str(txn.get("ObjectId", ticket_id)) != ticket_id for txn in history):
+            self.ticket(ticket_id)  # a merge happened: NotFound unless this is the survivor
+        entries = []
+        for txn in history:
+            minutes = _minutes(txn.get("TimeTaken"), f"transaction {txn.get('id')}")
+            if minutes == 0:
+                continue
+            booked_at = _parse_time(txn.get("Created"))
+            if booked_at is None:
+                raise RemoteError(f"transaction {txn.get('id')} has no creation time")
+            entries.append(RemoteTimeEntry(
+                remote_id=str(txn["id"]),
+                ticket_remote_id=ticket_id,
+                agent=_ref_id(txn.get("Creator")),
+                minutes=minutes,
+                booked_at=booked_at,
+            ))
+        return entries
+
+    def _history(self, ticket_id: str) -> Iterator[Mapping[str, Any]]:
+        return self._search(f"{API}/ticket/{ticket_id}/history", {"fields": HISTORY_FIELDS})
+
+    def _search(
+        self, path: str, params: Mapping[str, Any], body: Any = None
+    ) -> Iterator[Mapping[str, Any]]:
+        """All items of a REST2 collection, page by page (POST with a JSON search `body`)."""
+
+        def fetch(page: int) -> Sequence[Mapping[str, Any]]:
+            query = {**params, "page": page, "per_page": PAGE_SIZE}
+            if body is None:
+                answer = self.http.get_json(path, params=query)
+            else:
+                answer = self.http.request_json(
+                    "POST", path, params=query, json_body=body, idempotent=True
+                )
+            if not isinstance(answer, Mapping) or not isinstance(answer.get("items"), list):
+                raise RemoteError(f"{path}: expected a REST2 collection, got {str(answer)[:200]}")
+            return [item for item in answer["items"] if isinstance(item, Mapping)]
+
+        return self.http.paginate(fetch, per_page=PAGE_SIZE)
+
+    def _ticket(self, item: Mapping[str, Any]) -> RemoteTicket:
+        ticket_id = str(item["id"])
+        updated = _parse_time(item.get("LastUpdated"))
+        if updated is None:
+            raise RemoteError(f"ticket {ticket_id}: no LastUpdated")
+        cfs = _cf_values(item)
+        queue = item.get("Queue")
+        queue_name = str(queue.get("Name")) if isinstance(queue, Mapping) and queue.get(
+            "Name") else None
+        status_name, reference_name = self.fields[0].name, self.fields[1].name
+        return RemoteTicket(
+            remote_id=ticket_id,
+            number=ticket_id,
+            title=str(item.get("Subject") or ""),
+            customer=self._customer(item, cfs, queue_name),
+            state=str(item.get("Status") or ""),
+            closed_at=_parse_time(item.get("Resolved")),
+            updated_at=updated,
+            billing_status=next(iter(cfs.get(status_name.casefold(), [])), None),
+            invoice_reference=next(iter(cfs.get(reference_name.casefold(), [])), None),
+            web_url=self.ticket_url(ticket_id),
+            group=queue_name,
+        )
+
+    def _customer(
+        self, item: Mapping[str, Any], cfs: Mapping[str, list[str]], queue_name: str | None
+    ) -> RemoteCustomer | None:
+        if self.customer_source == "queue":
+            queue_id = _ref_id(item.get("Queue"))
+            return RemoteCustomer(queue_id, queue_name or queue_id) if queue_id else None
+        if self.customer_source == "custom_field":
+            value = next((v.strip() for v in cfs.get(self.customer_field.casefold(), [])
+                          if v.strip()), None)
+            return RemoteCustomer(value, value) if value else None
+        for requestor in item.get("Requestor") or []:
+            email = self._email(requestor)
+            if email and "@" in email:
+                domain = email.rsplit("@", 1)[1].strip().lower()
+                if domain:
+                    return RemoteCustomer(domain, domain)
+        return None
+
+    def _email(self, requestor: Any) -> str | None:
+        """A requestor's address: expanded in searches, a user name elsewhere (then looked up)."""
+        if isinstance(requestor, Mapping) and requestor.get("EmailAddress"):
+            return str(requestor["EmailAddress"])
+        name = _ref_id(requestor)
+        if "@" in name:
+            return name
+        if name not in self._user_emails:
+            try:
+                user = self.http.get_json(f"{API}/user/{quote(name, safe='')}")
+            except NotFound:
+                user = None
+            email = user.get("EmailAddress") if isinstance(user, Mapping) else None
+            self._user_emails[name] = str(email) if email else None
+        return self._user_emails[name]
+
+    # -- writing --------------------------------------------------------------------------
+
+    def write_back(self, ticket_remote_id: str, change: WriteBack) -> bool:
+        """Note first (unless a comment already carries the marker), then the CFs that differ.
+
+        Each part checks before it writes, so a retry after a crash (or a timeout after the
+        write landed) completes what is missing and never adds a second note. The CF update
+        is read back, because RT answers 200 even when it rejected a value. A merged ticket's
+        id leads RT to the surviving ticket, which then receives the note: agents find the
+        invoice where the work now lives.
+        """
+        ticket_id = self._id(ticket_remote_id)
+        ids = self.custom_field_ids()
+        current = self.http.get_json(f"{API}/ticket/{ticket_id}")
+        if not isinstance(current, Mapping) or "id" not in current:
+            raise RemoteError(f"GET ticket {ticket_id}: unexpected answer")
+        wrote = False
+        if (change.note_html or change.note_subject) and not self._has_note(ticket_id, change):
+            self._add_note(ticket_id, change)
+            log.info("RT ticket %s: billing note %s added", ticket_id, change.marker)
+            wrote = True
+        wanted = {
+            "status": change.billing_status,
+            "reference": change.invoice_reference,
+            "url": change.invoice_url,
+        }
+        have = _cf_values(current)
+        update = {
+            ids[spec.role]: wanted[spec.role]
+            for spec in self.fields
+            if wanted[spec.role] is not None
+            and have.get(spec.name.casefold(), []) != [wanted[spec.role]]
+        }
+        if update:
+            messages = self.http.put_json(f"{API}/ticket/{ticket_id}", {"CustomFields": update})
+            self._verify_update(ticket_id, update, messages)
+            log.info("RT ticket %s: billing fields set (%s)", ticket_id, change.marker)
+            wrote = True
+        return wrote
+
+    def _has_note(self, ticket_id: str, change: WriteBack) -> bool:
+        """A comment whose subject (kept in the transaction's `Data`) carries the marker.
+
+        RT stores the subject header as received, folded at about 78 characters; unfolding
+        restores the line, so a marker is found even where a fold fell into it.
+        """
+        return any(
+            txn.get("Type") == "Comment"
+            and change.marker in re.sub(r"\r?\n[ \t]+", " ", str(txn.get("Data") or ""))
+            for txn in self._history(ticket_id)
+        )
+
+    def _add_note(self, ticket_id: str, change: WriteBack) -> None:
+        subject = change.note_subject or "ticketbill"
+        if change.marker not in subject:
+            # Short enough for RT's Transactions.Data (varchar 255 on MySQL/Oracle).
+            subject = f"{subject[: max(20, 200 - len(change.marker))]} [{change.marker}]"
+        content = change.note_html
+        if content is None:
+            content = f"<p>{subject}</p>"
+        # Internal comment, never correspondence: customers must not get billing notes.
+        self.http.post_json(
+            f"{API}/ticket/{ticket_id}/comment",
+            {"Subject": subject, "Content": content, "ContentType": "text/html"},
+        )
+
+    def _verify_update(self, ticket_id: str, update: Mapping[str, str], messages: Any) -> None:
+        after = self.http.get_json(f"{API}/ticket/{ticket_id}")
+        by_id = {
+            str(cf.get("id")): [str(v) for v in cf.get("values") or []]
+            for cf in (after.get("CustomFields") or [] if isinstance(after, Mapping) else [])
+            if isinstance(cf, Mapping)
+        }
+        failed = [cf_id for cf_id, value in update.items() if by_id.get(cf_id) != [value]]
+        if failed:
+            ids = self.custom_field_ids()
+            names = {ids[spec.role]: spec.name for spec in self.fields}
+            text = "; ".join(str(m) for m in messages) if isinstance(messages, list) else messages
+            raise RemoteError(
+                f"ticket {ticket_id}: RT did not store "
+                f"{', '.join(repr(names.get(cf_id, cf_id)) for cf_id in failed)}: "
+                f"{text or 'no message (field not applied to the ticket queue?)'}",
+                status=200,
+                body=str(messages),
+            )
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def ticket_url(self, ticket_remote_id: str) -> str:
+        return f"{self.base_url}/Ticket/Display.html?id={self._id(ticket_remote_id)}"
+
+    @staticmethod
+    def _id(ticket_remote_id: str) -> str:
+        """Ticket ids are numbers; anything else would be a path injection, not a ticket."""
+        text = str(ticket_remote_id).strip()
+        if not text.isdigit():
+            raise NotFound(f"{ticket_remote_id!r} is not an RT ticket id")
+        return text
+
