@@ -64,6 +64,17 @@ def line_text(line: billing.Line, ticket: Ticket, language: str) -> str:
     return f"{head} — {line.activity or line.label}" + (f" ({agents})" if agents else "")
 
 
+def _settled_without_line(result: billing.BillingResult, by_id: dict[str, TimeEntry]) -> tuple[EntryLink, ...]:
+    """Entries this invoice settles although no line bills them: corrections netted into a
+    billed entry, and entries a correction reduced to zero. They are linked (billed 0 min) so
+    a later run never rates them again on their own — which would bill time the correction
+    took back.
+    """
+    ids = {str(c) for line in result.lines for c in line.explanation.get("corrections_netted", ())}  # type: ignore[union-attr]
+    ids |= {x.entry_id for x in result.excluded if x.reason == "netted to zero"}
+    return tuple(EntryLink(int(i), by_id[i].minutes, Decimal(0)) for i in sorted(ids) if i in by_id)
+
+
 def rate_ticket(
     session: Session, settings: Settings, customer: Customer, ticket: Ticket, entries: list[TimeEntry]
 ) -> Rating:
@@ -92,6 +103,7 @@ def rate_ticket(
         return Rating(None, [], excluded)
     language = customer.language or settings.invoice_language
     zone = ZoneInfo(timezone)
+    settled = _settled_without_line(result, by_id)
     lines = tuple(
         DraftLine(
             description=line_text(line, ticket, language),
@@ -105,11 +117,12 @@ def rate_ticket(
             entries=tuple(
                 EntryLink(int(ref.entry_id), Decimal(ref.raw_minutes), Decimal(ref.billed_minutes))
                 for ref in line.entries
-            ),
+            )
+            + (settled if position == 0 else ()),
             explanation=dict(line.explanation),
             ticket_number=ticket.number,
         )
-        for line in result.lines
+        for position, line in enumerate(result.lines)
     )
     annex = tuple(
         AnnexEntry(

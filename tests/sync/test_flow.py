@@ -194,3 +194,24 @@ def test_billed_entry_changed_in_the_helpdesk_needs_attention(sidecar: Sidecar, 
         assert entry.minutes == 30  # the billed content is never rewritten
     assert count(sidecar, Invoice) == 1
     assert sb.ticket(ticket_id)["billing_status"] == "needs_attention"
+
+
+def test_correction_is_settled_with_the_entries_it_reduced(sidecar: Sidecar, tmp_path: Path) -> None:
+    """60 + 10 − 20 minutes (one agent, one activity): the correction takes the later 10
+    first, then 10 of the 60 → one line of 50 → 60 billed minutes. A second run must not bill
+    the zeroed 10 or the correction on their own."""
+    sb = sidecar.sandbox
+    sidecar.import_customers(tmp_path, [1])
+    ticket_id = closed_ticket(sb, "Doppelt gebucht", 1, [(60, 3, REMOTE), (10, 3, REMOTE), (-20, 3, REMOTE)])
+
+    assert sidecar.run().ok
+    sb.advance(3600)
+    again = sidecar.run()
+
+    assert again.ok, again.error
+    with sidecar.factory() as session:
+        invoice = session.execute(select(Invoice)).scalar_one()
+        assert invoice.net == Decimal("89.00")
+        links = session.execute(select(BilledEntry.raw_minutes, BilledEntry.billed_minutes)).all()
+        assert sorted(links) == [(-20, 0), (10, 0), (60, 60)]
+    assert sb.ticket(ticket_id)["billing_status"] == "invoiced"
