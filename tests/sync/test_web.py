@@ -21,13 +21,13 @@ def test_invoice_link_from_the_ticket_serves_the_pdf(sidecar: Sidecar, tmp_path:
     app = create_app(sidecar.settings)
     client = app.test_client()
 
-    response = client.get(urlparse(link).path)
-
-    assert response.status_code == 200
-    assert response.mimetype == "application/pdf"
+    with client.get(urlparse(link).path) as response:
+        assert response.status_code == 200
+        assert response.mimetype == "application/pdf"
+        served = response.get_data()
     with sidecar.factory() as session:
         invoice = session.execute(select(Invoice)).scalar_one()
-    assert response.data == Path(invoice.pdf_path).read_bytes()
+    assert served == Path(invoice.pdf_path).read_bytes()
     wrong_key = urlparse(link).path.replace(invoice.access_key, "x" * len(invoice.access_key))
     assert client.get(wrong_key).status_code == 404
 
