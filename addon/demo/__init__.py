@@ -116,7 +116,8 @@ def print_report(settings: Settings, sandbox_url: str) -> None:
             print("\nnot invoiced:")
             for ticket in flagged:
                 print(f"  {ticket.number:8} {ticket.billing_status:16} {ticket.attention_reason or ''}")
-        print("\nsandbox tickets now carrying status, reference and note (token auth):")
+        print("\nsandbox tickets now carrying status, reference and note (Authorization: Token token=…;")
+        print("the sandbox runs during the demo only — `ticketbill demo --keep-running` keeps it up):")
         for inv in invoices[:5]:
             if inv.ticket:
                 print(f"  {sandbox_url}/api/v1/tickets/{inv.ticket.remote_id}")
