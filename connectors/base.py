@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 
 class ConnectorError(Exception):
@@ -42,6 +42,11 @@ class RemoteError(ConnectorError):
         super().__init__(message)
         self.status = status
         self.body = body[:500]
+
+
+# The billing category agents set per ticket (a select field in every helpdesk). `None` on a
+# `RemoteTicket` means "not set", which billing treats as the default, "billable".
+BILLING_CATEGORIES = ("billable", "internal", "warranty", "goodwill", "covered")
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,43 @@ class RemoteTicket:
     category: str | None = None
     group: str | None = None
     tags: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class RemoteExtra:
+    """A material, a travel distance or an on-site visit an agent booked on a ticket.
+
+    Booked by a note line or a ticket field. `remote_id` is stable across reads (the note's id
+    plus its line number, or the ticket plus the field name), so a re-read updates instead of
+    duplicating. `quantity` is pieces for a material, kilometres for travel and 1 for a visit;
+    `unit_cost` is the net price per piece in EUR, and None where the contract sets the price
+    (travel per km, the flat fee per visit) unless the note names one. A visit's `booked_at`
+    gives its day.
+    """
+
+    remote_id: str
+    ticket_remote_id: str
+    kind: Literal["material", "travel", "visit"]
+    description: str
+    quantity: Decimal
+    unit_cost: Decimal | None
+    category: str | None
+    booked_at: datetime
+    agent: str
+
+
+@dataclass(frozen=True)
+class BookingProblem:
+    """A booking line that could not be read; nothing is billed from it.
+
+    `source_id` names where the line is (a note's id, or a ticket field), `line` is the line as
+    the agent wrote it and `reason` says exactly what is wrong, for the "needs attention" text.
+    """
+
+    ticket_remote_id: str
+    source_id: str
+    line: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -141,3 +183,21 @@ class HelpdeskConnector(Protocol):
 
     def ticket_url(self, ticket_remote_id: str) -> str:
         """The agent-facing URL of a ticket, for reports and the demo output."""
+
+
+@runtime_checkable
+class BookingReader(Protocol):
+    """What agents book besides time: materials, travel and on-site visits.
+
+    Kept apart from `HelpdeskConnector` only while not every connector implements it yet
+    (OTRS is in progress); the sync asks `isinstance(connector, BookingReader)`. Zammad and RT
+    implement it; once all do, `extras` moves into `HelpdeskConnector`.
+    """
+
+    def extras(
+        self, ticket_remote_id: str
+    ) -> tuple[Sequence[RemoteExtra], Sequence[BookingProblem]]:
+        """Materials, travel and visits booked on one ticket, and the lines that were unreadable.
+
+        Raises `NotFound` if the ticket is gone.
+        """

@@ -17,6 +17,13 @@ Facts this module relies on (see shared/reference/rt-api.md, checked against RT 
   REST2 in 5.0 cannot apply an existing CF to further queues (no ObjectCustomField endpoint).
 - A comment's subject is stored in its transaction's `Data`, so the write-back marker can be
   found with one history request instead of reading every attachment.
+- `GET /transaction/{id}/attachments?fields=Content,...` returns the content decoded (the single
+  `GET /attachment/{id}` gives base64). Asking a collection for `Parent` is a 500 in 5.0.3.
+- Transactions in RT 5.0 carry no activity; the activity is a ticket Select CF and applies to
+  every booking of the ticket (split the work into tickets when activities differ).
+
+What agents book (with `category_field` / `activity_field`): the Select CFs "Billing Category"
+and "Activity", plus material, travel and on-site lines in comments (`connectors.bookings`).
 """
 
 from __future__ import annotations
@@ -32,15 +39,19 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from connectors.base import (
+    BILLING_CATEGORIES,
+    BookingProblem,
     ConnectorError,
     NotFound,
     RegistrationReport,
     RemoteCustomer,
     RemoteError,
+    RemoteExtra,
     RemoteTicket,
     RemoteTimeEntry,
     WriteBack,
 )
+from connectors.bookings import note_text, parse_note
 from connectors.http import HttpClient
 
 if TYPE_CHECKING:
@@ -66,6 +77,8 @@ BILLING_STATUSES = (
 )
 TICKET_FIELDS = "Subject,Status,Resolved,LastUpdated,Queue,Requestor,CustomFields,EffectiveId"
 HISTORY_FIELDS = "Type,TimeTaken,Creator,Created,Data,ObjectId"
+ATTACHMENT_FIELDS = "ContentType,Content,Filename"
+DEFAULT_ACTIVITY_TYPES = ("Remote", "Vor-Ort", "Notfall", "Intern", "Fahrt")
 
 
 @dataclass(frozen=True)
@@ -132,6 +145,10 @@ class RTConnector:
     `queues` limits polling to these queue names (and is where registration checks the billing
     fields are visible); None polls every queue the API user can see. `rt_timezone` is the zone
     RT reads TicketSQL dates in: RT's `$Timezone`, or the API user's own preference if set.
+
+    `category_field` and `activity_field` name the Select CFs agents book in (registration
+    creates them, the activity CF with the values `activity_types`); None leaves them out.
+    They are None in the bare constructor and set in `from_settings`.
     """
 
     kind = "rt"
@@ -153,6 +170,9 @@ class RTConnector:
         invoice_field: str = "Invoice Number",
         invoice_url_field: str = "Invoice URL",
         billing_statuses: Sequence[str] = BILLING_STATUSES,
+        category_field: str | None = None,
+        activity_field: str | None = None,
+        activity_types: Sequence[str] = DEFAULT_ACTIVITY_TYPES,
         http: HttpClient | None = None,
         **http_options: Any,
     ) -> None:
@@ -178,6 +198,19 @@ class RTConnector:
             FieldSpec("url", invoice_url_field, "Freeform", "ticketbill: link to the invoice",
                       link_value=True),
         )
+        if category_field:
+            self.fields += (FieldSpec("category", category_field, "Select",
+                                      "ticketbill: billing category (empty = billable)",
+                                      BILLING_CATEGORIES),)
+        if activity_field:
+            if not activity_types or any(not name.strip() for name in activity_types):
+                raise ValueError("activity_types must name at least one activity, none empty")
+            self.fields += (FieldSpec("activity", activity_field, "Select",
+                                      "ticketbill: activity of the time booked on this ticket",
+                                      tuple(name.strip() for name in activity_types)),)
+        self.category_field = category_field
+        self.activity_field = activity_field
+        self.user = user if token is None else None
         if http is None:
             if token is not None:
                 http = HttpClient(
@@ -207,6 +240,8 @@ class RTConnector:
             "queues": settings.rt_queues or None,
             "rt_timezone": settings.rt_timezone,
             "closed_statuses": settings.rt_closed_statuses,
+            "category_field": "Billing Category",
+            "activity_field": "Activity",
         }
         options.update(overrides)
         return cls(settings.helpdesk_url, **options)
@@ -226,7 +261,7 @@ class RTConnector:
         return f"RT {info['Version']} at {self.base_url} ({self._auth_kind})"
 
     def register(self) -> RegistrationReport:
-        """Ensure the three billing CFs exist (global), with every status value; idempotent.
+        """Ensure the billing CFs exist (global), with every Select value; idempotent.
 
         Existing fields are reused whatever queue they are applied to; when `queues` is set,
         each of those queues is checked to see all three fields, and a gap is reported with
@@ -331,7 +366,7 @@ class RTConnector:
                     )
 
     def custom_field_ids(self) -> dict[str, str]:
-        """CF ids by role (`status`, `reference`, `url`), looked up once.
+        """CF ids by role (`status`, `reference`, `url`, `category`, `activity`), looked up once.
 
         A missing field means `register` was not run (or an admin deleted the field).
         """
@@ -416,6 +451,7 @@ class RTConnector:
             raise NotFound(f"ticket {ticket_id}: RT shows no history for it")
         if any(str(txn.get("ObjectId", ticket_id)) != ticket_id for txn in history):
             self.ticket(ticket_id)  # a merge happened: NotFound unless this is the survivor
+        activity = self._activity(ticket_id) if self.activity_field else None
         entries = []
         for txn in history:
             minutes = _minutes(txn.get("TimeTaken"), f"transaction {txn.get('id')}")
@@ -430,8 +466,65 @@ class RTConnector:
                 agent=_ref_id(txn.get("Creator")),
                 minutes=minutes,
                 booked_at=booked_at,
+                activity=activity,
             ))
         return entries
+
+    def _activity(self, ticket_id: str) -> str | None:
+        """The ticket's Activity CF: RT 5.0 transactions have none of their own."""
+        assert self.activity_field is not None
+        item = self.http.get_json(f"{API}/ticket/{ticket_id}")
+        values = _cf_values(item if isinstance(item, Mapping) else {})
+        return next((v for v in values.get(self.activity_field.casefold(), []) if v), None)
+
+    def extras(
+        self, ticket_remote_id: str
+    ) -> tuple[Sequence[RemoteExtra], Sequence[BookingProblem]]:
+        """Booking lines in the ticket's comments (not replies: customers see those).
+
+        A comment's text is its first `text/plain` part, else its `text/html` part; files
+        attached to it are not read. Comments by the connector's own basic-auth user are the
+        sidecar's notes and are skipped (with a token RT does not say whose it is).
+        """
+        ticket_id = self._id(ticket_remote_id)
+        history = list(self._history(ticket_id))
+        if not history:
+            self.http.get_json(f"{API}/ticket/{ticket_id}")
+            raise NotFound(f"ticket {ticket_id}: RT shows no history for it")
+        if any(str(txn.get("ObjectId", ticket_id)) != ticket_id for txn in history):
+            self.ticket(ticket_id)  # merged away: NotFound (the survivor lists these comments)
+        extras: list[RemoteExtra] = []
+        problems: list[BookingProblem] = []
+        for txn in history:
+            if txn.get("Type") != "Comment":
+                continue
+            agent = _ref_id(txn.get("Creator"))
+            if self.user is not None and agent == self.user:
+                continue
+            booked_at = _parse_time(txn.get("Created"))
+            if booked_at is None:
+                raise RemoteError(f"transaction {txn.get('id')} has no creation time")
+            text = self._comment_text(str(txn["id"]))
+            if not text:
+                continue
+            found, bad = parse_note(text, ticket_remote_id=ticket_id,
+                                    source_id=f"transaction:{txn['id']}", booked_at=booked_at,
+                                    agent=agent)
+            extras += found
+            problems += bad
+        return extras, problems
+
+    def _comment_text(self, transaction_id: str) -> str:
+        parts = [
+            item for item in self._search(f"{API}/transaction/{transaction_id}/attachments",
+                                          {"fields": ATTACHMENT_FIELDS})
+            if not item.get("Filename")
+        ]
+        for wanted in ("text/plain", "text/html"):
+            for part in parts:
+                if str(part.get("ContentType", "")).lower() == wanted:
+                    return note_text(str(part.get("Content") or ""), wanted)
+        return ""
 
     def _history(self, ticket_id: str) -> Iterator[Mapping[str, Any]]:
         return self._search(f"{API}/ticket/{ticket_id}/history", {"fields": HISTORY_FIELDS})
@@ -476,6 +569,8 @@ class RTConnector:
             billing_status=next(iter(cfs.get(status_name.casefold(), [])), None),
             invoice_reference=next(iter(cfs.get(reference_name.casefold(), [])), None),
             web_url=self.ticket_url(ticket_id),
+            category=(next((v for v in cfs.get(self.category_field.casefold(), []) if v), None)
+                      if self.category_field else None),
             group=queue_name,
         )
 
@@ -541,10 +636,10 @@ class RTConnector:
         }
         have = _cf_values(current)
         update = {
-            ids[spec.role]: wanted[spec.role]
+            ids[spec.role]: value
             for spec in self.fields
-            if wanted[spec.role] is not None
-            and have.get(spec.name.casefold(), []) != [wanted[spec.role]]
+            if (value := wanted.get(spec.role)) is not None
+            and have.get(spec.name.casefold(), []) != [value]
         }
         if update:
             messages = self.http.put_json(f"{API}/ticket/{ticket_id}", {"CustomFields": update})

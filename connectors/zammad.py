@@ -12,6 +12,15 @@ Facts this module relies on (see shared/reference/zammad-api.md):
   migrated yet; every write is therefore read back.
 - Custom fields need `execute_migrations`, which restarts Zammad; registration waits for the
   restart, bounded, and confirms the new keys on a real ticket.
+- Activity types (6.1+) live in `/time_accounting/types` (names unique, case-insensitive; no
+  delete over REST) and are only offered to agents while the setting `time_accounting_types`
+  is on; settings are changed with `PUT /settings/{id}` and `state_current.value`.
+
+What agents book (with `booking_fields`): the ticket select `billing_category`, the integer
+`billing_travel_km` (km driven for the ticket, one travel line) and the boolean
+`billing_onsite` (one on-site visit, dated by the ticket's last close), plus material, travel
+and on-site lines in internal notes (`connectors.bookings`). Both ways add up: a trip booked
+in the field and in a note is billed twice, so the README tells agents to use one.
 """
 
 from __future__ import annotations
@@ -25,15 +34,19 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from connectors.base import (
+    BILLING_CATEGORIES,
     AuthError,
+    BookingProblem,
     NotFound,
     RegistrationReport,
     RemoteCustomer,
     RemoteError,
+    RemoteExtra,
     RemoteTicket,
     RemoteTimeEntry,
     WriteBack,
 )
+from connectors.bookings import VISIT_DESCRIPTION, note_text, parse_note
 from connectors.http import HttpClient
 
 if TYPE_CHECKING:
@@ -55,7 +68,22 @@ MINUTES_PER_UNIT = {
 FIELD_STATUS = "billing_status"
 FIELD_REFERENCE = "billing_invoice_ref"  # `*_id` names are rejected by Zammad.
 FIELD_URL = "billing_invoice_url"
+FIELD_CATEGORY = "billing_category"
+FIELD_TRAVEL_KM = "billing_travel_km"
+FIELD_ONSITE = "billing_onsite"
+SETTING_TYPES = "time_accounting_types"
+SETTING_ACCOUNTING = "time_accounting"
+DEFAULT_ACTIVITY_TYPES = ("Remote", "Vor-Ort", "Notfall", "Intern", "Fahrt")
 PENDING_FLAGS = ("to_create", "to_migrate", "to_config", "to_delete")
+
+CATEGORY_LABELS = {
+    "billable": "Abrechenbar / billable",
+    "internal": "Intern / internal",
+    "warranty": "Gewährleistung / warranty",
+    "goodwill": "Kulanz, ohne Berechnung / goodwill, no charge",
+    "covered": "Im Vertrag enthalten / covered by contract",
+}
+assert tuple(CATEGORY_LABELS) == BILLING_CATEGORIES
 
 BILLING_STATUS_OPTIONS = {
     "unbilled": "Nicht abgerechnet / unbilled",
@@ -68,10 +96,10 @@ BILLING_STATUS_OPTIONS = {
 }
 
 
-def _screens() -> dict[str, Any]:
+def _screens(on_create: bool = False) -> dict[str, Any]:
     """Shown to agents when editing, never required: a required field blocks every API update."""
     return {
-        "create_middle": {"ticket.agent": {"shown": False, "required": False}},
+        "create_middle": {"ticket.agent": {"shown": on_create, "required": False}},
         "edit": {
             "ticket.agent": {"shown": True, "required": False},
             "ticket.customer": {"shown": False, "required": False},
@@ -120,6 +148,49 @@ ATTRIBUTES: tuple[dict[str, Any], ...] = (
 )
 
 
+# What agents book themselves: shown when creating and editing, for agents only.
+BOOKING_ATTRIBUTES: tuple[dict[str, Any], ...] = (
+    {
+        "object": "Ticket",
+        "name": FIELD_CATEGORY,
+        "display": "Abrechnungsart / Billing category",
+        "data_type": "select",
+        "active": True,
+        "position": 1553,
+        "data_option": {
+            "options": CATEGORY_LABELS,
+            "default": "billable",
+            "null": True,
+            "nulloption": False,
+            "translate": False,
+            "maxlength": 255,
+        },
+        "screens": _screens(on_create=True),
+    },
+    {
+        "object": "Ticket",
+        "name": FIELD_TRAVEL_KM,
+        "display": "Fahrt km / Travel km",
+        "data_type": "integer",
+        "active": True,
+        "position": 1554,
+        "data_option": {"min": 0, "max": 100000, "default": None, "null": True},
+        "screens": _screens(on_create=True),
+    },
+    {
+        "object": "Ticket",
+        "name": FIELD_ONSITE,
+        "display": "Vor-Ort-Einsatz / On-site visit",
+        "data_type": "boolean",
+        "active": True,
+        "position": 1555,
+        "data_option": {"options": {"true": "ja / yes", "false": "nein / no"}, "default": False,
+                        "null": True},
+        "screens": _screens(on_create=True),
+    },
+)
+
+
 def parse_time(value: Any) -> datetime | None:
     """Zammad's `2025-06-24T10:46:58.554Z` as an aware UTC datetime (None stays None)."""
     if not value:
@@ -150,6 +221,11 @@ class ZammadConnector:
     because the sync upserts. `search_expand=False` asks the search for plain records: on
     6.4 and older that is the `{tickets, assets}` shape, whose assets carry organizations and
     customers, saving the name lookups.
+
+    `booking_fields=True` makes `register` also create the fields agents book in
+    (`BOOKING_ATTRIBUTES`); `activity_types` (e.g. `DEFAULT_ACTIVITY_TYPES`) makes it switch
+    on activity types and create the missing ones. Both are off in the bare constructor, on
+    in `from_settings`.
     """
 
     kind = "zammad"
@@ -168,6 +244,8 @@ class ZammadConnector:
         registration_wait_seconds: float = 180.0,
         registration_poll_seconds: float = 5.0,
         search_expand: bool = True,
+        booking_fields: bool = False,
+        activity_types: Sequence[str] | None = None,
         http: HttpClient | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -182,6 +260,13 @@ class ZammadConnector:
         self.registration_poll_seconds = registration_poll_seconds
         self.sleep = sleep
         self.search_expand = search_expand
+        self.attributes = ATTRIBUTES + (BOOKING_ATTRIBUTES if booking_fields else ())
+        names = [name.strip() for name in activity_types or ()]
+        if any(not name for name in names):
+            raise ValueError("activity type names must not be empty")
+        if len({name.casefold() for name in names}) != len(names):
+            raise ValueError("activity type names repeat (Zammad compares them case-insensitively)")
+        self.activity_types = tuple(names)
         if http is None:
             headers = {"Authorization": f"Token token={token}"} if token else {}
             auth = (user, password) if (not token and user and password) else None
@@ -199,6 +284,7 @@ class ZammadConnector:
         self._users: dict[int, Mapping[str, Any]] = {}
         self._activity_types: dict[int, str] | None = None
         self._groups: dict[int, str] | None = None
+        self._me: int | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ZammadConnector:
@@ -210,6 +296,8 @@ class ZammadConnector:
             password=settings.helpdesk_password,
             time_unit=settings.helpdesk_time_unit,
             overlap_seconds=settings.sync_overlap_seconds,
+            booking_fields=True,
+            activity_types=DEFAULT_ACTIVITY_TYPES,
         )
 
     # -- identity and registration --------------------------------------------------------
@@ -223,7 +311,10 @@ class ZammadConnector:
         return f"{who} (Zammad user {me['id']}) at {self.base_url}"
 
     def register(self) -> RegistrationReport:
-        """Ensure the three billing fields exist, migrate only if needed, wait for the restart."""
+        """Ensure the billing fields exist, migrate only if needed, wait for the restart.
+
+        Then (with `activity_types`) switch activity types on and create the missing ones.
+        """
         rows = self.http.get_json(f"{API}/object_manager_attributes") or []
         existing = {
             row.get("name"): row
@@ -234,7 +325,7 @@ class ZammadConnector:
         present: list[str] = []
         problems: list[str] = []
         pending = False
-        for spec in ATTRIBUTES:
+        for spec in self.attributes:
             name = spec["name"]
             row = existing.get(name)
             if row is None:
@@ -263,12 +354,13 @@ class ZammadConnector:
                     pending = pending or any(row.get(flag) for flag in PENDING_FLAGS)
         if any("marked for deletion" in problem for problem in problems):
             # Migrating now would drop the column (and its values) system-wide.
+            self._register_activity_types(created, present, problems)
             return RegistrationReport(tuple(created), tuple(present), tuple(problems))
         if pending:
             others = sorted(
                 f"{row.get('object')}.{name}"
                 for name, row in existing.items()
-                if name not in {spec["name"] for spec in ATTRIBUTES}
+                if name not in {spec["name"] for spec in self.attributes}
                 and any(row.get(flag) for flag in PENDING_FLAGS)
             )
             if others:
@@ -278,7 +370,81 @@ class ZammadConnector:
         problem = self._wait_for_fields()
         if problem:
             problems.append(problem)
+        self._register_activity_types(created, present, problems)
         return RegistrationReport(tuple(created), tuple(present), tuple(problems))
+
+    def _register_activity_types(
+        self, created: list[str], present: list[str], problems: list[str]
+    ) -> None:
+        """Settings on, then each configured type once (names compare case-insensitively).
+
+        Needs `admin.time_accounting`; without it the admin gets the manual steps instead.
+        """
+        if not self.activity_types:
+            return
+        try:
+            rows = self.http.get_json(f"{API}/settings") or []
+            settings = {row.get("name"): row for row in rows if isinstance(row, Mapping)}
+            for name in (SETTING_ACCOUNTING, SETTING_TYPES):
+                row = settings.get(name)
+                if row is None:  # Zammad lists only the settings the caller may change
+                    problems.append(self._types_manual_step(
+                        f"the setting {name!r} is not visible (Zammad older than 6.1, or the "
+                        "API token lacks the permission admin.time_accounting)"))
+                    return
+                if (row.get("state_current") or {}).get("value") is True:
+                    present.append(f"setting {name}")
+                    continue
+                answer = self.http.put_json(f"{API}/settings/{row['id']}",
+                                            {"state_current": {"value": True}})
+                if (answer or {}).get("state_current", {}).get("value") is not True:
+                    problems.append(f"Zammad did not switch on the setting {name!r}")
+                    return
+                created.append(f"setting {name} (switched on)")
+            types = self.http.get_json(f"{API}/time_accounting/types") or []
+            existing = {str(row.get("name")).casefold(): row for row in types
+                        if isinstance(row, Mapping)}
+            for name in self.activity_types:
+                row = existing.get(name.casefold())
+                if row is None:
+                    row = self._create_activity_type(name)
+                    if row is not None:
+                        created.append(f"activity type {name!r}")
+                        continue
+                    present.append(f"activity type {name!r}")
+                elif row.get("active") is False:
+                    self.http.put_json(f"{API}/time_accounting/types/{row['id']}",
+                                       {"active": True})
+                    created.append(f"activity type {row.get('name')!r} (reactivated)")
+                else:
+                    present.append(f"activity type {row.get('name')!r}")
+        except AuthError:
+            problems.append(self._types_manual_step(
+                "the API token lacks the permission admin.time_accounting"))
+        except RemoteError as exc:
+            if exc.status and exc.status < 500:
+                raise
+            # Still restarting after the migration: the fields are reported; types next time.
+            problems.append(f"activity types not registered: Zammad did not answer ({exc}); "
+                            "register again once it is up")
+        self._activity_types = None
+
+    def _types_manual_step(self, why: str) -> str:
+        return (
+            f"activity types not registered: {why}; grant it, or switch on 'Activity types' "
+            "under Manage → Time Accounting and add " + ", ".join(self.activity_types)
+        )
+
+    def _create_activity_type(self, name: str) -> Mapping[str, Any] | None:
+        """POST one type; None when another registration created it first (422 taken)."""
+        try:
+            row = self.http.post_json(f"{API}/time_accounting/types",
+                                      {"name": name, "active": True})
+        except RemoteError as exc:
+            if exc.status == 422 and "taken" in str(exc):
+                return None
+            raise
+        return row if isinstance(row, Mapping) else {}
 
     def _create_attribute(self, spec: Mapping[str, Any]) -> bool:
         """POST one attribute; False if a concurrent registration created it first."""
@@ -329,7 +495,7 @@ class ZammadConnector:
 
         Returns a problem text when the keys do not appear within the configured wait.
         """
-        wanted = {spec["name"] for spec in ATTRIBUTES}
+        wanted = {spec["name"] for spec in self.attributes}
         polls = max(1, int(self.registration_wait_seconds / self.registration_poll_seconds) + 1)
         last_error = ""
         for poll in range(polls):
@@ -356,7 +522,7 @@ class ZammadConnector:
 
     def _wait_without_tickets(self, polls: int) -> str | None:
         """An empty install has no ticket to look at: wait for the migration flags instead."""
-        names = {spec["name"] for spec in ATTRIBUTES}
+        names = {spec["name"] for spec in self.attributes}
         for poll in range(polls):
             if poll:
                 self.sleep(self.registration_poll_seconds)
@@ -466,6 +632,89 @@ class ZammadConnector:
 
         return [self._time_entry(row, ticket_id)
                 for row in self.http.paginate(fetch, per_page=TIME_PAGE_SIZE)]
+
+    def extras(
+        self, ticket_remote_id: str
+    ) -> tuple[Sequence[RemoteExtra], Sequence[BookingProblem]]:
+        """Booking lines of the internal notes, then the travel km and on-site fields.
+
+        Notes written by the sidecar's own user are skipped: they report what was billed and
+        must never be read back as new bookings.
+        """
+        ticket_id = int(ticket_remote_id)
+        ticket = self.http.get_json(f"{API}/tickets/{ticket_id}")
+        if not isinstance(ticket, Mapping):
+            raise RemoteError(f"GET {API}/tickets/{ticket_id}: not a ticket record")
+        articles = self.http.get_json(f"{API}/ticket_articles/by_ticket/{ticket_id}") or []
+        me = self._my_id()
+        extras: list[RemoteExtra] = []
+        problems: list[BookingProblem] = []
+        for article in sorted((a for a in articles if isinstance(a, Mapping)),
+                              key=lambda a: int(a.get("id") or 0)):
+            if not article.get("internal") or article.get("created_by_id") == me:
+                continue
+            booked_at = parse_time(article.get("created_at"))
+            if booked_at is None:
+                raise RemoteError(f"article {article.get('id')} has no created_at")
+            found, bad = parse_note(
+                note_text(str(article.get("body") or ""), article.get("content_type")),
+                ticket_remote_id=str(ticket_id),
+                source_id=f"article:{article.get('id')}",
+                booked_at=booked_at,
+                agent=self._agent(article),
+            )
+            extras += found
+            problems += bad
+        field_extras, field_problems = self._field_extras(ticket)
+        return extras + field_extras, problems + field_problems
+
+    def _field_extras(
+        self, ticket: Mapping[str, Any]
+    ) -> tuple[list[RemoteExtra], list[BookingProblem]]:
+        """The structured fields: km driven (one travel line) and an on-site visit."""
+        ticket_id = str(ticket.get("id"))
+        km = ticket.get(FIELD_TRAVEL_KM)
+        onsite = ticket.get(FIELD_ONSITE)
+        if km in (None, "", 0, "0") and onsite is not True:
+            return [], []
+        booked_at = parse_time(ticket.get("last_close_at") or ticket.get("updated_at"))
+        if booked_at is None:
+            raise RemoteError(f"ticket {ticket_id} has no updated_at")
+        owner = ticket.get("owner_id")
+        agent = self._agent({"created_by_id": owner}) if owner not in (None, 1) else "unknown"
+        extras: list[RemoteExtra] = []
+        problems: list[BookingProblem] = []
+        if km not in (None, "", 0, "0"):
+            try:
+                distance = Decimal(str(km))
+            except InvalidOperation:
+                distance = Decimal(-1)
+            if distance > 0 and distance == distance.to_integral_value():
+                extras.append(RemoteExtra(
+                    remote_id=f"ticket:{ticket_id}:{FIELD_TRAVEL_KM}",
+                    ticket_remote_id=ticket_id, kind="travel",
+                    description=f"Fahrt / travel {distance} km", quantity=distance,
+                    unit_cost=None, category=None, booked_at=booked_at, agent=agent,
+                ))
+            else:
+                problems.append(BookingProblem(
+                    ticket_id, f"ticket:{ticket_id}:{FIELD_TRAVEL_KM}", f"{FIELD_TRAVEL_KM} = {km}",
+                    "travel km must be a positive whole number",
+                ))
+        if onsite is True:
+            extras.append(RemoteExtra(
+                remote_id=f"ticket:{ticket_id}:{FIELD_ONSITE}", ticket_remote_id=ticket_id,
+                kind="visit", description=VISIT_DESCRIPTION, quantity=Decimal(1),
+                unit_cost=None, category=None, booked_at=booked_at, agent=agent,
+            ))
+        return extras, problems
+
+    def _my_id(self) -> int | None:
+        """The API user's id (one `GET /users/me` per connector): its notes are the sidecar's."""
+        if self._me is None:
+            me = self.http.get_json(f"{API}/users/me")
+            self._me = int(me["id"]) if isinstance(me, Mapping) and "id" in me else -1
+        return self._me
 
     def ticket_url(self, ticket_remote_id: str) -> str:
         return f"{self.base_url}/#ticket/zoom/{ticket_remote_id}"
@@ -595,7 +844,7 @@ class ZammadConnector:
             billing_status=record.get(FIELD_STATUS) or None,
             invoice_reference=record.get(FIELD_REFERENCE) or None,
             web_url=self.ticket_url(str(ticket_id)),
-            category=record.get("type") or None,
+            category=record.get(FIELD_CATEGORY) or None,
             group=group,
         )
 

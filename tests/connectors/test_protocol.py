@@ -13,12 +13,14 @@ import pytest
 
 from addon.settings import Settings, load_settings
 from connectors import REGISTRY, get_connector
-from connectors.base import ConnectorError, HelpdeskConnector
+from connectors.base import BookingReader, ConnectorError, HelpdeskConnector
 
 PROTOCOL_METHODS = (
     "check", "register", "closed_tickets_since", "time_entries", "ticket", "write_back",
     "ticket_url",
 )
+# Connectors that already read bookings besides time (`BookingReader`); OTRS is to follow.
+BOOKING_READERS = ("zammad", "rt")
 
 
 def settings_for(kind: str) -> Settings:
@@ -56,6 +58,16 @@ def test_connector_implements_protocol(kind: str) -> None:
         expected = _parameters(getattr(HelpdeskConnector, name))
         actual = _parameters(getattr(connector_class, name))
         assert actual == expected, f"{connector_class.__name__}.{name} signature drifted"
+
+
+@pytest.mark.parametrize("kind", BOOKING_READERS)
+def test_connector_reads_bookings(kind: str) -> None:
+    connector_class = REGISTRY[kind]
+    connector = get_connector(settings_for(kind))
+    assert isinstance(connector, BookingReader)
+    expected = _parameters(BookingReader.extras)
+    actual = _parameters(connector_class.extras)
+    assert actual == expected, f"{connector_class.__name__}.extras signature drifted"
 
 
 @pytest.mark.parametrize("kind", sorted(REGISTRY))
