@@ -4,13 +4,14 @@
 #   ./install.sh          venv in .venv, package, .env from .env.example, database migrations
 #   ./install.sh --demo   the same, then the whole flow against the built-in Zammad sandbox
 #   ./install.sh --test   the same with test extras, then the test suite (SQLite + PostgreSQL)
+#   ./install.sh --deps   only the venv with test extras (for CI scripts that need the package)
 set -euo pipefail
 cd "$(dirname "$0")"
 
 mode="${1:-}"
 case "$mode" in
-  ""|--demo|--test) ;;
-  *) echo "usage: ./install.sh [--demo|--test]" >&2; exit 2 ;;
+  ""|--demo|--test|--deps) ;;
+  *) echo "usage: ./install.sh [--demo|--test|--deps]" >&2; exit 2 ;;
 esac
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
@@ -50,7 +51,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 extras=""
-[ "$mode" = "--test" ] && extras="[test]"
+if [ "$mode" = "--test" ] || [ "$mode" = "--deps" ]; then extras="[test]"; fi
 say "installing ticketbill$extras into .venv"
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e ".$extras"
@@ -61,6 +62,8 @@ if [ ! -f .env ] && [ "$mode" = "" ]; then
 fi
 
 case "$mode" in
+  --deps)
+    ;;
   --demo)
     exec .venv/bin/ticketbill demo
     ;;

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from urllib.parse import urlparse
@@ -77,6 +78,27 @@ class Settings:
     rt_queues: tuple[str, ...] = ()
     rt_timezone: str = "UTC"
     rt_closed_statuses: tuple[str, ...] = ("resolved",)
+    otrs_webservice: str | None = None
+    otrs_routes: str = "examples"
+    otrs_auth: str = "session"
+    otrs_timezone: str = "UTC"
+    otrs_activity_field: str | None = None
+    otrs_agent_logins: dict[int, str] = field(default_factory=dict)
+    cancellation_number_pattern: str = "ST-{YYYY}-{seq:05}"
+    datev_consultant_number: int | None = None
+    datev_client_number: int | None = None
+    datev_account_length: int = 4
+    datev_chart: str = "SKR03"
+    #: First day of the fiscal year as MM-DD (DATEV header field 13).
+    datev_fiscal_year_start: str = "01-01"
+    datev_default_debtor: str | None = None
+    #: E-mail delivery of issued invoices is on only when smtp_host is set.
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_security: str = "starttls"
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_sender: str | None = None
 
     @property
     def minutes_per_time_unit(self) -> Decimal:
@@ -141,8 +163,8 @@ def _timezone(env: Mapping[str, str], key: str, default: str = "Europe/Berlin") 
     return raw
 
 
-def _number_pattern(env: Mapping[str, str], key: str) -> str:
-    raw = (env.get(key) or "").strip() or "RE-{YYYY}-{seq:05}"
+def _number_pattern(env: Mapping[str, str], key: str, default: str = "RE-{YYYY}-{seq:05}") -> str:
+    raw = (env.get(key) or "").strip() or default
     if "{seq" not in raw:
         raise SettingsError(key, f"{raw!r} has no {{seq}} placeholder")
     try:
@@ -191,6 +213,50 @@ def _names(env: Mapping[str, str], key: str, default: tuple[str, ...]) -> tuple[
     return tuple(part.strip() for part in raw.split(",") if part.strip()) if raw else default
 
 
+def _fiscal_year_start(env: Mapping[str, str], key: str) -> str:
+    raw = (env.get(key) or "").strip() or "01-01"
+    try:
+        month, day = (int(part) for part in raw.split("-"))
+        date(2025, month, day)
+    except ValueError:
+        raise SettingsError(key, f"{raw!r} is not a month and day such as 01-01 or 07-01") from None
+    return f"{month:02d}-{day:02d}"
+
+
+def _optional_int(env: Mapping[str, str], key: str, low: int, high: int) -> int | None:
+    raw = (env.get(key) or "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise SettingsError(key, f"{raw!r} is not a number from {low} to {high}")
+    return int(raw)
+
+
+def _debtor(env: Mapping[str, str], key: str) -> str | None:
+    raw = _optional(env, key)
+    if raw is not None and (not raw.isdigit() or not 5 <= len(raw) <= 9):
+        raise SettingsError(key, f"{raw!r} is not a DATEV personal account (5 to 9 digits)")
+    return raw
+
+
+def _smtp_sender(env: Mapping[str, str], host: str | None) -> str | None:
+    sender = _optional(env, "SMTP_SENDER") or _optional(env, "SELLER_EMAIL")
+    if host is not None and (sender is None or "@" not in sender):
+        raise SettingsError("SMTP_SENDER", "is missing or not an e-mail address (needed with SMTP_HOST)")
+    return sender
+
+
+def _agent_logins(env: Mapping[str, str], key: str) -> dict[int, str]:
+    """`2=billing,4=bob` → {2: "billing", 4: "bob"}: OTRS user ids the API cannot resolve."""
+    result: dict[int, str] = {}
+    for pair in _names(env, key, ()):
+        user_id, _, login = pair.partition("=")
+        if not user_id.strip().isdigit() or not login.strip():
+            raise SettingsError(key, f"{pair!r} is not user-id=login, e.g. 4=bob")
+        result[int(user_id)] = login.strip()
+    return result
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Validate `env` into `Settings`; raise `SettingsError` naming the first bad key."""
     kind = _choice(env, "HELPDESK_KIND", HELPDESK_KINDS, None)
@@ -233,6 +299,25 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         rt_queues=_names(env, "RT_QUEUES", ()),
         rt_timezone=_timezone(env, "RT_TIMEZONE", "UTC"),
         rt_closed_statuses=_names(env, "RT_CLOSED_STATUSES", ("resolved",)),
+        otrs_webservice=_optional(env, "HELPDESK_OTRS_WEBSERVICE"),
+        otrs_routes=_choice(env, "HELPDESK_OTRS_ROUTES", ("examples", "classic"), "examples"),
+        otrs_auth=_choice(env, "HELPDESK_OTRS_AUTH", ("session", "header"), "session"),
+        otrs_timezone=_timezone(env, "HELPDESK_OTRS_TIMEZONE", "UTC"),
+        otrs_activity_field=_optional(env, "HELPDESK_OTRS_ACTIVITY_FIELD"),
+        otrs_agent_logins=_agent_logins(env, "HELPDESK_OTRS_AGENT_LOGINS"),
+        cancellation_number_pattern=_number_pattern(env, "CANCELLATION_NUMBER_PATTERN", "ST-{YYYY}-{seq:05}"),
+        datev_consultant_number=_optional_int(env, "DATEV_CONSULTANT_NUMBER", 1001, 9_999_999),
+        datev_client_number=_optional_int(env, "DATEV_CLIENT_NUMBER", 1, 99_999),
+        datev_account_length=_optional_int(env, "DATEV_ACCOUNT_LENGTH", 4, 8) or 4,
+        datev_chart=_choice(env, "DATEV_CHART", ("skr03", "skr04"), "skr03").upper(),
+        datev_fiscal_year_start=_fiscal_year_start(env, "DATEV_FISCAL_YEAR_START"),
+        datev_default_debtor=_debtor(env, "DATEV_DEFAULT_DEBTOR"),
+        smtp_host=(smtp_host := _optional(env, "SMTP_HOST")),
+        smtp_port=_int(env, "SMTP_PORT", 587, 1),
+        smtp_security=_choice(env, "SMTP_SECURITY", ("plain", "starttls", "ssl"), "starttls"),
+        smtp_user=_optional(env, "SMTP_USER"),
+        smtp_password=_optional(env, "SMTP_PASSWORD"),
+        smtp_sender=_smtp_sender(env, smtp_host),
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from connectors.base import ConnectorError, HelpdeskConnector
+from connectors.otrs import OTRSConnector
 from connectors.rt import RTConnector
 from connectors.zammad import ZammadConnector
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 REGISTRY: dict[str, type] = {
     "zammad": ZammadConnector,
     "rt": RTConnector,
+    "otrs": OTRSConnector,
 }
 
 

@@ -28,6 +28,8 @@ def settings_for(kind: str) -> Settings:
         "HELPDESK_KIND": "zammad",
         "HELPDESK_URL": "http://127.0.0.1:9/",
         "HELPDESK_TOKEN": "protocol-test-token",
+        "HELPDESK_USER": "billing",
+        "HELPDESK_PASSWORD": "protocol-test-password",
         "SELLER_NAME": "Nordlicht IT GmbH",
         "SELLER_STREET": "Hafenstraße 1",
         "SELLER_POSTCODE": "20095",
