@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 from sqlalchemy import select
 
-from addon.db import make_engine, make_session_factory, transaction, upgrade
+from addon.db import migrate, migrated, transaction
 from addon.settings import Settings, SettingsError, settings_from_environment
 
 log = logging.getLogger("ticketbill")
@@ -59,7 +60,7 @@ def init(ctx: click.Context) -> None:
     """Create the data directory and bring the database schema up to date."""
     settings = _settings(ctx)
     settings.invoice_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(make_engine(settings.database_url))
+    migrate(settings.database_url)
     click.echo(f"database ready: {settings.database_url}")
     click.echo(f"invoices are stored in {settings.invoice_dir}")
 
@@ -116,7 +117,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
 
 
 @main.command()
-@click.option("--helpdesk", type=click.Choice(["zammad"]), default="zammad", show_default=True)
+@click.option("--helpdesk", type=click.Choice(["zammad", "otrs"]), default="zammad", show_default=True)
 @click.option("--data-dir", type=click.Path(path_type=Path), default=Path("instance/demo"), show_default=True)
 @click.option("--keep-running", is_flag=True, help="Keep the sandbox and the sidecar up afterwards.")
 def demo(helpdesk: str, data_dir: Path, keep_running: bool) -> None:
@@ -133,18 +134,17 @@ def customers() -> None:
 
 @customers.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--helpdesk", default=None, help="Whose organization ids the file uses (default HELPDESK_KIND; "
+              "`api` for customers of pushed tickets).")
 @click.pass_context
-def customers_import(ctx: click.Context, path: Path) -> None:
+def customers_import(ctx: click.Context, path: Path, helpdesk: str | None) -> None:
     """Import customers from a JSON file (see addon/customers.py for the format)."""
     from addon.customers import CustomerImportError, import_customers
 
     settings = _settings(ctx)
-    settings.invoice_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
     try:
-        with transaction(make_session_factory(engine)) as session:
-            result = import_customers(session, settings.helpdesk_kind, path)
+        with _database(settings) as factory, transaction(factory) as session:
+            result = import_customers(session, helpdesk or settings.helpdesk_kind, path)
     except CustomerImportError as exc:
         click.echo(f"import refused, nothing written: {exc}", err=True)
         sys.exit(2)
@@ -158,22 +158,269 @@ def customers_list(ctx: click.Context) -> None:
     from addon.models import Customer
 
     settings = _settings(ctx)
-    with make_session_factory(make_engine(settings.database_url))() as session:
+    with _database(settings) as factory, factory() as session:
         for c in session.execute(select(Customer).order_by(Customer.name)).scalars():
             state = "ok" if c.configured else "no billing address"
             click.echo(f"{c.helpdesk:8} {c.remote_id:>8}  {c.name:40} {c.hourly_rate or '-':>8}  {state}")
 
 
-@main.command("invoices")
+@contextmanager
+def _database(settings: Settings) -> Iterator[Any]:
+    """The migrated database of these settings (data directory created first)."""
+    settings.invoice_dir.mkdir(parents=True, exist_ok=True)
+    with migrated(settings.database_url) as factory:
+        yield factory
+
+
+def _now() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def _refuse(exc: Exception) -> None:
+    click.echo(f"refused: {exc}", err=True)
+    sys.exit(1)
+
+
+@main.group()
+def invoices() -> None:
+    """Invoices: list, approve or discard drafts, cancel, mark paid, audit log."""
+
+
+@invoices.command("list")
+@click.option("--state", type=click.Choice(["draft", "issued", "sent", "paid", "cancelled"]), default=None)
 @click.pass_context
-def invoices_list(ctx: click.Context) -> None:
-    """List issued invoices."""
+def invoices_list(ctx: click.Context, state: str | None) -> None:
+    """List drafts and issued documents, with state and e-mail delivery."""
     from addon.models import Invoice
 
     settings = _settings(ctx)
-    with make_session_factory(make_engine(settings.database_url))() as session:
-        for inv in session.execute(select(Invoice).order_by(Invoice.id)).scalars():
-            issued = f"{inv.issued_at:%Y-%m-%d}"
-            click.echo(f"{inv.number:16} {issued} {inv.customer.name:32} {inv.gross:>10}  {inv.pdf_path}")
+    with _database(settings) as factory, factory() as session:
+        query = select(Invoice).order_by(Invoice.id)
+        if state:
+            query = query.where(Invoice.state == state)
+        for inv in session.execute(query).scalars():
+            label = inv.number or f"draft {inv.id}"
+            when = inv.issued_at or inv.created_at
+            day = f"{when:%Y-%m-%d}" if when else "-"
+            delivery = inv.delivery_status or "-"
+            if inv.delivery_error and inv.delivery_status != "sent":
+                delivery += f" ({inv.delivery_error})"
+            click.echo(
+                f"{inv.id:>5} {label:16} {inv.type_code} {inv.state:9} {day} {inv.customer.name[:30]:30} "
+                f"{inv.gross:>10}  mail {delivery}  {inv.pdf_path or ''}"
+            )
+
+
+def _render_and_deliver(settings: Settings, factory: Any, action: Callable[[Any], Any]) -> Any:
+    """Run one lifecycle step in a transaction, then send pending e-mails (after commit)."""
+    from addon.invoicing.lifecycle import LifecycleError
+    from addon.sync.writeback import perform_deliveries
+
+    try:
+        with transaction(factory) as session:
+            result = action(session)
+            summary = (result.id, result.number, result.gross) if hasattr(result, "number") else result
+    except (LifecycleError, ValueError) as exc:
+        _refuse(exc)
+    from addon.invoicing.audit import cli_actor
+
+    counts = perform_deliveries(factory, settings, _now(), actor=cli_actor())
+    if counts["mailed"] or counts["mail_failed"]:
+        click.echo(f"e-mail: {counts['mailed']} sent, {counts['mail_failed']} failed")
+    return summary
+
+
+@invoices.command("approve")
+@click.argument("draft_id", type=int)
+@click.pass_context
+def invoices_approve(ctx: click.Context, draft_id: int) -> None:
+    """Issue a draft: the number is assigned now; the ticket is updated on the next sync."""
+    from addon.invoicing.audit import cli_actor
+    from addon.invoicing.lifecycle import approve_draft
+    from addon.invoicing.render_pdf import render_pdf
+
+    settings = _settings(ctx)
+    with _database(settings) as factory:
+        _id, number, gross = _render_and_deliver(
+            settings, factory, lambda s: approve_draft(s, settings, draft_id, render_pdf, _now(), cli_actor())
+        )
+    click.echo(f"draft {draft_id} issued as {number} ({gross} EUR)")
+
+
+@invoices.command("discard")
+@click.argument("draft_id", type=int)
+@click.pass_context
+def invoices_discard(ctx: click.Context, draft_id: int) -> None:
+    """Delete a draft; its time entries are billed again on the next sync."""
+    from addon.invoicing.audit import cli_actor
+    from addon.invoicing.lifecycle import LifecycleError, discard_draft
+
+    settings = _settings(ctx)
+    try:
+        with _database(settings) as factory, transaction(factory) as session:
+            freed = discard_draft(session, draft_id, _now(), cli_actor())
+    except LifecycleError as exc:
+        _refuse(exc)
+    click.echo(f"draft {draft_id} discarded; {len(freed)} time entries are free again")
+
+
+@invoices.command("cancel")
+@click.argument("number")
+@click.option("--reason", default=None, help="Printed on the cancellation invoice and noted on the ticket.")
+@click.pass_context
+def invoices_cancel(ctx: click.Context, number: str, reason: str | None) -> None:
+    """Cancel an invoice with a cancellation invoice (381); its time is billed again next sync."""
+    from addon.invoicing.audit import cli_actor
+    from addon.invoicing.cancel import cancel_invoice
+    from addon.invoicing.render_pdf import render_pdf
+
+    settings = _settings(ctx)
+    with _database(settings) as factory:
+        _id, st_number, gross = _render_and_deliver(
+            settings, factory, lambda s: cancel_invoice(s, settings, number, reason, render_pdf, _now(), cli_actor())
+        )
+    click.echo(f"{number} cancelled by {st_number} ({gross} EUR); entries released for re-billing")
+
+
+@invoices.command("mark-paid")
+@click.argument("number")
+@click.pass_context
+def invoices_mark_paid(ctx: click.Context, number: str) -> None:
+    """Record that an invoice has been paid."""
+    from addon.invoicing.audit import cli_actor
+    from addon.invoicing.lifecycle import LifecycleError, mark_paid
+
+    settings = _settings(ctx)
+    try:
+        with _database(settings) as factory, transaction(factory) as session:
+            mark_paid(session, number, _now(), cli_actor())
+    except LifecycleError as exc:
+        _refuse(exc)
+    click.echo(f"{number} marked paid")
+
+
+@invoices.command("log")
+@click.argument("number")
+@click.pass_context
+def invoices_log(ctx: click.Context, number: str) -> None:
+    """Show the audit log of one invoice: who did what, when."""
+    import json
+
+    from addon.models import AuditLog, Invoice
+
+    settings = _settings(ctx)
+    with _database(settings) as factory, factory() as session:
+        invoice = session.execute(select(Invoice).where(Invoice.number == number)).scalar_one_or_none()
+        if invoice is None:
+            _refuse(LookupError(f"there is no invoice {number}"))
+        rows = session.execute(select(AuditLog).order_by(AuditLog.id)).scalars().all()
+        for row in rows:
+            if row.invoice_id == invoice.id or number in row.details.get("numbers", ()):
+                details = json.dumps(row.details, ensure_ascii=False, sort_keys=True)
+                click.echo(f"{row.at:%Y-%m-%d %H:%M:%S} UTC  {row.actor:16} {row.action:12} {details}")
+
+
+@main.group()
+def export() -> None:
+    """Exports of issued invoices for a period, from the stored snapshots."""
+
+
+def _period(start: Any, end: Any) -> tuple[Any, Any]:
+    if start.date() > end.date():
+        raise click.BadParameter(f"--from {start:%Y-%m-%d} is after --to {end:%Y-%m-%d}")
+    return start.date(), end.date()
+
+
+@export.command("datev")
+@click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), required=True)
+@click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), required=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.pass_context
+def export_datev(ctx: click.Context, start: Any, end: Any, out: Path) -> None:
+    """DATEV EXTF Buchungsstapel (cp1252, CRLF) of the invoices issued in the period."""
+    import hashlib
+
+    from addon.exports.datev import datev_buchungsstapel
+    from addon.invoicing.audit import cli_actor, record
+    from addon.invoicing.store import debtor_accounts, fiscal_year_start, issued_documents, revenue_accounts
+
+    settings = _settings(ctx)
+    first, last = _period(start, end)
+    for key, value in (("DATEV_CONSULTANT_NUMBER", settings.datev_consultant_number),
+                       ("DATEV_CLIENT_NUMBER", settings.datev_client_number)):
+        if value is None:
+            click.echo(f"configuration error: {key}: is missing (needed for the DATEV export)", err=True)
+            sys.exit(2)
+    with _database(settings) as factory, transaction(factory) as session:
+        documents = issued_documents(session, first, last)
+        if not documents:
+            click.echo(f"no invoices issued from {first} to {last}; nothing written", err=True)
+            sys.exit(1)
+        try:
+            accounts = debtor_accounts(settings, documents)
+            content = datev_buchungsstapel(
+                [d.snapshot for d in documents],
+                consultant_number=settings.datev_consultant_number or 0,
+                client_number=settings.datev_client_number or 0,
+                fiscal_year_start=fiscal_year_start(settings, first),
+                account_length=settings.datev_account_length,
+                revenue_accounts=revenue_accounts(settings),
+                debtor_account=lambda snapshot: accounts[snapshot.number],
+                period_start=first,
+                period_end=last,
+                chart="04" if settings.datev_chart == "SKR04" else "03",
+            )
+        except ValueError as exc:
+            _refuse(exc)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(content)
+        numbers = [d.snapshot.number for d in documents]
+        record(session, "export", cli_actor(), _now(), None, {
+            "kind": "datev", "from": str(first), "to": str(last), "file": str(out),
+            "sha256": hashlib.sha256(content).hexdigest(), "numbers": numbers,
+        })
+    click.echo(f"{len(numbers)} documents → {out}")
+
+
+@export.command("csv")
+@click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), required=True)
+@click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), required=True)
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.pass_context
+def export_csv(ctx: click.Context, start: Any, end: Any, out_dir: Path) -> None:
+    """Two CSV files (invoices, invoice lines) of the documents issued in the period."""
+    from addon.exports.csv_export import csv_files
+    from addon.invoicing.audit import cli_actor, record
+    from addon.invoicing.store import issued_documents
+
+    settings = _settings(ctx)
+    first, last = _period(start, end)
+    with _database(settings) as factory, transaction(factory) as session:
+        documents = issued_documents(session, first, last)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written = {}
+        for rendered in csv_files([d.snapshot for d in documents], first, last):
+            (out_dir / rendered.filename).write_bytes(rendered.content)
+            written[rendered.filename] = rendered.sha256
+        record(session, "export", cli_actor(), _now(), None, {
+            "kind": "csv", "from": str(first), "to": str(last), "dir": str(out_dir), "files": written,
+            "numbers": [d.snapshot.number for d in documents],
+        })
+    for name in written:
+        click.echo(f"{len(documents)} documents → {out_dir / name}")
+
+
+def _register_contract_commands() -> None:
+    """`contracts`, `invoice-period` and `contingents` live in addon/contracts_cli.py."""
+    from addon.contracts_cli import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_register_contract_commands()
+
 if __name__ == "__main__":
     main()

@@ -8,6 +8,11 @@ by `ticketbill customers list` and in every "needs attention" reason):
      "customers": [{"remote_id": "2", "legal_name": "Beispiel GmbH", "street": "Hauptstr. 1",
                     "postcode": "60311", "city": "Frankfurt am Main", "country": "DE",
                     "vat_id": "DE123456789", "hourly_rate": "110.00", "language": "de"}]}
+
+Optional per customer: `email` (invoice delivery), `approval_required` (true: invoices wait as
+drafts for `ticketbill invoices approve`), `debtor_account` (DATEV personal account),
+`xrechnung` (true: also mail an XRechnung XML; needs `buyer_reference`, the Leitweg-ID, and
+`email`).
 """
 
 from __future__ import annotations
@@ -27,7 +32,10 @@ from addon.models import ActivityType, Customer, GlobalRate
 FIELDS = {
     "remote_id", "name", "legal_name", "street", "postcode", "city", "country", "vat_id",
     "customer_number", "email", "hourly_rate", "timezone", "language",
+    "approval_required", "debtor_account", "xrechnung", "buyer_reference",
 }
+#: Yes/no keys: JSON true/false only, so "false" as a string cannot silently mean yes.
+FLAGS = {"approval_required", "xrechnung"}
 
 
 class CustomerImportError(ValueError):
@@ -59,7 +67,18 @@ def _validate(item: Any, index: int) -> dict[str, Any]:
         raise CustomerImportError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
     if not str(item.get("remote_id") or "").strip():
         raise CustomerImportError(f"{where}.remote_id: missing (the helpdesk's organization id)")
-    data = {k: (str(v).strip() if v is not None and k != "hourly_rate" else v) for k, v in item.items()}
+    for key in FLAGS & set(item):
+        if not isinstance(item[key], bool):
+            raise CustomerImportError(f"{where}.{key}: {item[key]!r} must be true or false")
+    data = {
+        k: (str(v).strip() if v is not None and k != "hourly_rate" and k not in FLAGS else v)
+        for k, v in item.items()
+    }
+    if data.get("debtor_account") and not (data["debtor_account"].isdigit() and 5 <= len(data["debtor_account"]) <= 9):
+        raise CustomerImportError(f"{where}.debtor_account: {data['debtor_account']!r} is not a DATEV personal "
+                                  "account (5 to 9 digits)")
+    if data.get("xrechnung") and not (data.get("buyer_reference") and data.get("email")):
+        raise CustomerImportError(f"{where}: xrechnung needs buyer_reference (Leitweg-ID) and email")
     for key in ("legal_name", "street", "postcode", "city"):
         if not data.get(key):
             raise CustomerImportError(f"{where}.{key}: missing (needed on the invoice, §14 UStG)")

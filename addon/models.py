@@ -7,12 +7,13 @@ check in code); issued invoices are a frozen JSON snapshot plus hashed PDF bytes
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Date,
     DateTime,
     ForeignKey,
     Integer,
@@ -80,6 +81,14 @@ class Customer(Base):
     hourly_rate: Mapped[Decimal | None] = mapped_column(MONEY)
     timezone: Mapped[str | None] = mapped_column(String(64))
     language: Mapped[str | None] = mapped_column(String(2))
+    #: Invoices wait as drafts for `ticketbill invoices approve` instead of being issued at once.
+    approval_required: Mapped[bool] = mapped_column(default=False)
+    #: DATEV personal (debtor) account; empty: the DATEV_DEFAULT_DEBTOR setting.
+    debtor_account: Mapped[str | None] = mapped_column(String(9))
+    #: Public-sector buyer: the e-mail also carries the XRechnung XML (needs buyer_reference).
+    xrechnung: Mapped[bool] = mapped_column(default=False)
+    #: BT-10 buyer reference (Leitweg-ID for public buyers).
+    buyer_reference: Mapped[str | None] = mapped_column(String(100))
 
     @property
     def configured(self) -> bool:
@@ -120,6 +129,8 @@ class Ticket(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     remote_updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
     web_url: Mapped[str | None] = mapped_column(String(500))
+    group: Mapped[str | None] = mapped_column(String(200))
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     billing_status: Mapped[str] = mapped_column(String(30), default="unbilled")
     attention_reason: Mapped[str | None] = mapped_column(Text)
     status_version: Mapped[int] = mapped_column(Integer, default=0)
@@ -176,6 +187,19 @@ class SyncRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
+class PushEvent(Base):
+    """A close announced by a helpdesk (push API); unique per delivery so retries do nothing."""
+
+    __tablename__ = "push_event"
+    __table_args__ = (UniqueConstraint("source", "event_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(30))
+    event_key: Mapped[str] = mapped_column(String(64))
+    ticket_remote_id: Mapped[str] = mapped_column(String(100))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 class JobLock(Base):
     """A named lease so only one process runs the sync/billing job at a time."""
 
@@ -197,26 +221,48 @@ class NumberSeries(Base):
 
 
 class Invoice(Base):
-    """An issued invoice. The snapshot JSON and the PDF bytes never change after issue."""
+    """A draft or an issued document (invoice 380, cancellation 381).
+
+    Drafts have no number, snapshot or files yet. Once issued, the snapshot JSON and the PDF and
+    XML bytes never change (ORM guard in `addon.invoicing.immutability`, database triggers in
+    migration 0002); only the lifecycle columns (state, cancelled_by_id, delivery) move on.
+    """
 
     __tablename__ = "invoice"
     __table_args__ = (UniqueConstraint("series", "number"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     series: Mapped[str] = mapped_column(String(50))
-    number: Mapped[str] = mapped_column(String(36))
+    number: Mapped[str | None] = mapped_column(String(36))
     type_code: Mapped[str] = mapped_column(String(3), default="380")
     state: Mapped[str] = mapped_column(String(20), default="issued")
     customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"))
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id"))
-    issued_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    issued_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     net: Mapped[Decimal] = mapped_column(MONEY)
     vat: Mapped[Decimal] = mapped_column(MONEY)
     gross: Mapped[Decimal] = mapped_column(MONEY)
-    snapshot: Mapped[str] = mapped_column(Text)
+    snapshot: Mapped[str | None] = mapped_column(Text)
     pdf_path: Mapped[str | None] = mapped_column(String(500))
     pdf_sha256: Mapped[str | None] = mapped_column(String(64))
     access_key: Mapped[str] = mapped_column(String(43), unique=True)
+    # The billing engine's memory of this document (allocations, fee periods, ...) per contract,
+    # JSON; written in the issuing transaction only. `billing_period` marks a monthly invoice.
+    billing_documents: Mapped[str | None] = mapped_column(Text)
+    billing_period: Mapped[str | None] = mapped_column(String(7))
+    xml_path: Mapped[str | None] = mapped_column(String(500))
+    xml_sha256: Mapped[str | None] = mapped_column(String(64))
+    #: A draft's rated content (lines with their entries, VAT groups, annex) until approval.
+    draft_data: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: The cancellation (381) that cancelled this invoice; on a 381, the invoice it cancels.
+    cancelled_by_id: Mapped[int | None] = mapped_column(ForeignKey("invoice.id"))
+    cancels_id: Mapped[int | None] = mapped_column(ForeignKey("invoice.id"))
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    paid_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: E-mail delivery: None (not configured), pending, sent or failed (with the error).
+    delivery_status: Mapped[str | None] = mapped_column(String(20))
+    delivery_error: Mapped[str | None] = mapped_column(Text)
 
     customer: Mapped[Customer] = relationship()
     ticket: Mapped[Ticket | None] = relationship()
@@ -261,7 +307,7 @@ class Outbox(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(30))
-    ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id"))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id"))
     invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoice.id"))
     marker: Mapped[str] = mapped_column(String(200))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -270,3 +316,160 @@ class Outbox(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     done_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class BillingHistory(Base):
+    """Append-only trail of every entry's billing: billed on an invoice, released by a
+    cancellation (negative minutes). `billed_entry` says where an entry is billed *now*; this
+    table says everywhere it ever was, so the sum of `billed_minutes` per entry is what it is
+    net-billed across all documents."""
+
+    __tablename__ = "billing_history"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("time_entry.id"), index=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoice.id"))
+    line_id: Mapped[int | None] = mapped_column(ForeignKey("invoice_line.id"))
+    event: Mapped[str] = mapped_column(String(20))
+    raw_minutes: Mapped[Decimal] = mapped_column(MINUTES)
+    billed_minutes: Mapped[Decimal] = mapped_column(MINUTES)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class AuditLog(Base):
+    """Who did what to which invoice, when (GoBD): issue, approve, cancel, send, export, ..."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(30))
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoice.id"), index=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Contract(Base):
+    """A customer's billing contract (configuration; see addon/contracts.py for the JSON form).
+
+    Knobs the engine reads are columns; lists and maps (covered activities, markups, minimum per
+    activity) are JSON. A contract with no assignment rows claims all tickets of its customer.
+    """
+
+    __tablename__ = "contract"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(50), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    valid_from: Mapped[date | None] = mapped_column(Date)
+    valid_until: Mapped[date | None] = mapped_column(Date)
+    trigger: Mapped[str] = mapped_column(String(20), default="per_ticket")
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    holiday_region: Mapped[str | None] = mapped_column(String(10))
+    rounding_scope: Mapped[str] = mapped_column(String(10), default="entry")
+    rounding_mode: Mapped[str] = mapped_column(String(10), default="up")
+    rounding_increment: Mapped[int] = mapped_column(Integer, default=15)
+    rounding_minimum: Mapped[int] = mapped_column(Integer, default=0)
+    minimum_by_activity: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    surcharge_policy: Mapped[str] = mapped_column(String(10), default="highest")
+    retainer_start: Mapped[str | None] = mapped_column(String(7))
+    fee: Mapped[Decimal | None] = mapped_column(MONEY)
+    fee_label: Mapped[str | None] = mapped_column(String(200))
+    included_minutes: Mapped[int | None] = mapped_column(Integer)
+    covered_activities: Mapped[list[str] | None] = mapped_column(JSON)
+    overage_rate: Mapped[Decimal | None] = mapped_column(MONEY)
+    rollover_max_minutes: Mapped[int | None] = mapped_column(Integer)
+    rollover_periods: Mapped[int | None] = mapped_column(Integer)
+    travel_flat: Mapped[Decimal | None] = mapped_column(MONEY)
+    travel_activities: Mapped[list[str]] = mapped_column(JSON, default=list)
+    material_markup: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+
+    customer: Mapped[Customer] = relationship()
+    assignments: Mapped[list[ContractAssignment]] = relationship(
+        cascade="all, delete-orphan", order_by="ContractAssignment.id")
+    surcharges: Mapped[list[SurchargeWindow]] = relationship(
+        cascade="all, delete-orphan", order_by="SurchargeWindow.id")
+    prepaid_blocks: Mapped[list[PrepaidBlockRow]] = relationship(
+        cascade="all, delete-orphan", order_by="PrepaidBlockRow.id")
+
+
+class ContractAssignment(Base):
+    """Which tickets a contract bills: `kind` ticket (number), group or tag, and the value."""
+
+    __tablename__ = "contract_assignment"
+    __table_args__ = (UniqueConstraint("contract_id", "kind", "value"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contract.id"))
+    kind: Mapped[str] = mapped_column(String(10))
+    value: Mapped[str] = mapped_column(String(200))
+
+
+class SurchargeWindow(Base):
+    """A local-time surcharge window of a contract ("HH:MM" times, end exclusive)."""
+
+    __tablename__ = "surcharge_window"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contract.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(10))
+    percent: Mapped[Decimal] = mapped_column(Numeric(7, 2))
+    start: Mapped[str | None] = mapped_column(String(5))
+    end: Mapped[str | None] = mapped_column(String(5))
+
+
+class PrepaidBlockRow(Base):
+    """A prepaid hour block of a retainer contract, usable until `valid_until` (inclusive)."""
+
+    __tablename__ = "prepaid_block"
+    __table_args__ = (UniqueConstraint("contract_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contract.id"))
+    code: Mapped[str] = mapped_column(String(50))
+    minutes: Mapped[int] = mapped_column(Integer)
+    valid_until: Mapped[date] = mapped_column(Date)
+    price: Mapped[Decimal | None] = mapped_column(MONEY)
+
+
+class RateRuleRow(Base):
+    """One rate rule: scope contract (contract_id), customer (customer_id) or global; criteria
+    activity, agent or role (agent and role exclusive); none of them is the table's default."""
+
+    __tablename__ = "rate_rule"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(10))
+    contract_id: Mapped[int | None] = mapped_column(ForeignKey("contract.id"))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"))
+    activity: Mapped[str | None] = mapped_column(String(100))
+    agent: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str | None] = mapped_column(String(50))
+    rate: Mapped[Decimal] = mapped_column(MONEY)
+
+
+class AgentRole(Base):
+    """An agent as time entries name them (login/e-mail), with the role that selects role rates."""
+
+    __tablename__ = "agent"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    role: Mapped[str | None] = mapped_column(String(50))
+
+
+class ContingentLedger(Base):
+    """Retainer ledger per contract, period and bucket (minutes); recomputed by each billing run."""
+
+    __tablename__ = "contingent_ledger"
+
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contract.id"), primary_key=True)
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(60), primary_key=True)
+    granted: Mapped[int] = mapped_column(Integer, default=0)
+    consumed: Mapped[int] = mapped_column(Integer, default=0)
+    rolled_over: Mapped[int] = mapped_column(Integer, default=0)
+    expired: Mapped[int] = mapped_column(Integer, default=0)
+    overage: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())

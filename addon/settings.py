@@ -21,7 +21,7 @@ from dotenv import dotenv_values
 from stdnum import iban as stdnum_iban
 from stdnum.eu import vat as stdnum_vat
 
-HELPDESK_KINDS = ("zammad", "otrs", "rt")
+HELPDESK_KINDS = ("zammad", "otrs", "rt", "api")
 TIME_UNITS = {"minute": Decimal(1), "hour": Decimal(60), "quarter": Decimal(15), "second": Decimal(1) / 60}
 
 
@@ -84,6 +84,7 @@ class Settings:
     otrs_timezone: str = "UTC"
     otrs_activity_field: str | None = None
     otrs_agent_logins: dict[int, str] = field(default_factory=dict)
+    push_api_token: str | None = field(default=None, repr=False)
     cancellation_number_pattern: str = "ST-{YYYY}-{seq:05}"
     datev_consultant_number: int | None = None
     datev_client_number: int | None = None
@@ -246,6 +247,13 @@ def _smtp_sender(env: Mapping[str, str], host: str | None) -> str | None:
     return sender
 
 
+def _push_token(env: Mapping[str, str], key: str) -> str | None:
+    token = _optional(env, key)
+    if token is not None and len(token) < 24:
+        raise SettingsError(key, "is too short; use at least 24 random characters (e.g. openssl rand -hex 24)")
+    return token
+
+
 def _agent_logins(env: Mapping[str, str], key: str) -> dict[int, str]:
     """`2=billing,4=bob` → {2: "billing", 4: "bob"}: OTRS user ids the API cannot resolve."""
     result: dict[int, str] = {}
@@ -263,7 +271,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     token = _optional(env, "HELPDESK_TOKEN")
     user = _optional(env, "HELPDESK_USER")
     password = _optional(env, "HELPDESK_PASSWORD")
-    if token is None and (user is None or password is None):
+    if kind == "api" and not _optional(env, "PUSH_API_TOKEN"):
+        raise SettingsError("PUSH_API_TOKEN", "is missing; HELPDESK_KIND=api receives tickets through the push API")
+    if kind != "api" and token is None and (user is None or password is None):
         raise SettingsError("HELPDESK_TOKEN", "is missing (or set HELPDESK_USER and HELPDESK_PASSWORD)")
     data_dir = Path(_optional(env, "DATA_DIR") or "instance").expanduser().resolve()
     database_url = _optional(env, "DATABASE_URL") or f"sqlite:///{data_dir / 'ticketbill.sqlite'}"
@@ -278,7 +288,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         raise SettingsError("VAT_RATE", f"{vat_raw!r} must be a percentage from 0 to 99")
     return Settings(
         helpdesk_kind=kind,
-        helpdesk_url=_url(env, "HELPDESK_URL"),
+        helpdesk_url=_url(env, "HELPDESK_URL", "http://127.0.0.1" if kind == "api" else None),
         helpdesk_token=token,
         helpdesk_user=user,
         helpdesk_password=password,
@@ -305,6 +315,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         otrs_timezone=_timezone(env, "HELPDESK_OTRS_TIMEZONE", "UTC"),
         otrs_activity_field=_optional(env, "HELPDESK_OTRS_ACTIVITY_FIELD"),
         otrs_agent_logins=_agent_logins(env, "HELPDESK_OTRS_AGENT_LOGINS"),
+        push_api_token=_push_token(env, "PUSH_API_TOKEN"),
         cancellation_number_pattern=_number_pattern(env, "CANCELLATION_NUMBER_PATTERN", "ST-{YYYY}-{seq:05}"),
         datev_consultant_number=_optional_int(env, "DATEV_CONSULTANT_NUMBER", 1001, 9_999_999),
         datev_client_number=_optional_int(env, "DATEV_CLIENT_NUMBER", 1, 99_999),

@@ -1,19 +1,25 @@
-"""Issue an invoice: number, snapshot, PDF, entry links and write-back, in one transaction.
+"""Issue an invoice: number, snapshot, hybrid PDF + XML, entry links and write-back, in one
+transaction.
 
-The caller passes a `Draft` (rated lines and totals from the pure billing core). Issuing
-copies seller and buyer data into the snapshot (never re-read later), takes the next number,
-renders and stores the PDF with its SHA-256, links every billed entry to its line (the
-`billed_entry` primary key refuses a second invoice for the same entry) and queues the
-ticket write-back in the outbox. If anything fails, nothing of it is committed.
+The caller passes a `Draft` (rated lines and totals from the pure billing core). Storing it
+first makes a draft invoice row with its lines and reserves the entries (the `billed_entry`
+primary key refuses a second invoice for the same entry). Issuing then copies seller and buyer
+data into the snapshot (never re-read later), takes the next number, renders the PDF, builds
+the EN 16931 CII XML from the same snapshot, validates it (XSD + Schematron; an invalid XML
+aborts the issue), embeds it as a ZUGFeRD/Factur-X hybrid, stores both files with their
+SHA-256, records the billing history and the audit log, and queues the ticket write-back and
+the e-mail in the outbox. If anything fails, nothing of it is committed. Customers that want
+to approve invoices stop after the first step (`addon.invoicing.lifecycle`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -21,16 +27,23 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.numbers import format_currency
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from addon.invoicing import immutability  # noqa: F401  (registers the GoBD flush guard)
+from addon.invoicing.audit import record
+from addon.invoicing.einvoice import embed_facturx, xml_file
 from addon.invoicing.numbering import next_number
 from addon.invoicing.rendered import RenderedFile
 from addon.invoicing.snapshot import INVOICE, AnnexEntry, InvoiceSnapshot, Line, Party, TicketRef, VatGroup
-from addon.models import BilledEntry, Customer, Invoice, InvoiceLine, Ticket
+from addon.invoicing.validate import ensure_valid
+from addon.models import BilledEntry, BillingHistory, Customer, Invoice, InvoiceLine, Ticket
 from addon.settings import Settings
-from addon.sync.writeback import queue_invoiced
+from addon.sync.writeback import queue_email, queue_invoiced
 
 SERIES = "invoice"
+CANCELLATION_SERIES = "cancellation"
+SYNC_ACTOR = "sync"
 
 
 @dataclass(frozen=True)
@@ -70,9 +83,62 @@ class Draft:
     vat: Decimal
     gross: Decimal
     annex: tuple[AnnexEntry, ...]
+    #: printed texts that belong to the document, e.g. the contingent ledger of a retainer
+    notes: tuple[str, ...] = ()
+    #: the billed period (a monthly invoice: the month); None: from the first to the last line
+    service_period: tuple[date, date] | None = None
 
 
 Renderer = Callable[[InvoiceSnapshot], RenderedFile]
+
+
+def draft_to_json(draft: Draft, ticket_ids: list[int]) -> str:
+    """A draft as stored on a draft invoice row until it is approved."""
+    return json.dumps({"draft": asdict(draft), "tickets": ticket_ids}, default=str, sort_keys=True)
+
+
+def draft_from_json(text: str) -> tuple[Draft, list[int]]:
+    """Inverse of `draft_to_json`."""
+    data = json.loads(text)
+    raw = data["draft"]
+    lines = tuple(
+        DraftLine(
+            description=line["description"],
+            quantity=Decimal(line["quantity"]),
+            unit=line["unit"],
+            unit_price=Decimal(line["unit_price"]),
+            net=Decimal(line["net"]),
+            vat_rate=Decimal(line["vat_rate"]),
+            service_start=date.fromisoformat(line["service_start"]),
+            service_end=date.fromisoformat(line["service_end"]),
+            entries=tuple(
+                EntryLink(e["entry_id"], Decimal(e["raw_minutes"]), Decimal(e["billed_minutes"]))
+                for e in line["entries"]
+            ),
+            explanation=line["explanation"],
+            ticket_number=line["ticket_number"],
+            vat_category=line["vat_category"],
+        )
+        for line in raw["lines"]
+    )
+    groups = tuple(
+        VatGroup(g["category"], Decimal(g["rate"]), Decimal(g["base"]), Decimal(g["amount"]), g["exemption_reason"])
+        for g in raw["vat_groups"]
+    )
+    annex = tuple(
+        AnnexEntry(
+            a["ticket_number"], date.fromisoformat(a["date"]), a["agent"], a["activity"],
+            Decimal(a["raw_minutes"]), Decimal(a["billed_minutes"]),
+        )
+        for a in raw["annex"]
+    )
+    period = raw.get("service_period")
+    draft = Draft(
+        lines, groups, Decimal(raw["net"]), Decimal(raw["vat"]), Decimal(raw["gross"]), annex,
+        notes=tuple(raw.get("notes") or ()),
+        service_period=(date.fromisoformat(period[0]), date.fromisoformat(period[1])) if period else None,
+    )
+    return draft, list(data["tickets"])
 
 
 def seller_party(settings: Settings) -> Party:
@@ -131,8 +197,8 @@ def build_snapshot(
         number=number,
         issue_date=issue_date,
         due_date=due,
-        service_start=min(line.service_start for line in draft.lines),
-        service_end=max(line.service_end for line in draft.lines),
+        service_start=draft.service_period[0] if draft.service_period else min(x.service_start for x in draft.lines),
+        service_end=draft.service_period[1] if draft.service_period else max(x.service_end for x in draft.lines),
         currency="EUR",
         language=language,
         seller=seller_party(settings),
@@ -144,7 +210,9 @@ def build_snapshot(
         gross=draft.gross,
         tickets=tuple(TicketRef(number=t.number, title=t.title, url=t.web_url) for t in tickets),
         annex=draft.annex,
+        notes=draft.notes,
         payment_terms=payment_terms(language, settings.payment_terms_days, due),
+        buyer_reference=customer.buyer_reference,
     )
 
 
@@ -162,38 +230,58 @@ def invoice_url(settings: Settings, invoice: Invoice) -> str:
     return f"{settings.public_url}/invoices/{invoice.access_key}/{invoice.number}.pdf"
 
 
-def issue_invoice(
-    session: Session,
-    settings: Settings,
-    customer: Customer,
-    tickets: list[Ticket],
-    draft: Draft,
-    render: Renderer,
-    now: datetime,
+def document_files(snapshot: InvoiceSnapshot, render: Renderer, *, xrechnung: bool = False) -> list[RenderedFile]:
+    """The files of one issued document: the Factur-X hybrid PDF, its CII XML and, for public
+    buyers, the XRechnung XML. Every XML is validated (XSD + EN 16931 Schematron) before it is
+    embedded; an invalid one raises `InvalidEInvoice` and nothing is stored."""
+    pdf = render(snapshot)
+    xml = xml_file(snapshot)
+    ensure_valid(xml.content, snapshot.number)
+    lang = "de-DE" if snapshot.language == "de" else "en-GB"
+    files = [RenderedFile(pdf.filename, pdf.mimetype, embed_facturx(pdf.content, xml.content, lang=lang)), xml]
+    if xrechnung:
+        public = xml_file(snapshot, xrechnung=True)
+        ensure_valid(public.content, snapshot.number, xrechnung=True)
+        files.append(public)
+    return files
+
+
+def store_documents(settings: Settings, invoice: Invoice, files: list[RenderedFile]) -> dict[str, str]:
+    """Write the files under the invoice directory and put paths and hashes on the row.
+    Returns file name → SHA-256 of every stored file, for the audit log."""
+    stored: dict[str, str] = {}
+    for index, rendered in enumerate(files):
+        path, digest = store_file(settings.invoice_dir, rendered)
+        stored[rendered.filename] = digest
+        if index == 0:
+            invoice.pdf_path, invoice.pdf_sha256 = str(path), digest
+        elif index == 1:
+            invoice.xml_path, invoice.xml_sha256 = str(path), digest
+    return stored
+
+
+def store_draft(
+    session: Session, customer: Customer, tickets: list[Ticket], draft: Draft, now: datetime
 ) -> Invoice:
-    """Number, snapshot, render, link and queue; the caller's transaction commits it all."""
+    """Store the rated draft as an invoice row in state `draft` (no number, no files) with its
+    lines, and reserve its entries so no other run bills them meanwhile."""
     if not draft.lines:
         raise ValueError("an invoice needs at least one line")
-    issue_date = now.astimezone(ZoneInfo(customer.timezone or settings.timezone)).date()
-    number = next_number(session, SERIES, settings.invoice_number_pattern, issue_date)
-    snapshot = build_snapshot(settings, customer, tickets, draft, number, issue_date)
-    rendered = render(snapshot)
-    path, digest = store_file(settings.invoice_dir, rendered)
     invoice = Invoice(
         series=SERIES,
-        number=number,
+        number=None,
         type_code=INVOICE,
-        state="issued",
+        state="draft",
         customer_id=customer.id,
         ticket_id=tickets[0].id if len(tickets) == 1 else None,
-        issued_at=now,
+        issued_at=None,
         net=draft.net,
         vat=draft.vat,
         gross=draft.gross,
-        snapshot=snapshot.to_json(),
-        pdf_path=str(path),
-        pdf_sha256=digest,
+        snapshot=None,
         access_key=secrets.token_urlsafe(16),
+        draft_data=draft_to_json(draft, [t.id for t in tickets]),
+        created_at=now,
     )
     session.add(invoice)
     session.flush()
@@ -221,10 +309,95 @@ def issue_invoice(
                 )
             )
     session.flush()
+    return invoice
+
+
+def issue_invoice(
+    session: Session,
+    settings: Settings,
+    customer: Customer,
+    tickets: list[Ticket],
+    draft: Draft,
+    render: Renderer,
+    now: datetime,
+    actor: str = SYNC_ACTOR,
+) -> Invoice:
+    """Store, number, snapshot, render, validate, link and queue; the caller's transaction
+    commits it all."""
+    invoice = store_draft(session, customer, tickets, draft, now)
+    return issue_stored_draft(session, settings, invoice, customer, tickets, draft, render, now, actor)
+
+
+def issue_stored_draft(
+    session: Session,
+    settings: Settings,
+    invoice: Invoice,
+    customer: Customer,
+    tickets: list[Ticket],
+    draft: Draft,
+    render: Renderer,
+    now: datetime,
+    actor: str,
+) -> Invoice:
+    """Turn a stored draft into an issued invoice (number assigned now)."""
+    issue_date = now.astimezone(ZoneInfo(customer.timezone or settings.timezone)).date()
+    number = next_number(session, SERIES, settings.invoice_number_pattern, issue_date)
+    snapshot = build_snapshot(settings, customer, tickets, draft, number, issue_date)
+    files = document_files(snapshot, render, xrechnung=customer.xrechnung)
+    stored = store_documents(settings, invoice, files)
+    invoice.number = number
+    invoice.state = "issued"
+    invoice.issued_at = now
+    invoice.snapshot = snapshot.to_json()
+    invoice.draft_data = None
+    session.flush()
+    links = session.execute(select(BilledEntry).where(BilledEntry.invoice_id == invoice.id)).scalars().all()
+    for link in links:
+        session.add(
+            BillingHistory(
+                entry_id=link.entry_id, invoice_id=invoice.id, line_id=link.line_id, event="billed",
+                raw_minutes=link.raw_minutes, billed_minutes=link.billed_minutes, at=now,
+            )
+        )
+    record(session, "issue", actor, now, invoice, {"number": number, "gross": str(invoice.gross), "files": stored})
     gross_text = format_currency(draft.gross, "EUR", locale="de_DE" if snapshot.language == "de" else "en_GB")
     url = invoice_url(settings, invoice)
+    history = rebilling_chain(session, invoice, [link.entry_id for link in links])
     for ticket in tickets:
         ticket.billing_status = "invoiced"
         ticket.attention_reason = None
-        queue_invoiced(session, ticket, invoice.id, number, url, gross_text, now)
+        queue_invoiced(session, ticket, invoice.id, number, url, gross_text, now, history=history)
+    queue_delivery(session, settings, invoice, customer, now)
     return invoice
+
+
+def rebilling_chain(session: Session, invoice: Invoice, entry_ids: list[int]) -> str | None:
+    """"RE-1 cancelled by ST-1 → RE-2" when this invoice re-bills entries a cancellation released."""
+    if not entry_ids:
+        return None
+    # The most recent cancellation that released any of these entries is the one re-billed now.
+    cancellation_id = session.execute(
+        select(func.max(BillingHistory.invoice_id)).where(
+            BillingHistory.entry_id.in_(entry_ids), BillingHistory.event == "released"
+        )
+    ).scalar_one()
+    cancellation = session.get(Invoice, cancellation_id) if cancellation_id is not None else None
+    if cancellation is None or cancellation.cancels_id is None:
+        return None
+    original = session.get(Invoice, cancellation.cancels_id)
+    assert original is not None
+    return f"{original.number} cancelled by {cancellation.number} → {invoice.number}"
+
+
+def queue_delivery(session: Session, settings: Settings, invoice: Invoice, customer: Customer, now: datetime) -> None:
+    """Queue the e-mail of an issued document when delivery is configured (SMTP_HOST)."""
+    if not settings.smtp_host:
+        return
+    if not customer.email:
+        invoice.delivery_status = "failed"
+        invoice.delivery_error = (
+            f"customer '{customer.name}' has no e-mail address; add `email` with `ticketbill customers import`"
+        )
+        return
+    invoice.delivery_status = "pending"
+    queue_email(session, invoice.id, invoice.ticket_id, str(invoice.number), customer.email, customer.xrechnung, now)

@@ -4,6 +4,11 @@ Issuing an invoice (or flagging a ticket) inserts an outbox row in the same tran
 worker below performs pending rows; the connector reads the ticket first and skips the write
 when the row's marker is already there, so a crash between the helpdesk call and marking the
 row done cannot produce a second note.
+
+Rows of kind `email` deliver an issued document to the customer (`perform_deliveries`): the
+stored hybrid PDF (its SHA-256 checked against the invoice row first) and, for public buyers,
+the XRechnung XML. Transient SMTP errors are retried within the run and in later runs; the
+invoice shows `delivery_status` pending/sent/failed with the last error.
 """
 
 from __future__ import annotations
@@ -11,20 +16,32 @@ from __future__ import annotations
 import hashlib
 import html
 import logging
+import time
+from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from addon.db import transaction
-from addon.models import Outbox, Ticket
+from addon.delivery.mail import DeliveryResult, SmtpSettings, send_invoice
+from addon.invoicing.audit import record
+from addon.invoicing.rendered import RenderedFile
+from addon.invoicing.snapshot import InvoiceSnapshot
+from addon.models import Invoice, Outbox, Ticket
+from addon.settings import Settings
 from connectors.base import ConnectorError, HelpdeskConnector, NotFound, WriteBack
 
 log = logging.getLogger(__name__)
 
 WRITE_BACK = "ticket_writeback"
+EMAIL = "email"
 MAX_ATTEMPTS = 8
+#: Extra SMTP attempts within one run, and the first pause between them (seconds, doubling).
+MAIL_RETRIES = 2
+MAIL_BACKOFF = 1.0
 
 
 def _note(title: str, body_html: str, marker: str) -> str:
@@ -32,11 +49,21 @@ def _note(title: str, body_html: str, marker: str) -> str:
 
 
 def queue_invoiced(
-    session: Session, ticket: Ticket, invoice_id: int, number: str, url: str, gross_text: str, now: datetime
+    session: Session,
+    ticket: Ticket,
+    invoice_id: int,
+    number: str,
+    url: str,
+    gross_text: str,
+    now: datetime,
+    history: str | None = None,
 ) -> None:
-    """Queue status `invoiced`, the reference, the link and one internal note."""
+    """Queue status `invoiced`, the reference, the link and one internal note. `history` names
+    the cancelled invoice this one replaces ("RE-1 cancelled by ST-1 → RE-2")."""
     link = f'<a href="{html.escape(url)}">{html.escape(number)}</a>'
     body = f"<p>Rechnung / Invoice {link} — {html.escape(gross_text)}</p>"
+    if history:
+        body += f"<p>{html.escape(history)}</p>"
     _queue(
         session,
         ticket,
@@ -51,6 +78,63 @@ def queue_invoiced(
         },
         now=now,
     )
+
+
+def queue_cancelled(
+    session: Session,
+    ticket: Ticket,
+    cancellation_id: int,
+    original: str,
+    cancellation: str,
+    url: str,
+    reason: str | None,
+    now: datetime,
+) -> None:
+    """Queue status `cancelled` with the cancellation's reference, link and one note."""
+    link = f'<a href="{html.escape(url)}">{html.escape(cancellation)}</a>'
+    body = f"<p>{html.escape(original)} storniert durch {link} / cancelled by {html.escape(cancellation)}</p>"
+    if reason:
+        body += f"<p>Grund / reason: {html.escape(reason)}</p>"
+    body += "<p>Die Zeiten werden neu abgerechnet / the time will be billed again.</p>"
+    _queue(
+        session,
+        ticket,
+        marker=cancellation,
+        invoice_id=cancellation_id,
+        payload={
+            "billing_status": "cancelled",
+            "invoice_reference": cancellation,
+            "invoice_url": url,
+            "note_subject": f"Rechnung {original} storniert",
+            "note_html": _note(f"{original} storniert durch {cancellation}", body, cancellation),
+        },
+        now=now,
+    )
+
+
+def queue_email(
+    session: Session,
+    invoice_id: int,
+    ticket_id: int | None,
+    number: str,
+    recipient: str,
+    xrechnung: bool,
+    now: datetime,
+) -> None:
+    """Queue the e-mail of an issued document; performed after commit by `perform_deliveries`."""
+    marker = f"email:{number}"
+    exists = session.execute(select(Outbox.id).where(Outbox.kind == EMAIL, Outbox.marker == marker)).first()
+    if exists is None:
+        session.add(
+            Outbox(
+                kind=EMAIL,
+                ticket_id=ticket_id,
+                invoice_id=invoice_id,
+                marker=marker,
+                payload={"to": recipient, "xrechnung": xrechnung},
+                created_at=now,
+            )
+        )
 
 
 def queue_status(session: Session, ticket: Ticket, status: str, reason: str | None, now: datetime) -> None:
@@ -104,14 +188,19 @@ def _queue(
 
 
 def perform_pending(factory: sessionmaker[Session], connector: HelpdeskConnector, now: datetime) -> dict[str, int]:
-    """Perform pending write-backs in order; each row commits on its own.
+    """Perform this connector's pending write-backs in order; each row commits on its own.
 
+    Only rows of tickets from `connector.kind` are touched: tickets that came through the
+    push API (or from another helpdesk) are never written to this one.
     Returns counts: written, skipped (marker already present), failed (kept for retry).
     """
     counts = {"written": 0, "already_present": 0, "write_failed": 0}
     with factory() as session:
         pending = session.execute(
-            select(Outbox.id).where(Outbox.kind == WRITE_BACK, Outbox.status == "pending").order_by(Outbox.id)
+            select(Outbox.id)
+            .join(Ticket, Outbox.ticket_id == Ticket.id)
+            .where(Outbox.kind == WRITE_BACK, Outbox.status == "pending", Ticket.helpdesk == connector.kind)
+            .order_by(Outbox.id)
         ).scalars().all()
     for outbox_id in pending:
         with transaction(factory) as session:
@@ -140,4 +229,89 @@ def perform_pending(factory: sessionmaker[Session], connector: HelpdeskConnector
             row.done_at = now
             row.last_error = None
             counts["written" if wrote else "already_present"] += 1
+    return counts
+
+
+def smtp_settings(settings: Settings) -> SmtpSettings | None:
+    """The SMTP connection from the settings, or None while delivery is off (no SMTP_HOST)."""
+    if not settings.smtp_host:
+        return None
+    return SmtpSettings(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        security=settings.smtp_security,  # type: ignore[arg-type]
+        user=settings.smtp_user,
+        password=settings.smtp_password,
+        sender=settings.smtp_sender or "",
+    )
+
+
+def _attachments(invoice: Invoice, xrechnung: bool) -> list[RenderedFile]:
+    """The stored files exactly as issued: the hybrid PDF (refused if its bytes no longer match
+    the stored SHA-256) and, for public buyers, the XRechnung XML stored next to it."""
+    pdf_path = Path(invoice.pdf_path or "")
+    content = pdf_path.read_bytes()
+    if hashlib.sha256(content).hexdigest() != invoice.pdf_sha256:
+        raise OSError(f"{pdf_path} does not match the SHA-256 stored for {invoice.number}")
+    files = [RenderedFile(pdf_path.name, "application/pdf", content)]
+    if xrechnung:
+        xml_path = pdf_path.with_name(f"{invoice.number}-xrechnung.xml")
+        files.append(RenderedFile(xml_path.name, "application/xml", xml_path.read_bytes()))
+    return files
+
+
+def perform_deliveries(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    now: datetime,
+    sleep: Callable[[float], None] = time.sleep,
+    actor: str = "sync",
+) -> dict[str, int]:
+    """Send pending invoice e-mails; each row commits on its own. Returns mailed/mail_failed."""
+    counts = {"mailed": 0, "mail_failed": 0}
+    smtp = smtp_settings(settings)
+    if smtp is None:
+        return counts
+    with factory() as session:
+        pending = session.execute(
+            select(Outbox.id).where(Outbox.kind == EMAIL, Outbox.status == "pending").order_by(Outbox.id)
+        ).scalars().all()
+    for outbox_id in pending:
+        with transaction(factory) as session:
+            row = session.get(Outbox, outbox_id, with_for_update=True)
+            if row is None or row.status != "pending":
+                continue
+            invoice = session.get(Invoice, row.invoice_id)
+            assert invoice is not None and invoice.snapshot is not None
+            row.attempts += 1
+            try:
+                files = _attachments(invoice, bool(row.payload.get("xrechnung")))
+            except OSError as exc:
+                result = DeliveryResult("failed", 0, f"attachment: {exc}")
+            else:
+                result = send_invoice(
+                    InvoiceSnapshot.from_json(invoice.snapshot), files, smtp, row.payload["to"],
+                    retries=MAIL_RETRIES, sleep=sleep, backoff=MAIL_BACKOFF,
+                )
+            if result.status == "sent":
+                row.status, row.done_at, row.last_error = "done", now, None
+                invoice.delivery_status, invoice.delivery_error, invoice.sent_at = "sent", None, now
+                if invoice.state == "issued":
+                    invoice.state = "sent"
+                record(session, "send", actor, now, invoice,
+                       {"to": row.payload["to"], "attachments": [f.filename for f in files],
+                        "message_id": result.message_id})
+                counts["mailed"] += 1
+                continue
+            # a permanent error stops before the retries are used up; so does a missing file
+            permanent = result.attempts < MAIL_RETRIES + 1
+            row.last_error = result.error
+            invoice.delivery_error = result.error
+            if permanent or row.attempts >= MAX_ATTEMPTS:
+                row.status = "failed"
+                invoice.delivery_status = "failed"
+            record(session, "send_failed", actor, now, invoice,
+                   {"to": row.payload["to"], "error": result.error, "final": row.status == "failed"})
+            counts["mail_failed"] += 1
+            log.warning("e-mail of %s failed: %s", invoice.number, result.error)
     return counts

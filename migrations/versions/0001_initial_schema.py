@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 14:04:22.524160
+Create Date: 2026-11-25 14:45:30.044320
 """
 
 import sqlalchemy as sa
@@ -21,6 +21,11 @@ def upgrade() -> None:
     sa.Column('internal', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('name')
     )
+    op.create_table('agent',
+    sa.Column('id', sa.String(length=200), nullable=False),
+    sa.Column('role', sa.String(length=50), nullable=True),
+    sa.PrimaryKeyConstraint('id')
+    )
     op.create_table('customer',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('helpdesk', sa.String(length=20), nullable=False),
@@ -37,6 +42,10 @@ def upgrade() -> None:
     sa.Column('hourly_rate', sa.Numeric(precision=14, scale=2), nullable=True),
     sa.Column('timezone', sa.String(length=64), nullable=True),
     sa.Column('language', sa.String(length=2), nullable=True),
+    sa.Column('approval_required', sa.Boolean(), nullable=False),
+    sa.Column('debtor_account', sa.String(length=9), nullable=True),
+    sa.Column('xrechnung', sa.Boolean(), nullable=False),
+    sa.Column('buyer_reference', sa.String(length=100), nullable=True),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('helpdesk', 'remote_id')
     )
@@ -57,6 +66,15 @@ def upgrade() -> None:
     sa.Column('next_value', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('name', 'year')
     )
+    op.create_table('push_event',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('source', sa.String(length=30), nullable=False),
+    sa.Column('event_key', sa.String(length=64), nullable=False),
+    sa.Column('ticket_remote_id', sa.String(length=100), nullable=False),
+    sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('source', 'event_key')
+    )
     op.create_table('sync_cursor',
     sa.Column('helpdesk', sa.String(length=20), nullable=False),
     sa.Column('stream', sa.String(length=50), nullable=False),
@@ -73,6 +91,37 @@ def upgrade() -> None:
     sa.Column('error', sa.Text(), nullable=True),
     sa.PrimaryKeyConstraint('id')
     )
+    op.create_table('contract',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('code', sa.String(length=50), nullable=False),
+    sa.Column('customer_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('valid_from', sa.Date(), nullable=True),
+    sa.Column('valid_until', sa.Date(), nullable=True),
+    sa.Column('trigger', sa.String(length=20), nullable=False),
+    sa.Column('timezone', sa.String(length=64), nullable=True),
+    sa.Column('holiday_region', sa.String(length=10), nullable=True),
+    sa.Column('rounding_scope', sa.String(length=10), nullable=False),
+    sa.Column('rounding_mode', sa.String(length=10), nullable=False),
+    sa.Column('rounding_increment', sa.Integer(), nullable=False),
+    sa.Column('rounding_minimum', sa.Integer(), nullable=False),
+    sa.Column('minimum_by_activity', sa.JSON(), nullable=False),
+    sa.Column('surcharge_policy', sa.String(length=10), nullable=False),
+    sa.Column('retainer_start', sa.String(length=7), nullable=True),
+    sa.Column('fee', sa.Numeric(precision=14, scale=2), nullable=True),
+    sa.Column('fee_label', sa.String(length=200), nullable=True),
+    sa.Column('included_minutes', sa.Integer(), nullable=True),
+    sa.Column('covered_activities', sa.JSON(), nullable=True),
+    sa.Column('overage_rate', sa.Numeric(precision=14, scale=2), nullable=True),
+    sa.Column('rollover_max_minutes', sa.Integer(), nullable=True),
+    sa.Column('rollover_periods', sa.Integer(), nullable=True),
+    sa.Column('travel_flat', sa.Numeric(precision=14, scale=2), nullable=True),
+    sa.Column('travel_activities', sa.JSON(), nullable=False),
+    sa.Column('material_markup', sa.JSON(), nullable=False),
+    sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('code')
+    )
     op.create_table('ticket',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('helpdesk', sa.String(length=20), nullable=False),
@@ -84,6 +133,8 @@ def upgrade() -> None:
     sa.Column('closed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('remote_updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('web_url', sa.String(length=500), nullable=True),
+    sa.Column('group', sa.String(length=200), nullable=True),
+    sa.Column('tags', sa.JSON(), nullable=False),
     sa.Column('billing_status', sa.String(length=30), nullable=False),
     sa.Column('attention_reason', sa.Text(), nullable=True),
     sa.Column('status_version', sa.Integer(), nullable=False),
@@ -92,27 +143,98 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('helpdesk', 'remote_id')
     )
+    op.create_table('contingent_ledger',
+    sa.Column('contract_id', sa.Integer(), nullable=False),
+    sa.Column('period', sa.String(length=7), nullable=False),
+    sa.Column('bucket', sa.String(length=60), nullable=False),
+    sa.Column('granted', sa.Integer(), nullable=False),
+    sa.Column('consumed', sa.Integer(), nullable=False),
+    sa.Column('rolled_over', sa.Integer(), nullable=False),
+    sa.Column('expired', sa.Integer(), nullable=False),
+    sa.Column('overage', sa.Integer(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['contract_id'], ['contract.id'], ),
+    sa.PrimaryKeyConstraint('contract_id', 'period', 'bucket')
+    )
+    op.create_table('contract_assignment',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('contract_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=10), nullable=False),
+    sa.Column('value', sa.String(length=200), nullable=False),
+    sa.ForeignKeyConstraint(['contract_id'], ['contract.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('contract_id', 'kind', 'value')
+    )
     op.create_table('invoice',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('series', sa.String(length=50), nullable=False),
-    sa.Column('number', sa.String(length=36), nullable=False),
+    sa.Column('number', sa.String(length=36), nullable=True),
     sa.Column('type_code', sa.String(length=3), nullable=False),
     sa.Column('state', sa.String(length=20), nullable=False),
     sa.Column('customer_id', sa.Integer(), nullable=False),
     sa.Column('ticket_id', sa.Integer(), nullable=True),
-    sa.Column('issued_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('issued_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('net', sa.Numeric(precision=14, scale=2), nullable=False),
     sa.Column('vat', sa.Numeric(precision=14, scale=2), nullable=False),
     sa.Column('gross', sa.Numeric(precision=14, scale=2), nullable=False),
-    sa.Column('snapshot', sa.Text(), nullable=False),
+    sa.Column('snapshot', sa.Text(), nullable=True),
     sa.Column('pdf_path', sa.String(length=500), nullable=True),
     sa.Column('pdf_sha256', sa.String(length=64), nullable=True),
     sa.Column('access_key', sa.String(length=43), nullable=False),
+    sa.Column('billing_documents', sa.Text(), nullable=True),
+    sa.Column('billing_period', sa.String(length=7), nullable=True),
+    sa.Column('xml_path', sa.String(length=500), nullable=True),
+    sa.Column('xml_sha256', sa.String(length=64), nullable=True),
+    sa.Column('draft_data', sa.Text(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('cancelled_by_id', sa.Integer(), nullable=True),
+    sa.Column('cancels_id', sa.Integer(), nullable=True),
+    sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('paid_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('delivery_status', sa.String(length=20), nullable=True),
+    sa.Column('delivery_error', sa.Text(), nullable=True),
+    sa.ForeignKeyConstraint(['cancelled_by_id'], ['invoice.id'], ),
+    sa.ForeignKeyConstraint(['cancels_id'], ['invoice.id'], ),
     sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], ),
     sa.ForeignKeyConstraint(['ticket_id'], ['ticket.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('access_key'),
     sa.UniqueConstraint('series', 'number')
+    )
+    op.create_table('prepaid_block',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('contract_id', sa.Integer(), nullable=False),
+    sa.Column('code', sa.String(length=50), nullable=False),
+    sa.Column('minutes', sa.Integer(), nullable=False),
+    sa.Column('valid_until', sa.Date(), nullable=False),
+    sa.Column('price', sa.Numeric(precision=14, scale=2), nullable=True),
+    sa.ForeignKeyConstraint(['contract_id'], ['contract.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('contract_id', 'code')
+    )
+    op.create_table('rate_rule',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('scope', sa.String(length=10), nullable=False),
+    sa.Column('contract_id', sa.Integer(), nullable=True),
+    sa.Column('customer_id', sa.Integer(), nullable=True),
+    sa.Column('activity', sa.String(length=100), nullable=True),
+    sa.Column('agent', sa.String(length=200), nullable=True),
+    sa.Column('role', sa.String(length=50), nullable=True),
+    sa.Column('rate', sa.Numeric(precision=14, scale=2), nullable=False),
+    sa.ForeignKeyConstraint(['contract_id'], ['contract.id'], ),
+    sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    op.create_table('surcharge_window',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('contract_id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('kind', sa.String(length=10), nullable=False),
+    sa.Column('percent', sa.Numeric(precision=7, scale=2), nullable=False),
+    sa.Column('start', sa.String(length=5), nullable=True),
+    sa.Column('end', sa.String(length=5), nullable=True),
+    sa.ForeignKeyConstraint(['contract_id'], ['contract.id'], ),
+    sa.PrimaryKeyConstraint('id')
     )
     op.create_table('time_entry',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -132,6 +254,17 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('helpdesk', 'remote_id')
     )
+    op.create_table('audit_log',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('actor', sa.String(length=200), nullable=False),
+    sa.Column('action', sa.String(length=30), nullable=False),
+    sa.Column('invoice_id', sa.Integer(), nullable=True),
+    sa.Column('details', sa.JSON(), nullable=False),
+    sa.ForeignKeyConstraint(['invoice_id'], ['invoice.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    op.create_index(op.f('ix_audit_log_invoice_id'), 'audit_log', ['invoice_id'], unique=False)
     op.create_table('invoice_line',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('invoice_id', sa.Integer(), nullable=False),
@@ -148,7 +281,7 @@ def upgrade() -> None:
     op.create_table('outbox',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=30), nullable=False),
-    sa.Column('ticket_id', sa.Integer(), nullable=False),
+    sa.Column('ticket_id', sa.Integer(), nullable=True),
     sa.Column('invoice_id', sa.Integer(), nullable=True),
     sa.Column('marker', sa.String(length=200), nullable=False),
     sa.Column('payload', sa.JSON(), nullable=False),
@@ -173,22 +306,49 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['line_id'], ['invoice_line.id'], ),
     sa.PrimaryKeyConstraint('entry_id')
     )
+    op.create_table('billing_history',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('entry_id', sa.Integer(), nullable=False),
+    sa.Column('invoice_id', sa.Integer(), nullable=False),
+    sa.Column('line_id', sa.Integer(), nullable=True),
+    sa.Column('event', sa.String(length=20), nullable=False),
+    sa.Column('raw_minutes', sa.Numeric(precision=10, scale=2), nullable=False),
+    sa.Column('billed_minutes', sa.Numeric(precision=10, scale=2), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['entry_id'], ['time_entry.id'], ),
+    sa.ForeignKeyConstraint(['invoice_id'], ['invoice.id'], ),
+    sa.ForeignKeyConstraint(['line_id'], ['invoice_line.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    op.create_index(op.f('ix_billing_history_entry_id'), 'billing_history', ['entry_id'], unique=False)
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    op.drop_index(op.f('ix_billing_history_entry_id'), table_name='billing_history')
+    op.drop_table('billing_history')
     op.drop_table('billed_entry')
     op.drop_table('outbox')
     op.drop_table('invoice_line')
+    op.drop_index(op.f('ix_audit_log_invoice_id'), table_name='audit_log')
+    op.drop_table('audit_log')
     op.drop_table('time_entry')
+    op.drop_table('surcharge_window')
+    op.drop_table('rate_rule')
+    op.drop_table('prepaid_block')
     op.drop_table('invoice')
+    op.drop_table('contract_assignment')
+    op.drop_table('contingent_ledger')
     op.drop_table('ticket')
+    op.drop_table('contract')
     op.drop_table('sync_run')
     op.drop_table('sync_cursor')
+    op.drop_table('push_event')
     op.drop_table('number_series')
     op.drop_table('job_lock')
     op.drop_table('global_rate')
     op.drop_table('customer')
+    op.drop_table('agent')
     op.drop_table('activity_type')
     # ### end Alembic commands ###

@@ -1,0 +1,144 @@
+"""`ticketbill export datev|csv` from the stored snapshots, through click's CliRunner, on
+SQLite and PostgreSQL; the export is recorded in the audit log."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, date, datetime
+from decimal import Decimal as D
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import Engine, select
+
+from addon.cli import main
+from addon.db import make_session_factory, transaction
+from addon.invoicing.issue import Draft, DraftLine, EntryLink, issue_invoice
+from addon.invoicing.render_pdf import render_pdf
+from addon.invoicing.snapshot import VatGroup
+from addon.models import AuditLog, Customer, Ticket, TimeEntry
+from addon.settings import load_settings
+
+SELLER = {
+    "SELLER_NAME": "Nordlicht IT-Service GmbH", "SELLER_STREET": "Hafenstraße 12", "SELLER_POSTCODE": "20457",
+    "SELLER_CITY": "Hamburg", "SELLER_VAT_ID": "DE136695976", "SELLER_IBAN": "DE89370400440532013000",
+}
+
+
+def env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    return {"HELPDESK_KIND": "zammad", "HELPDESK_URL": "http://helpdesk.test", "HELPDESK_TOKEN": "t",
+            "DATABASE_URL": database_url, "DATA_DIR": str(data_dir), **SELLER, **extra}
+
+
+def run(tmp_path: Path, values: dict[str, str], *args: str) -> Result:
+    env_file = tmp_path / "export.env"
+    env_file.write_text("".join(f"{k}='{v}'\n" for k, v in values.items()), encoding="utf-8")
+    return CliRunner().invoke(main, ["--env-file", str(env_file), *args], catch_exceptions=False)
+
+
+@pytest.fixture
+def values(engine: Engine, database_url: str, tmp_path: Path) -> dict[str, str]:
+    """Two invoices in November 2026 (one customer with its own debtor account), the first
+    cancelled from the CLI, and one invoice in December that no November export may show."""
+    values = env(database_url, tmp_path / "data", DATEV_CONSULTANT_NUMBER="29098", DATEV_CLIENT_NUMBER="55003",
+                 DATEV_DEFAULT_DEBTOR="10000")
+    settings = load_settings(values)
+    factory = make_session_factory(engine)
+    with transaction(factory) as session:
+        customers = {}
+        for org, debtor, name in (("1", None, "Bäckerei Hansen GmbH"), ("2", "10042", "Müller & Söhne KG")):
+            customers[org] = Customer(helpdesk="zammad", remote_id=org, name=name, legal_name=name,
+                                      street="Hauptstr. 1", postcode="20095", city="Hamburg", country="DE",
+                                      debtor_account=debtor, customer_number=f"K-{org}")
+            session.add(customers[org])
+        session.flush()
+        for org, when in (("1", datetime(2026, 11, 3, 9, tzinfo=UTC)), ("2", datetime(2026, 11, 12, 9, tzinfo=UTC)),
+                          ("1", datetime(2026, 12, 2, 9, tzinfo=UTC))):
+            customer = customers[org]
+            ticket = Ticket(helpdesk="zammad", remote_id=f"{org}{when:%m%d}", number=f"3{when:%m%d}", title="Support",
+                            customer_id=customer.id, state="closed", closed_at=when, remote_updated_at=when,
+                            seen_at=when)
+            session.add(ticket)
+            session.flush()
+            entry = TimeEntry(helpdesk="zammad", remote_id=f"{org}{when:%m%d}", ticket_id=ticket.id, agent="Anna",
+                              activity="Remote", minutes=D(60), booked_at=when, content_hash="x")
+            session.add(entry)
+            session.flush()
+            line = DraftLine("Support", D("1"), "HUR", D("100.00"), D("100.00"), D("19"), when.date(),
+                             when.date(), (EntryLink(entry.id, D(60), D(60)),), {}, ticket.number)
+            draft = Draft((line,), (VatGroup("S", D("19"), D("100.00"), D("19.00")),), D("100.00"),
+                          D("19.00"), D("119.00"), ())
+            issue_invoice(session, settings, customer, [ticket], draft, render_pdf, when)
+    return values
+
+
+def test_datev_export_of_a_period(values: dict[str, str], tmp_path: Path) -> None:
+    cancelled = run(tmp_path, values, "invoices", "cancel", "RE-2026-00001", "--reason", "Test")
+    assert cancelled.exit_code == 0, cancelled.output
+    out = tmp_path / "EXTF_Buchungsstapel.csv"
+    today = date.today()  # the cancellation is dated today
+    end = "2026-11-30"
+
+    result = run(tmp_path, values, "export", "datev", "--from", "2026-11-01", "--to", end, "--out", str(out))
+
+    assert result.exit_code == 0, result.output
+    raw = out.read_bytes()
+    decoded = raw.decode("cp1252")
+    assert decoded.endswith("\r\n") and "\n" not in decoded.replace("\r\n", "")
+    lines = decoded.split("\r\n")[:-1]
+    header = lines[0].split(";")
+    assert header[:5] == ['"EXTF"', "700", "21", '"Buchungsstapel"', "13"]
+    assert (header[10], header[11], header[12], header[13]) == ("29098", "55003", "20260101", "4")
+    assert (header[14], header[15]) == ("20261101", "20261130")
+    assert lines[1].startswith("Umsatz (ohne Soll/Haben-Kz);Soll/Haben-Kennzeichen;")
+    rows = [row.split(";") for row in lines[2:]]
+    by_number = {row[10].strip('"'): row for row in rows}
+    expected = {"RE-2026-00001", "RE-2026-00002"}
+    if date(2026, 11, 1) <= today <= date(2026, 11, 30):
+        expected.add("ST-2026-00001")
+    assert set(by_number) == expected
+    assert by_number["RE-2026-00001"][:2] == ["119,00", '"S"']
+    assert (by_number["RE-2026-00001"][6], by_number["RE-2026-00001"][7]) == ("10000", "8400")
+    assert by_number["RE-2026-00002"][6] == "10042"  # the customer's own debtor account
+    if "ST-2026-00001" in by_number:
+        assert by_number["ST-2026-00001"][:2] == ["119,00", '"H"']
+    log = run(tmp_path, values, "invoices", "log", "RE-2026-00002")
+    assert "export" in log.output and "datev" in log.output
+
+
+def test_datev_export_needs_the_consultant_settings(values: dict[str, str], tmp_path: Path) -> None:
+    values = {k: v for k, v in values.items() if k != "DATEV_CONSULTANT_NUMBER"}
+    result = run(tmp_path, values, "export", "datev", "--from", "2026-11-01", "--to", "2026-11-30",
+                 "--out", str(tmp_path / "x.csv"))
+    assert result.exit_code == 2
+    assert "DATEV_CONSULTANT_NUMBER" in result.output
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_datev_export_names_customers_without_debtor_account(values: dict[str, str], tmp_path: Path) -> None:
+    values = {k: v for k, v in values.items() if k != "DATEV_DEFAULT_DEBTOR"}
+    result = run(tmp_path, values, "export", "datev", "--from", "2026-11-01", "--to", "2026-11-30",
+                 "--out", str(tmp_path / "x.csv"))
+    assert result.exit_code == 1
+    assert "Bäckerei Hansen GmbH" in result.output and "debtor_account" in result.output
+
+
+def test_csv_export_of_a_period(values: dict[str, str], tmp_path: Path, engine: Engine) -> None:
+    out_dir = tmp_path / "csv"
+
+    result = run(tmp_path, values, "export", "csv", "--from", "2026-11-01", "--to", "2026-11-30",
+                 "--out-dir", str(out_dir))
+
+    assert result.exit_code == 0, result.output
+    invoices = list(csv.DictReader(io.StringIO((out_dir / "invoices_20261101-20261130.csv").read_text("utf-8"))))
+    assert [(row["number"], row["gross"], row["buyer_name"]) for row in invoices] == [
+        ("RE-2026-00001", "119.00", "Bäckerei Hansen GmbH"), ("RE-2026-00002", "119.00", "Müller & Söhne KG")]
+    lines = list(csv.DictReader(io.StringIO((out_dir / "invoice_lines_20261101-20261130.csv").read_text("utf-8"))))
+    assert [(row["invoice_number"], row["net"]) for row in lines] == [("RE-2026-00001", "100.00"),
+                                                                      ("RE-2026-00002", "100.00")]
+    with make_session_factory(engine)() as session:
+        export = session.execute(select(AuditLog).where(AuditLog.action == "export")).scalar_one()
+        assert export.details["kind"] == "csv" and export.details["numbers"] == ["RE-2026-00001", "RE-2026-00002"]
+        assert export.actor.startswith("cli:")
