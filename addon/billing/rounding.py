@@ -83,5 +83,10 @@ def round_entries(entries: Iterable[NettedEntry], rule: Rounding) -> RoundingRes
             info = _describe(rule, "|".join(key), raw, billed, key[1])
             rounded.extend(RoundedEntry(n, max(share, 0), info) for n, share in zip(items, shares, strict=True))
     kept = tuple(r for r in rounded if r.billed_minutes > 0)
-    excluded = tuple(Exclusion(r.id, "rounded to zero") for r in rounded if r.billed_minutes <= 0)
+    zeroed = tuple(r for r in rounded if r.billed_minutes <= 0)
+    # A correction netted only into entries that round to zero ends on no line: say so.
+    orphaned = {c for r in zeroed for c in r.netted.corrections} - {c for r in kept for c in r.netted.corrections}
+    excluded = tuple(Exclusion(r.id, "rounded to zero") for r in zeroed) + tuple(
+        Exclusion(c, "netted into an entry rounded to zero") for c in sorted(orphaned)
+    )
     return RoundingResult(kept, excluded)

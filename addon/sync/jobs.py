@@ -18,14 +18,15 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from addon.contracts_periods import bill_due_periods, record_billing
 from addon.db import transaction
-from addon.invoicing.issue import Renderer, issue_invoice
+from addon.invoicing.issue import Renderer, issue_invoice, store_draft
 from addon.invoicing.rating import rate_ticket
 from addon.models import BilledEntry, Ticket, TimeEntry
 from addon.settings import Settings
 from addon.sync import runs
 from addon.sync.store import advance_cursor, read_cursor, upsert_entries, upsert_ticket
-from addon.sync.writeback import perform_pending, set_status
+from addon.sync.writeback import perform_deliveries, perform_pending, set_status
 from connectors.base import ConnectorError, HelpdeskConnector, NotFound
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,9 @@ def run_sync(
             errors.append(f"polling {connector.kind} failed: {exc}")
             seen = set()
         bill_pending(factory, settings, render, seen, now, counts, errors)
+        bill_due_periods(factory, settings, render, now(), counts, errors)
         counts.update(perform_pending(factory, connector, now()))
+        counts.update(perform_deliveries(factory, settings, now()))
         if counts["write_failed"]:
             errors.append(f"{counts['write_failed']} write-back(s) failed; they are retried next run")
         error = "; ".join(errors) or None
@@ -109,6 +112,7 @@ def collect(
             continue
         with transaction(factory) as session:
             ticket = upsert_ticket(session, connector.kind, remote, now())
+            ticket.group, ticket.tags = remote.group, sorted(remote.tags)  # contract assignment
             upsert_entries(session, connector.kind, ticket, entries, now())
             if not cursor_blocked:
                 advance_cursor(session, connector.kind, STREAM, remote.updated_at)
@@ -134,7 +138,7 @@ def bill_pending(
     with factory() as session:
         candidates = session.execute(
             select(Ticket.id)
-            .where(or_(Ticket.id.in_(seen), Ticket.billing_status.in_(("unbilled", "needs_attention"))))
+            .where(or_(Ticket.id.in_(seen), Ticket.billing_status.in_(("unbilled", "needs_attention", "cancelled"))))
             .order_by(Ticket.closed_at, Ticket.id)
         ).scalars().all()
     for ticket_id in candidates:
@@ -155,6 +159,8 @@ def bill_pending(
 def bill_ticket(session: Session, settings: Settings, render: Renderer, ticket: Ticket | None, now: datetime) -> str:
     """Decide one ticket: invoice its unbilled entries, or record why not. Returns the outcome."""
     assert ticket is not None
+    if ticket.closed_at is None:
+        return "still_open"  # only the push API stores open tickets; they are billed on close
     customer = ticket.customer
     if customer is None:
         set_status(session, ticket, "needs_attention", "ticket has no organization/customer to bill", now)
@@ -179,20 +185,31 @@ def bill_ticket(session: Session, settings: Settings, render: Renderer, ticket: 
         ).order_by(TimeEntry.booked_at, TimeEntry.id)
     ).scalars().all()
     if not unbilled:
-        if ticket.billing_status == "invoiced":
-            return "already_invoiced"
+        if ticket.billing_status in ("invoiced", "draft"):
+            return f"already_{ticket.billing_status}"
         set_status(session, ticket, "not_billable", "closed without booked time", now)
         return "not_billable"
-    rating = rate_ticket(session, settings, customer, ticket, unbilled)
+    rating = rate_ticket(session, settings, customer, ticket)
     for entry in unbilled:
         entry.not_billed_reason = rating.excluded.get(entry.id)
     if rating.problems:
         set_status(session, ticket, "needs_attention", "; ".join(rating.problems), now)
         return "needs_attention"
     if rating.draft is None:
-        if ticket.billing_status == "invoiced":
-            return "already_invoiced"
+        if ticket.billing_status in ("invoiced", "draft"):
+            return f"already_{ticket.billing_status}"
+        if rating.waiting:  # its time goes onto the customer's monthly invoice
+            reason = f"billed with the monthly invoice (contract {', '.join(rating.waiting)})"
+            set_status(session, ticket, "unbilled", reason, now)
+            return "awaiting_period"
         set_status(session, ticket, "not_billable", "; ".join(sorted(set(rating.excluded.values()))), now)
         return "not_billable"
-    issue_invoice(session, settings, customer, [ticket], rating.draft, render, now)
+    if customer.approval_required:
+        draft = store_draft(session, customer, [ticket], rating.draft, now)
+        record_billing(session, draft, rating, None, now)
+        reason = f"draft {draft.id} waits for approval (`ticketbill invoices approve {draft.id}`)"
+        set_status(session, ticket, "draft", reason, now)
+        return "drafted"
+    invoice = issue_invoice(session, settings, customer, [ticket], rating.draft, render, now)
+    record_billing(session, invoice, rating, None, now)
     return "invoiced"
