@@ -30,6 +30,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["ticketbill"] = Sidecar(settings, engine, make_session_factory(engine))
 
     from addon.web import bp
+    from addon.web.push import bp as push_bp
 
     app.register_blueprint(bp)
+    app.register_blueprint(push_bp)
     return app

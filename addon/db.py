@@ -81,6 +81,24 @@ def pending_migrations(engine: Engine) -> list[str]:
     return pending
 
 
+def migrate(database_url: str) -> None:
+    """Apply pending migrations to the database at `database_url` and close the connection."""
+    with migrated(database_url):
+        return
+
+
+@contextmanager
+def migrated(database_url: str) -> Iterator[sessionmaker[Session]]:
+    """A session factory on the migrated database; the engine is disposed afterwards, so a
+    command never leaves connections behind."""
+    engine = make_engine(database_url)
+    try:
+        upgrade(engine)
+        yield make_session_factory(engine)
+    finally:
+        engine.dispose()
+
+
 def upgrade(engine: Engine) -> None:
     """Apply every pending migration (a no-op on a current schema)."""
     if pending_migrations(engine):

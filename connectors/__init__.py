@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from connectors.base import ConnectorError, HelpdeskConnector
 from connectors.otrs import OTRSConnector
+from connectors.push import PushConnector
 from connectors.rt import RTConnector
 from connectors.zammad import ZammadConnector
 
@@ -22,6 +23,7 @@ REGISTRY: dict[str, type] = {
     "zammad": ZammadConnector,
     "rt": RTConnector,
     "otrs": OTRSConnector,
+    "api": PushConnector,
 }
 
 

@@ -9,17 +9,20 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Mapping
-from datetime import date
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import requests
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
+from addon.contracts import import_document
+from addon.contracts_ledger import contingent_report
 from addon.customers import import_customers
-from addon.db import make_engine, make_session_factory, transaction, upgrade
+from addon.db import make_engine, make_session_factory, migrated, transaction, upgrade
 from addon.invoicing.render_pdf import render_pdf
 from addon.models import BilledEntry, Invoice, Ticket
 from addon.settings import Settings, load_settings
@@ -43,6 +46,7 @@ DEMO_SELLER: Mapping[str, str] = {
 }
 
 DEMO_ADDRESSES = Path(__file__).with_name("customers.json")
+DEMO_CONTRACTS = Path(__file__).with_name("contracts.json")
 DEMO_PORT = 8401
 SIDECAR_PORT = 8400
 
@@ -88,15 +92,29 @@ def demo_customers(sandbox_url: str, token: str, target: Path) -> Path:
     return target
 
 
+def demo_contracts(customers_file: Path, today: date) -> dict[str, Any]:
+    """The demo retainer (`contracts.json`), its customer named by organization and its first
+    period last month, so the first demo run issues last month's collective invoice."""
+    ids = {c["name"]: c["remote_id"] for c in json.loads(customers_file.read_text(encoding="utf-8"))["customers"]}
+    document = json.loads(DEMO_CONTRACTS.read_text(encoding="utf-8"))
+    start = f"{today.year - (today.month == 1)}-{(today.month - 2) % 12 + 1:02d}"
+    for contract in document["contracts"]:
+        contract["customer"] = ids[contract["customer"]]
+        contract["retainer"]["start_period"] = start
+    return document
+
+
 def _hours(minutes: Decimal) -> str:
     return f"{minutes / 60:.2f}"
 
 
-def print_report(settings: Settings, sandbox_url: str) -> None:
-    """The table the admin sees: one row per invoice, then tickets that need attention."""
-    factory = make_session_factory(make_engine(settings.database_url))
+def print_report(factory: sessionmaker[Session], links_title: str, link: Callable[[str], str]) -> None:
+    """The table the admin sees: one row per invoice, then tickets that are not invoiced, then
+    where the helpdesk shows the result (`link` maps a ticket's helpdesk id to a URL)."""
     with factory() as session:
-        invoices = session.execute(select(Invoice).order_by(Invoice.id)).scalars().all()
+        invoices = session.execute(
+            select(Invoice).where(Invoice.number.is_not(None)).order_by(Invoice.id)
+        ).scalars().all()
         print(f"\n{'ticket':8} {'customer':34} {'hours':>6} {'net':>10}  {'invoice':15} pdf")
         for inv in invoices:
             billed = session.execute(
@@ -116,17 +134,18 @@ def print_report(settings: Settings, sandbox_url: str) -> None:
             print("\nnot invoiced:")
             for ticket in flagged:
                 print(f"  {ticket.number:8} {ticket.billing_status:16} {ticket.attention_reason or ''}")
-        print("\nsandbox tickets now carrying status, reference and note (Authorization: Token token=…;")
-        print("the sandbox runs during the demo only — `ticketbill demo --keep-running` keeps it up):")
-        for inv in invoices[:5]:
-            if inv.ticket:
-                print(f"  {sandbox_url}/api/v1/tickets/{inv.ticket.remote_id}")
-        if len(invoices) > 5:
-            print(f"  … and {len(invoices) - 5} more")
+        print(f"\n{links_title}")
+        shown = [inv for inv in invoices if inv.ticket][:5]
+        for inv in shown:
+            print(f"  {link(inv.ticket.remote_id)}")  # type: ignore[union-attr]
+        if len(invoices) > len(shown):
+            print(f"  … and {len(invoices) - len(shown)} more")
 
 
 def run_demo(helpdesk: str, data_dir: Path, keep_running: bool, port: int = DEMO_PORT) -> int:
     """Sandbox up → register → customers → sync → report. Returns the exit code."""
+    if helpdesk == "otrs":
+        return run_otrs_demo(data_dir, keep_running)
     if helpdesk != "zammad":
         raise ValueError(f"no sandbox for {helpdesk!r}")
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -140,18 +159,46 @@ def run_demo(helpdesk: str, data_dir: Path, keep_running: bool, port: int = DEMO
         customers_file = demo_customers(sandbox.url, sandbox.admin_token, data_dir / "customers.json")
         with transaction(factory) as session:
             import_customers(session, "zammad", customers_file)
+            import_document(session, "zammad", demo_contracts(customers_file, date.today()))
         connector = get_connector(settings)
         report = connector.register()
         print(f"register: created {list(report.created) or 'nothing'}, present {list(report.present)}")
         result = run_sync(factory, connector, settings, render_pdf)
         print("sync:", ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items())))
-        print_report(settings, sandbox.url)
+        print_report(
+            factory,
+            "sandbox tickets now carrying status, reference and note (Authorization: Token token=…;\n"
+            "the sandbox runs during the demo only — `ticketbill demo --keep-running` keeps it up):",
+            lambda remote_id: f"{sandbox.url}/api/v1/tickets/{remote_id}",
+        )
+        with transaction(factory) as session:
+            print("\ncontingents:", *contingent_report(session, settings, datetime.now(UTC)), sep="\n  ")
+        engine.dispose()
         print(f"\ndemo finished in {time.monotonic() - started:.1f} s")
         if result.error:
             print(f"sync reported: {result.error}")
         if keep_running:
             _serve_until_interrupted(settings)
         return 0 if result.ok else 1
+
+
+def run_otrs_demo(data_dir: Path, keep_running: bool) -> int:
+    """The same flow against the OTRS/Znuny sandbox (in memory, so no --keep-running)."""
+    from addon.demo.otrs import run_otrs_sync
+
+    settings, connector, result, seconds = run_otrs_sync(
+        data_dir, dict(DEMO_SELLER), f"http://127.0.0.1:{SIDECAR_PORT}"
+    )
+    print("sync:", ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items())))
+    with migrated(settings.database_url) as factory:
+        print_report(factory, "sandbox tickets (the OTRS sandbox lives in memory during the demo):",
+                     connector.ticket_url)
+    print(f"\ndemo finished in {seconds:.1f} s")
+    if keep_running:
+        print("--keep-running needs the Zammad sandbox (it keeps its state in a file); ignored for otrs")
+    if result.error:
+        print(f"sync reported: {result.error}")
+    return 0 if result.ok else 1
 
 
 def _serve_until_interrupted(settings: Settings) -> None:

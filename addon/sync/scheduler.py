@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from addon.db import make_engine, make_session_factory, upgrade
+from addon.db import migrate, migrated
 from addon.invoicing.render_pdf import render_pdf
 from addon.settings import Settings
 from addon.sync.jobs import RunResult, run_sync
@@ -28,12 +28,8 @@ def sync_once(settings: Settings) -> RunResult:
     from connectors import get_connector
 
     settings.invoice_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.database_url)
-    try:
-        upgrade(engine)
-        return run_sync(make_session_factory(engine), get_connector(settings), settings, render_pdf)
-    finally:
-        engine.dispose()
+    with migrated(settings.database_url) as factory:
+        return run_sync(factory, get_connector(settings), settings, render_pdf)
 
 
 def _scheduled_run(settings: Settings) -> None:
@@ -86,9 +82,11 @@ def serve(settings: Settings, host: str, port: int) -> None:
     from addon import create_app
 
     settings.invoice_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(make_engine(settings.database_url))
+    migrate(settings.database_url)
     app = create_app(settings)
     scheduler = start_scheduler(settings)
+    # a close announced through the push API starts the next run now instead of at the interval
+    app.config["TICKETBILL_REQUEST_SYNC"] = lambda: scheduler.modify_job("sync", next_run_time=datetime.now(UTC))
     try:
         waitress_serve(app, host=host, port=port, threads=4)
     finally:

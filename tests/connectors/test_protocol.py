@@ -74,8 +74,10 @@ def test_connector_reads_bookings(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", sorted(REGISTRY))
 def test_connector_builds_from_settings_without_network(kind: str) -> None:
-    connector = REGISTRY[kind].from_settings(settings_for(kind))
-    assert connector.ticket_url("42").startswith("http://127.0.0.1:9")
+    settings = settings_for(kind)
+    connector = REGISTRY[kind].from_settings(settings)
+    base = settings.public_url if kind == "api" else "http://127.0.0.1:9"  # pushed: status is read here
+    assert connector.ticket_url("42").startswith(base)
     assert "42" in connector.ticket_url("42")
 
 
