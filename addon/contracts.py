@@ -26,7 +26,7 @@ agents by the login their time entries carry. Example (every key is optional unl
                      "overage_rate": "115.00", "rollover": {"max_minutes": 120, "periods": 1},
                      "prepaid_blocks": [{"id": "B1", "minutes": 600, "valid_until": "2026-12-31",
                                          "price": "900.00"}]},
-        "travel": {"flat_per_visit": "35.00", "activities": ["Vor-Ort"]},
+        "travel": {"flat_per_visit": "35.00", "activities": ["Vor-Ort"], "km_rate": "0.50"},
         "material_markup": {"hardware": "0.15"},
         "assign": {"tickets": ["31001"], "groups": ["Users"], "tags": ["vip"]}}]}
 
@@ -318,11 +318,14 @@ def _contract(item: Any, index: int, customers: dict[str, Customer]) -> dict[str
     elif data.get("retainer") is not None:
         raise ContractImportError(f"{where}.retainer: only contracts of kind retainer have retainer terms")
     travel = data.get("travel")
-    result["travel_flat"], result["travel_activities"] = None, []
+    result["travel_flat"], result["travel_activities"], result["travel_km_rate"] = None, [], None
     if travel is not None:
-        travel = _obj(travel, f"{where}.travel", {"flat_per_visit", "activities"})
-        result["travel_flat"] = _decimal(travel.get("flat_per_visit"), f"{where}.travel.flat_per_visit")
-        result["travel_activities"] = _names(travel.get("activities"), f"{where}.travel.activities")
+        travel = _obj(travel, f"{where}.travel", {"flat_per_visit", "activities", "km_rate"})
+        if travel.get("km_rate") is not None:  # price per km of travel booked in km
+            result["travel_km_rate"] = _decimal(travel["km_rate"], f"{where}.travel.km_rate")
+        if travel.get("flat_per_visit") is not None or result["travel_km_rate"] is None:
+            result["travel_flat"] = _decimal(travel.get("flat_per_visit"), f"{where}.travel.flat_per_visit")
+            result["travel_activities"] = _names(travel.get("activities"), f"{where}.travel.activities")
     markup = data.get("material_markup", {})
     if not isinstance(markup, dict):
         raise ContractImportError(f"{where}.material_markup: expected an object {{category: fraction}}")
@@ -417,7 +420,7 @@ def import_document(session: Session, helpdesk: str, document: dict[str, Any]) -
 
 _PLAIN = ("kind", "trigger", "valid_from", "valid_until", "timezone", "holiday_region", "surcharge_policy",
           "rounding_scope", "rounding_mode", "rounding_increment", "rounding_minimum", "minimum_by_activity",
-          "travel_flat", "travel_activities", "material_markup")
+          "travel_flat", "travel_activities", "travel_km_rate", "material_markup")
 _RETAINER = ("retainer_start", "fee", "fee_label", "included_minutes", "covered_activities", "overage_rate",
              "rollover_max_minutes", "rollover_periods")
 
@@ -480,8 +483,13 @@ def contract_json(session: Session, row: Contract) -> dict[str, Any]:
             {"id": b.code, "minutes": b.minutes, "valid_until": b.valid_until.isoformat(), "price": _money(b.price)}
             for b in row.prepaid_blocks]
         data["retainer"] = retainer
+    travel: dict[str, Any] = {}
     if row.travel_flat is not None:
-        data["travel"] = {"flat_per_visit": _money(row.travel_flat), "activities": list(row.travel_activities)}
+        travel = {"flat_per_visit": _money(row.travel_flat), "activities": list(row.travel_activities)}
+    if row.travel_km_rate is not None:
+        travel["km_rate"] = _money(row.travel_km_rate)
+    if travel:
+        data["travel"] = travel
     if row.material_markup:
         data["material_markup"] = dict(row.material_markup)
     data["assign"] = {f"{kind}s": [a.value for a in row.assignments if a.kind == kind]

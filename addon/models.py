@@ -131,6 +131,11 @@ class Ticket(Base):
     web_url: Mapped[str | None] = mapped_column(String(500))
     group: Mapped[str | None] = mapped_column(String(200))
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: The billing category agents set (billable, internal, warranty, goodwill, covered); None: billable.
+    category: Mapped[str | None] = mapped_column(String(20))
+    #: Booking lines the connector could not read ("line — reason", one per line), replaced on
+    #: every poll; while set, the ticket needs attention and nothing of it is billed.
+    booking_problems: Mapped[str | None] = mapped_column(Text)
     billing_status: Mapped[str] = mapped_column(String(30), default="unbilled")
     attention_reason: Mapped[str | None] = mapped_column(Text)
     status_version: Mapped[int] = mapped_column(Integer, default=0)
@@ -161,6 +166,32 @@ class TimeEntry(Base):
     drift: Mapped[str | None] = mapped_column(Text)
 
     ticket: Mapped[Ticket] = relationship(back_populates="entries")
+
+
+class BookedExtra(Base):
+    """A material, travel distance or on-site visit an agent booked on a ticket.
+
+    Keyed like time entries by (helpdesk, remote id) with a content hash: once billed it is never
+    rewritten in place; a change or deletion in the helpdesk sets `drift` instead.
+    """
+
+    __tablename__ = "booked_extra"
+    __table_args__ = (UniqueConstraint("helpdesk", "remote_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    helpdesk: Mapped[str] = mapped_column(String(20))
+    remote_id: Mapped[str] = mapped_column(String(100))
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id"))
+    kind: Mapped[str] = mapped_column(String(10))
+    description: Mapped[str] = mapped_column(String(500))
+    quantity: Mapped[Decimal] = mapped_column(Numeric(14, 4))
+    unit_cost: Mapped[Decimal | None] = mapped_column(Numeric(14, 4))
+    category: Mapped[str | None] = mapped_column(String(100))
+    booked_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    agent: Mapped[str] = mapped_column(String(200))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    removed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    drift: Mapped[str | None] = mapped_column(Text)
 
 
 class SyncCursor(Base):
@@ -299,6 +330,17 @@ class BilledEntry(Base):
     billed_minutes: Mapped[Decimal] = mapped_column(MINUTES)
 
 
+class BilledExtra(Base):
+    """Which extra is billed on which invoice line. `extra_id` is unique: never billed twice;
+    a link to a cancelled invoice is released (deleted) when the extra is billed again."""
+
+    __tablename__ = "billed_extra"
+
+    extra_id: Mapped[int] = mapped_column(ForeignKey("booked_extra.id"), primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoice.id", ondelete="CASCADE"))
+    line_id: Mapped[int] = mapped_column(ForeignKey("invoice_line.id", ondelete="CASCADE"))
+
+
 class Outbox(Base):
     """An external effect of issuing (ticket write-back, e-mail), done after commit, once."""
 
@@ -383,6 +425,8 @@ class Contract(Base):
     rollover_periods: Mapped[int | None] = mapped_column(Integer)
     travel_flat: Mapped[Decimal | None] = mapped_column(MONEY)
     travel_activities: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: Price per km for travel booked in km (a note's own price wins).
+    travel_km_rate: Mapped[Decimal | None] = mapped_column(MONEY)
     material_markup: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
 
     customer: Mapped[Customer] = relationship()

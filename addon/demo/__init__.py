@@ -23,7 +23,7 @@ from addon.contracts import import_document
 from addon.contracts_ledger import contingent_report
 from addon.customers import import_customers
 from addon.db import make_engine, make_session_factory, migrated, transaction, upgrade
-from addon.invoicing.render_pdf import render_pdf
+from addon.invoicing.issue import pdf_renderer
 from addon.models import BilledEntry, Invoice, Ticket
 from addon.settings import Settings, load_settings
 from addon.sync.jobs import run_sync
@@ -104,6 +104,43 @@ def demo_contracts(customers_file: Path, today: date) -> dict[str, Any]:
     return document
 
 
+DEMO_CATEGORIES = {1: "warranty", 2: "goodwill"}  # organization id → category of its last closed ticket
+
+
+def demo_categories(sandbox_url: str, admin_token: str, agent_token: str) -> list[str]:
+    """Set a billing category as the team lead would in the ticket sidebar: the last closed
+    ticket of Bäckerei Hansen becomes warranty, Müller's goodwill.
+
+    Done after `register` over the REST API (with the agent's own token), because the field
+    only exists once registration created it — exactly as in a real Zammad. A ticket that
+    already has a category is left alone, so a second demo run changes nothing.
+    """
+    api = f"{sandbox_url}/api/v1"
+    tickets: list[dict[str, Any]] = []
+    page = 1
+    while True:
+        response = requests.get(f"{api}/tickets", params={"page": page, "per_page": 50}, timeout=10,
+                                headers={"Authorization": f"Token token={admin_token}"})
+        response.raise_for_status()
+        rows = response.json()
+        if not rows:
+            break
+        tickets += rows
+        page += 1
+    done = []
+    for org_id, category in DEMO_CATEGORIES.items():
+        closed = [t for t in tickets if t.get("organization_id") == org_id and t.get("state_id") == 4]
+        if not closed:
+            continue
+        ticket = max(closed, key=lambda t: int(t["id"]))
+        if not ticket.get("billing_category"):
+            response = requests.put(f"{api}/tickets/{ticket['id']}", json={"billing_category": category},
+                                    headers={"Authorization": f"Token token={agent_token}"}, timeout=10)
+            response.raise_for_status()
+        done.append(f"#{ticket['number']} {category}")
+    return done
+
+
 def _hours(minutes: Decimal) -> str:
     return f"{minutes / 60:.2f}"
 
@@ -163,7 +200,9 @@ def run_demo(helpdesk: str, data_dir: Path, keep_running: bool, port: int = DEMO
         connector = get_connector(settings)
         report = connector.register()
         print(f"register: created {list(report.created) or 'nothing'}, present {list(report.present)}")
-        result = run_sync(factory, connector, settings, render_pdf)
+        categories = demo_categories(sandbox.url, sandbox.admin_token, sandbox.agent_user_token)
+        print(f"billing categories set by the agent: {', '.join(categories) or 'none'}")
+        result = run_sync(factory, connector, settings, pdf_renderer(settings))
         print("sync:", ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items())))
         print_report(
             factory,

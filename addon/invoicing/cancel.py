@@ -32,7 +32,7 @@ from addon.invoicing.issue import (
 from addon.invoicing.lifecycle import LifecycleError
 from addon.invoicing.numbering import next_number
 from addon.invoicing.snapshot import CANCELLATION, INVOICE, InvoiceSnapshot
-from addon.models import BilledEntry, BillingHistory, Invoice, InvoiceLine, Ticket, TimeEntry
+from addon.models import BilledEntry, BilledExtra, BillingHistory, Invoice, InvoiceLine, Ticket, TimeEntry
 from addon.settings import Settings
 from addon.sync.writeback import queue_cancelled
 
@@ -141,8 +141,14 @@ def cancel_invoice(
         if entry is not None:
             ticket_ids.add(entry.ticket_id)
         session.delete(link)
+    extras = session.execute(select(BilledExtra).where(BilledExtra.invoice_id == original.id)).scalars().all()
+    for extra_link in extras:  # materials and travel are released like time
+        session.delete(extra_link)
     session.flush()
-    details = {"number": st_number, "cancels": number, "reason": reason, "released_entries": len(links)}
+    details = {
+        "number": st_number, "cancels": number, "reason": reason,
+        "released_entries": len(links), "released_extras": len(extras),
+    }
     record(session, "cancel", actor, now, original, details)
     record(session, "issue", actor, now, cancellation, {"number": st_number, "cancels": number, "files": stored})
     url = invoice_url(settings, cancellation)

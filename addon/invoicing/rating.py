@@ -7,6 +7,12 @@ one closed ticket (`per_ticket`) or one month (`monthly`) — and maps the resul
 with printable line texts in the customer's language, the engine documents to store with the
 invoice, the contingent ledgers, and the review flags per ticket (holds block, warnings do not).
 
+What agents book besides time (`booked_extra`) becomes engine extras here: materials at their
+unit cost with the contract's markup for their category, travel km at the note's price or the
+contract's km rate, an explicit on-site visit at the contract's flat fee. The ticket's billing
+category decides the rest: internal and warranty tickets bill nothing, goodwill time is a
+no-charge line, covered time too (unless a retainer covers it, which the engine does itself).
+
 The engine sees *all* entries in scope (the customer's for a month, the ticket's for a closed
 ticket, billed ones included) and the state, so late bookings, corrections of invoiced time and
 entries released by a cancellation are billed as the difference to what valid invoices already
@@ -15,11 +21,12 @@ hold, never twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from babel.numbers import format_currency, format_decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -38,10 +45,31 @@ from addon.contracts_engine import (
 from addon.contracts_state import customer_states, ledger_summary, legacy_billed_entries
 from addon.invoicing.issue import Draft, DraftLine, EntryLink
 from addon.invoicing.snapshot import AnnexEntry, VatGroup
-from addon.models import BilledEntry, Customer, Ticket, TimeEntry
+from addon.models import BilledEntry, BookedExtra, Customer, Ticket, TimeEntry
 from addon.settings import Settings
 
 CUSTOMER = ""  # key of review flags that concern the customer, not one ticket
+NOT_BILLABLE_CATEGORIES = ("internal", "warranty")
+#: Categories whose time is shown as no-charge lines, with the reason the invoice prints (de, en).
+NO_CHARGE_CATEGORIES = {"goodwill": ("Kulanz", "goodwill"),
+                        "covered": ("durch Vertrag abgedeckt", "covered by contract")}
+EXTRA_PREFIX = "extra:"  # engine id of a booked extra: "extra:<booked_extra.id>"
+
+
+def extra_row_id(value: object) -> int | None:
+    """The `booked_extra.id` behind an engine extra id (a line's explanation "extra"), else None."""
+    if isinstance(value, str) and value.startswith(EXTRA_PREFIX):
+        return int(value[len(EXTRA_PREFIX):])
+    return None
+
+
+@dataclass(frozen=True)
+class ExtraInfo:
+    """What the invoice text needs to know about an engine extra beyond the engine's line."""
+
+    kind: str  # material, travel, visit
+    description: str
+    no_charge: str | None = None  # the category that makes it free (goodwill)
 
 
 @dataclass(frozen=True)
@@ -72,19 +100,44 @@ def _german_date(day: object, language: str) -> str:
     return f"{day:%d.%m.%Y}" if language == "de" else f"{day:%Y-%m-%d}"
 
 
-def line_text(line: billing.Line, ticket: Ticket | None, language: str, period: str | None = None,
-              invoiced: frozenset[str] = frozenset()) -> str:
-    """Printable description: ticket, title, activity and the agents who worked; fees, overage,
-    surcharge shares and corrections say what they are. On a monthly invoice, a late line (of
-    an earlier month, or of a month already `invoiced`) names its own service date."""
+def _amount(value: Decimal, language: str) -> str:
+    return format_decimal(value.normalize(), locale="de_DE" if language == "de" else "en_GB")
+
+
+def extra_text(line: billing.Line, info: ExtraInfo, language: str) -> str:
+    """'Material: SSD 1 TB (2 × 87,40 €)', 'Anfahrt 38 km', 'Anfahrtspauschale Vor-Ort-Einsatz'."""
     de = language == "de"
+    if info.kind == "visit":
+        text = ("Anfahrtspauschale Vor-Ort-Einsatz " if de else "Travel flat fee on-site visit ") + _german_date(
+            line.service_start, language)
+    elif info.kind == "travel":
+        text = f"{'Anfahrt' if de else 'Travel'} {_amount(line.quantity, language)} km"
+    else:
+        price = format_currency(line.unit_price, "EUR", locale="de_DE" if de else "en_GB")
+        text = f"Material: {info.description} ({_amount(line.quantity, language)} × {price})"
+    if info.no_charge:
+        reason = NO_CHARGE_CATEGORIES[info.no_charge][0 if de else 1]
+        text += f" ({'ohne Berechnung' if de else 'no charge'}: {reason})"
+    return text
+
+
+def line_text(line: billing.Line, ticket: Ticket | None, language: str, period: str | None = None,
+              invoiced: frozenset[str] = frozenset(), extras: Mapping[str, ExtraInfo] | None = None) -> str:
+    """Printable description: ticket, title, activity and the agents who worked; fees, overage,
+    surcharge shares and corrections say what they are; a no-charge line says why (the ticket's
+    category). On a monthly invoice, a late line (of an earlier month, or of a month already
+    `invoiced`) names its own service date."""
+    de = language == "de"
+    info = (extras or {}).get(str(line.explanation.get("extra")))
     if line.kind == "fee":
         return f"{line.label} {line.service_period}"
     head = f"Ticket #{ticket.number} {ticket.title}" if ticket else (f"Ticket #{line.ticket}" if line.ticket else "")
     agents = ", ".join(line.agents)
     what = line.activity or line.label
     if line.kind == "no_charge":
-        text = f"{head} — {line.activity} ({'ohne Berechnung' if de else 'no charge'})"
+        why = NO_CHARGE_CATEGORIES.get(ticket.category or "") if ticket else None
+        reason = f": {why[0 if de else 1]}" if why else ""
+        text = f"{head} — {line.activity} ({'ohne Berechnung' if de else 'no charge'}{reason})"
     elif line.kind == "overage":
         text = f"{head} — {what} ({'über Kontingent' if de else 'beyond contingent'})"
     elif line.kind == "surcharge_share":
@@ -94,7 +147,8 @@ def line_text(line: billing.Line, ticket: Ticket | None, language: str, period: 
         flat = "Anfahrtspauschale" if de else "travel flat fee"
         text = f"{head} — {flat} {_german_date(line.service_start, language)}"
     elif line.kind in ("material", "travel_km"):
-        text = f"{head} — {line.label}" if head else line.label
+        label = extra_text(line, info, language) if info else line.label
+        text = f"{head} — {label}" if head else label
     else:
         text = f"{head} — {what}" + (f" ({agents})" if agents else "")
     if line.correction:
@@ -122,9 +176,104 @@ def _customer_entries(session: Session, customer: Customer,
     return entries, {t.id: t for _e, t in rows}
 
 
+def _customer_extras(session: Session, customer: Customer, ticket: Ticket | None) -> list[tuple[BookedExtra, Ticket]]:
+    """The customer's current booked extras (one ticket's for per_ticket), billed ones included:
+    the engine skips what valid invoices already hold, and bills again what a cancellation released."""
+    query = (select(BookedExtra, Ticket).join(Ticket, Ticket.id == BookedExtra.ticket_id)
+             .where(Ticket.customer_id == customer.id, BookedExtra.removed_at.is_(None))
+             .order_by(BookedExtra.booked_at, BookedExtra.id))
+    if ticket is not None:
+        query = query.where(Ticket.id == ticket.id)
+    return [(x, t) for x, t in session.execute(query).all()]
+
+
+def with_category(routed: Iterable[billing.TimeEntry], by_number: Mapping[str, Ticket],
+                  setup: ContractSetup) -> tuple[billing.TimeEntry, ...]:
+    """Goodwill time is no-charge; covered time too, unless a retainer covers it (the engine
+    then consumes the contingent as for any other ticket)."""
+    def free(entry: billing.TimeEntry) -> bool:
+        category = by_number[entry.ticket].category
+        return category == "goodwill" or (category == "covered" and setup.engine.retainer is None)
+
+    return tuple(replace(e, no_charge=True) if free(e) else e for e in routed)
+
+
+def _markup(category: str | None, markups: Mapping[str, Decimal]) -> Decimal:
+    """The contract's markup for a material category, matched case-insensitively ("[Hardware]"
+    in a note, "hardware" in the contract); 0 without one."""
+    if category is None:
+        return Decimal(0)
+    return next((v for k, v in markups.items() if k.casefold() == category.casefold()), Decimal(0))
+
+
+def engine_extras(booked: list[tuple[BookedExtra, Ticket]], infos: Mapping[str, billing.TicketInfo],
+                  setups: list[ContractSetup], routing: billing.Routing, timezone: str,
+                  ) -> tuple[dict[str, list[billing.Extra]], dict[str, ExtraInfo], list[billing.Problem]]:
+    """Booked extras as engine extras per contract key, with their texts and the holds.
+
+    An extra goes to the contract that would bill time booked on its ticket at its booking time
+    (routed like a one-minute probe entry). A visit is an extra of one piece at the contract's
+    flat fee, unless the contract already bills visits from on-site time of that ticket (then
+    the engine's own travel flat covers it; two fees for one trip would be wrong). Missing
+    prices (km rate, flat fee) hold the ticket with the reason; nothing is guessed.
+    """
+    by_key = {s.key: s for s in setups}
+    onsite = {(key, e.ticket) for key, routed in routing.by_contract.items() for e in routed
+              if by_key[key].engine.travel is not None and e.activity in by_key[key].engine.travel.activities}
+    found: dict[str, list[billing.Extra]] = {}
+    texts: dict[str, ExtraInfo] = {}
+    problems: list[billing.Problem] = []
+    for row, ticket in booked:
+        if ticket.category in NOT_BILLABLE_CATEGORIES or ticket.booking_problems:
+            continue
+        probe = billing.TimeEntry(id=f"probe:{row.id}", ticket=ticket.number, agent=row.agent, activity=NO_ACTIVITY,
+                                  start=row.booked_at, minutes=1, booked_at=row.booked_at)
+        routed = route([probe], {ticket.number: infos[ticket.number]}, setups, timezone)
+        key = next(iter(routed.by_contract), None)
+        if key is None:
+            problems += [replace(p, entry_ids=()) for p in routed.problems]
+            continue
+        setup = by_key[key]
+        terms = f" in contract {key}" if setup.row is not None else ""
+        if row.kind == "material":
+            if row.unit_cost is None:  # the parser never lets one through; a connector might
+                problems.append(billing.Problem("no price", f"Material: {row.description} — no unit price",
+                                                ticket=ticket.number))
+                continue
+            kind, cost, markup = "material", row.unit_cost, _markup(row.category, setup.engine.material_markup)
+        elif row.kind == "travel":
+            rate = row.unit_cost if row.unit_cost is not None else (setup.row.travel_km_rate if setup.row else None)
+            if rate is None:
+                problems.append(billing.Problem(
+                    "no km rate", f"travel km booked but no km rate configured{terms} ({row.description})",
+                    ticket=ticket.number))
+                continue
+            kind, cost, markup = "travel", rate, Decimal(0)
+        else:
+            if (key, ticket.number) in onsite:
+                continue
+            flat = setup.row.travel_flat if setup.row is not None else None
+            if flat is None:
+                problems.append(billing.Problem(
+                    "no travel flat", f"on-site visit booked but no travel flat fee configured{terms}",
+                    ticket=ticket.number))
+                continue
+            kind, cost, markup = "material", flat, Decimal(0)
+        goodwill = ticket.category == "goodwill"
+        extra_id = f"{EXTRA_PREFIX}{row.id}"
+        found.setdefault(key, []).append(billing.Extra(
+            id=extra_id, kind=kind, ticket=ticket.number,  # type: ignore[arg-type]
+            date=row.booked_at.astimezone(ZoneInfo(setup.engine.timezone)).date(),
+            description=row.description, quantity=row.quantity, cost=Decimal(0) if goodwill else cost,
+            category=row.category, markup=markup,
+        ))
+        texts[extra_id] = ExtraInfo(row.kind, row.description, "goodwill" if goodwill else None)
+    return found, texts, problems
+
+
 def _draft(session: Session, results: list[billing.BillingResult], by_number: dict[str, Ticket],
            entries: dict[str, TimeEntry], language: str, timezone: str, period: str | None,
-           invoiced: frozenset[str]) -> Draft | None:
+           invoiced: frozenset[str], extras: Mapping[str, ExtraInfo]) -> Draft | None:
     lines = [line for r in results for line in r.lines]
     if not lines:
         return None
@@ -151,7 +300,7 @@ def _draft(session: Session, results: list[billing.BillingResult], by_number: di
             links.setdefault(0, []).append(EntryLink(int(entry_id), entries[entry_id].minutes, Decimal(0)))
     draft_lines = tuple(
         DraftLine(
-            description=line_text(line, by_number.get(line.ticket or ""), language, period, invoiced),
+            description=line_text(line, by_number.get(line.ticket or ""), language, period, invoiced, extras),
             quantity=line.quantity, unit=line.unit, unit_price=line.unit_price, net=line.net,
             vat_rate=line.vat_rate, service_start=line.service_start, service_end=line.service_end,
             entries=tuple(sorted(links.get(index, []), key=lambda link: link.entry_id)),
@@ -216,10 +365,15 @@ def rate_customer(session: Session, settings: Settings, customer: Customer, *, t
         return Rating(None, [f"no hourly rate for customer '{customer.name}' and no default_rate configured"])
     timezone = customer.timezone or settings.timezone
     stored, tickets_by_id = _customer_entries(session, customer, ticket)
+    booked = _customer_extras(session, customer, ticket)
+    tickets_by_id.update({t.id: t for _x, t in booked})
     by_number = {t.number: t for t in tickets_by_id.values()}
     entries = {str(e.id): e for e in stored}
-    core = [core_entry(e, tickets_by_id[e.ticket_id]) for e in stored]
-    routing = route(core, {t.number: ticket_info(t) for t in tickets_by_id.values()}, setups, timezone)
+    blocked = {e.id: f"category {tickets_by_id[e.ticket_id].category}" for e in stored
+               if tickets_by_id[e.ticket_id].category in NOT_BILLABLE_CATEGORIES}
+    core = [core_entry(e, tickets_by_id[e.ticket_id]) for e in stored if e.id not in blocked]
+    infos = {t.number: ticket_info(t) for t in tickets_by_id.values()}
+    routing = route(core, infos, setups, timezone)
     states = customer_states(session, customer.id)
     agents = agents_for(session, stored)
     scope = frozenset({ticket.number}) if ticket is not None else None
@@ -231,18 +385,23 @@ def rate_customer(session: Session, settings: Settings, customer: Customer, *, t
     documents: dict[str, billing.Document] = {}
     ledgers: list[Ledger] = []
     problems = [p for p in routing.problems if relevant(p.ticket)]
-    excluded = {int(x.entry_id): x.reason for x in routing.held}
+    problems += [billing.Problem("booking problem", t.booking_problems.replace("\n", "; "), ticket=t.number)
+                 for t in tickets_by_id.values() if t.booking_problems and relevant(t.number)]
+    extras, extra_infos, extra_problems = engine_extras(booked, infos, setups, routing, timezone)
+    problems += [p for p in extra_problems if relevant(p.ticket)]
+    excluded = {int(x.entry_id): x.reason for x in routing.held} | blocked
     waiting: list[str] = []
     for setup in setups:
-        routed = routing.by_contract.get(setup.key, ())
+        routed = with_category(routing.by_contract.get(setup.key, ()), by_number, setup)
+        own_extras = tuple(extras.get(setup.key, ()))
         if setup.trigger != trigger:
-            if scope is not None and any(e.ticket in scope for e in routed):
+            if scope is not None and any(x.ticket in scope for x in (*routed, *own_extras)):
                 waiting.append(setup.key)
             continue
-        if not routed and (setup.engine.retainer is None or period is None):
+        if not routed and not own_extras and (setup.engine.retainer is None or period is None):
             continue
         result = billing.bill(billing.BillingRequest(
-            contract=setup.engine, agents=agents, entries=routed, period=period, tickets=scope,
+            contract=setup.engine, agents=agents, entries=routed, extras=own_extras, period=period, tickets=scope,
             state=states.get(setup.key, billing.BillingState()), document_id=f"{setup.key}:draft",
         ))
         results.append(result)
@@ -259,7 +418,7 @@ def rate_customer(session: Session, settings: Settings, customer: Customer, *, t
     if trigger == "per_ticket" and reasons:
         return Rating(None, reasons, excluded, holds, warnings, waiting=tuple(waiting))
     invoiced = frozenset(d.period for st in states.values() for d in st.valid_invoices() if d.period)
-    draft = _draft(session, results, by_number, entries, language, timezone, period, invoiced)
+    draft = _draft(session, results, by_number, entries, language, timezone, period, invoiced, extra_infos)
     if draft is not None:  # the ledger text and the month belong to the document (snapshot)
         bounds = (first_day(period), last_day(period)) if period else None
         draft = replace(draft, notes=notes, service_period=bounds)

@@ -11,23 +11,37 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from addon.contracts_periods import bill_due_periods, record_billing
 from addon.db import transaction
 from addon.invoicing.issue import Renderer, issue_invoice, store_draft
-from addon.invoicing.rating import rate_ticket
-from addon.models import BilledEntry, Ticket, TimeEntry
+from addon.invoicing.rating import NOT_BILLABLE_CATEGORIES, extra_row_id, rate_ticket
+from addon.models import BilledEntry, BilledExtra, BookedExtra, Invoice, InvoiceLine, Ticket, TimeEntry
 from addon.settings import Settings
 from addon.sync import runs
-from addon.sync.store import advance_cursor, read_cursor, upsert_entries, upsert_ticket
+from addon.sync.store import (
+    advance_cursor,
+    problems_text,
+    read_cursor,
+    upsert_entries,
+    upsert_extras,
+    upsert_ticket,
+)
 from addon.sync.writeback import perform_deliveries, perform_pending, set_status
-from connectors.base import ConnectorError, HelpdeskConnector, NotFound
+from connectors.base import (
+    BookingProblem,
+    BookingReader,
+    ConnectorError,
+    HelpdeskConnector,
+    NotFound,
+    RemoteExtra,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +88,9 @@ def run_sync(
             errors.append(f"polling {connector.kind} failed: {exc}")
             seen = set()
         bill_pending(factory, settings, render, seen, now, counts, errors)
+        newest = latest_invoice_id(factory)
         bill_due_periods(factory, settings, render, now(), counts, errors)
+        link_period_extras(factory, newest)
         counts.update(perform_pending(factory, connector, now()))
         counts.update(perform_deliveries(factory, settings, now()))
         if counts["write_failed"]:
@@ -93,31 +109,47 @@ def collect(
     counts: Counter[str],
     errors: list[str],
 ) -> set[int]:
-    """Poll closed tickets since the cursor and store them; return the ids of stored tickets."""
+    """Poll closed tickets since the cursor and store them; return the ids of stored tickets.
+
+    With a connector that reads bookings (`BookingReader`), each ticket's materials, travel and
+    visits and its unreadable booking lines are stored in the same transaction as its entries.
+    """
     with factory() as session:
         cursor = read_cursor(session, connector.kind, STREAM)
     seen: set[int] = set()
     cursor_blocked = False
+    reads_bookings = isinstance(connector, BookingReader)
     for remote in connector.closed_tickets_since(cursor):
         counts["tickets_seen"] += 1
+        what = "time entries"
+        extras: Sequence[RemoteExtra] = ()
+        problems: Sequence[BookingProblem] = ()
         try:
             entries = connector.time_entries(remote.remote_id)
+            if reads_bookings:
+                what = "bookings (material, travel, on-site)"
+                extras, problems = connector.extras(remote.remote_id)  # type: ignore[attr-defined]
         except NotFound:
             counts["tickets_vanished"] += 1
             log.info("ticket %s vanished between search and fetch (deleted or merged)", remote.number)
             continue
         except ConnectorError as exc:
-            errors.append(f"ticket {remote.number}: time entries could not be read: {exc}")
+            errors.append(f"ticket {remote.number}: {what} could not be read: {exc}")
             cursor_blocked = True
             continue
         with transaction(factory) as session:
             ticket = upsert_ticket(session, connector.kind, remote, now())
             ticket.group, ticket.tags = remote.group, sorted(remote.tags)  # contract assignment
             upsert_entries(session, connector.kind, ticket, entries, now())
+            if reads_bookings:
+                upsert_extras(session, connector.kind, ticket, extras, now())
+                ticket.booking_problems = problems_text(problems)
             if not cursor_blocked:
                 advance_cursor(session, connector.kind, STREAM, remote.updated_at)
             seen.add(ticket.id)
         counts["entries_seen"] += len(entries)
+        if extras:
+            counts["extras_seen"] += len(extras)
     return seen
 
 
@@ -161,6 +193,16 @@ def bill_ticket(session: Session, settings: Settings, render: Renderer, ticket: 
     assert ticket is not None
     if ticket.closed_at is None:
         return "still_open"  # only the push API stores open tickets; they are billed on close
+    if ticket.category in NOT_BILLABLE_CATEGORIES:  # set by the agent: nothing to bill, whoever pays
+        reason = f"category {ticket.category}"
+        billed_ids = billed_entry_ids(session, ticket)
+        for entry in ticket.entries:
+            if entry.removed_at is None and entry.id not in billed_ids:
+                entry.not_billed_reason = reason
+        if ticket.billing_status in ("invoiced", "draft"):
+            return f"already_{ticket.billing_status}"
+        set_status(session, ticket, "not_billable", reason, now)
+        return "not_billable"
     customer = ticket.customer
     if customer is None:
         set_status(session, ticket, "needs_attention", "ticket has no organization/customer to bill", now)
@@ -172,8 +214,14 @@ def bill_ticket(session: Session, settings: Settings, render: Renderer, ticket: 
         )
         set_status(session, ticket, "needs_attention", reason, now)
         return "needs_attention"
+    if ticket.booking_problems:  # the agent fixes the note; until then nothing of the ticket is billed
+        set_status(session, ticket, "needs_attention", ticket.booking_problems.replace("\n", "; "), now)
+        return "needs_attention"
     drift = session.execute(
         select(TimeEntry.drift).where(TimeEntry.ticket_id == ticket.id, TimeEntry.drift.is_not(None))
+    ).scalars().all()
+    drift += session.execute(
+        select(BookedExtra.drift).where(BookedExtra.ticket_id == ticket.id, BookedExtra.drift.is_not(None))
     ).scalars().all()
     if drift:
         set_status(session, ticket, "needs_attention", "; ".join(drift), now)
@@ -184,7 +232,8 @@ def bill_ticket(session: Session, settings: Settings, render: Renderer, ticket: 
             TimeEntry.ticket_id == ticket.id, TimeEntry.removed_at.is_(None), TimeEntry.id.not_in(billed)
         ).order_by(TimeEntry.booked_at, TimeEntry.id)
     ).scalars().all()
-    if not unbilled:
+    extras_open = unbilled_extras(session, ticket)
+    if not unbilled and not extras_open:
         if ticket.billing_status in ("invoiced", "draft"):
             return f"already_{ticket.billing_status}"
         set_status(session, ticket, "not_billable", "closed without booked time", now)
@@ -205,11 +254,71 @@ def bill_ticket(session: Session, settings: Settings, render: Renderer, ticket: 
         set_status(session, ticket, "not_billable", "; ".join(sorted(set(rating.excluded.values()))), now)
         return "not_billable"
     if customer.approval_required:
-        draft = store_draft(session, customer, [ticket], rating.draft, now)
+        draft = store_draft(session, settings, customer, [ticket], rating.draft, now)
         record_billing(session, draft, rating, None, now)
+        link_extras(session, draft)
         reason = f"draft {draft.id} waits for approval (`ticketbill invoices approve {draft.id}`)"
         set_status(session, ticket, "draft", reason, now)
         return "drafted"
     invoice = issue_invoice(session, settings, customer, [ticket], rating.draft, render, now)
     record_billing(session, invoice, rating, None, now)
+    link_extras(session, invoice)
     return "invoiced"
+
+
+def latest_invoice_id(factory: sessionmaker[Session]) -> int:
+    with factory() as session:
+        return session.execute(select(func.coalesce(func.max(Invoice.id), 0))).scalar_one()
+
+
+def link_period_extras(factory: sessionmaker[Session], after: int) -> None:
+    """Link the extras of the monthly invoices this run issued (ids above `after`).
+
+    The engine's own memory already keeps them from being billed twice; the links make the
+    `billed_extra` table complete, so it says for every extra where it is billed.
+    """
+    with transaction(factory) as session:
+        for invoice in session.execute(select(Invoice).where(Invoice.id > after, Invoice.type_code == "380")
+                                       .order_by(Invoice.id)).scalars():
+            link_extras(session, invoice)
+
+
+def billed_entry_ids(session: Session, ticket: Ticket) -> set[int]:
+    """Entries of the ticket on an invoice or draft: their reason is the invoice's, not ours."""
+    return set(session.execute(select(BilledEntry.entry_id).join(TimeEntry, TimeEntry.id == BilledEntry.entry_id)
+                               .where(TimeEntry.ticket_id == ticket.id)).scalars())
+
+
+def unbilled_extras(session: Session, ticket: Ticket) -> list[BookedExtra]:
+    """The ticket's current extras not linked to a valid (not cancelled) invoice."""
+    billed = (select(BilledExtra.extra_id).join(Invoice, Invoice.id == BilledExtra.invoice_id)
+              .where(Invoice.state != "cancelled"))
+    return list(session.execute(
+        select(BookedExtra).where(BookedExtra.ticket_id == ticket.id, BookedExtra.removed_at.is_(None),
+                                  BookedExtra.id.not_in(billed)).order_by(BookedExtra.id)
+    ).scalars())
+
+
+def link_extras(session: Session, invoice: Invoice) -> None:
+    """Link each extra to the invoice line that bills it (`billed_extra`, unique per extra).
+
+    A link to a cancelled invoice is the extra's released past: it is replaced, as the
+    cancellation released the extra for billing again.
+    """
+    session.flush()
+    lines = session.execute(select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id)).scalars()
+    for line in lines:
+        extra_id = extra_row_id(line.explanation.get("extra"))
+        if extra_id is None:
+            continue
+        old = session.get(BilledExtra, extra_id)
+        if old is not None and old.invoice_id == invoice.id:
+            continue
+        if old is not None:
+            previous = session.get(Invoice, old.invoice_id)
+            if previous is not None and previous.state != "cancelled":
+                raise RuntimeError(f"extra {extra_id} is already billed on invoice {previous.id}")
+            session.delete(old)
+            session.flush()
+        session.add(BilledExtra(extra_id=extra_id, invoice_id=invoice.id, line_id=line.id))
+    session.flush()

@@ -1,8 +1,9 @@
 """Upsert helpdesk records into the sidecar's database, keyed by (helpdesk, remote id).
 
-Entries carry a content hash: an unchanged entry is left alone; a changed one that is not yet
-billed is updated; a changed one that is already billed is never rewritten in place (the
-invoice keeps what it billed) and its ticket is flagged for review instead.
+Entries and booked extras (materials, travel, visits) carry a content hash: an unchanged one
+is left alone; a changed one that is not yet billed is updated; a changed one that is already
+billed is never rewritten in place (the invoice keeps what it billed) and its ticket is flagged
+for review instead.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from decimal import Decimal
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from addon.models import BilledEntry, Customer, SyncCursor, Ticket, TimeEntry
-from connectors.base import RemoteCustomer, RemoteTicket, RemoteTimeEntry
+from addon.models import BilledEntry, BilledExtra, BookedExtra, Customer, Invoice, SyncCursor, Ticket, TimeEntry
+from connectors.base import BookingProblem, RemoteCustomer, RemoteExtra, RemoteTicket, RemoteTimeEntry
 
 
 def _minutes(value: Decimal) -> str:
@@ -35,6 +36,26 @@ def entry_hash(entry: RemoteTimeEntry) -> str:
         entry.start.isoformat() if entry.start else "",
     )
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def extra_hash(extra: RemoteExtra) -> str:
+    """A stable fingerprint of what billing reads from a booked extra."""
+    parts = (
+        extra.ticket_remote_id,
+        extra.kind,
+        extra.description,
+        str(extra.quantity.normalize()),
+        "" if extra.unit_cost is None else str(extra.unit_cost.normalize()),
+        extra.category or "",
+        extra.booked_at.isoformat(),
+        extra.agent,
+    )
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def problems_text(problems: Sequence[BookingProblem]) -> str | None:
+    """The ticket's unreadable booking lines as "line — reason", one per line; None if none."""
+    return "\n".join(f"{p.line} — {p.reason}" for p in problems) or None
 
 
 def upsert_customer(session: Session, helpdesk: str, remote: RemoteCustomer) -> Customer:
@@ -66,6 +87,7 @@ def upsert_ticket(session: Session, helpdesk: str, remote: RemoteTicket, now: da
     ticket.closed_at = remote.closed_at
     ticket.remote_updated_at = remote.updated_at
     ticket.web_url = remote.web_url
+    ticket.category = remote.category
     ticket.seen_at = now
     session.flush()
     return ticket
@@ -135,6 +157,56 @@ def upsert_entries(
             entry.drift = f"time entry {remote_id} was deleted in the helpdesk after it was invoiced"
         else:
             entry.removed_at = now
+    session.flush()
+
+
+def upsert_extras(
+    session: Session, helpdesk: str, ticket: Ticket, remote_extras: Sequence[RemoteExtra], now: datetime
+) -> None:
+    """Store the ticket's booked extras like its entries: new ones added, unbilled ones updated
+    or marked removed, billed ones never rewritten (a change or deletion becomes `drift`)."""
+    existing = {
+        x.remote_id: x
+        for x in session.execute(
+            select(BookedExtra).where(BookedExtra.helpdesk == helpdesk, BookedExtra.ticket_id == ticket.id)
+        ).scalars()
+    }
+    billed_ids = set(
+        session.execute(
+            select(BilledExtra.extra_id).join(Invoice, Invoice.id == BilledExtra.invoice_id).where(
+                BilledExtra.extra_id.in_([x.id for x in existing.values()]), Invoice.state != "cancelled")
+        ).scalars()
+    )
+    seen: set[str] = set()
+    for remote in remote_extras:
+        seen.add(remote.remote_id)
+        digest = extra_hash(remote)
+        extra = existing.get(remote.remote_id)
+        if extra is None:
+            session.add(BookedExtra(
+                helpdesk=helpdesk, remote_id=remote.remote_id, ticket_id=ticket.id, kind=remote.kind,
+                description=remote.description[:500], quantity=remote.quantity, unit_cost=remote.unit_cost,
+                category=remote.category, booked_at=remote.booked_at, agent=remote.agent, content_hash=digest,
+            ))
+            continue
+        if extra.id in billed_ids:
+            extra.drift = (
+                None if extra.content_hash == digest
+                else f"booking '{extra.description}' ({remote.remote_id}) changed after it was invoiced; "
+                "book a correction instead"
+            )
+            continue
+        extra.kind, extra.description, extra.quantity = remote.kind, remote.description[:500], remote.quantity
+        extra.unit_cost, extra.category, extra.booked_at = remote.unit_cost, remote.category, remote.booked_at
+        extra.agent, extra.content_hash, extra.removed_at, extra.drift = remote.agent, digest, None, None
+    for remote_id, extra in existing.items():
+        if remote_id in seen or extra.removed_at is not None:
+            continue
+        if extra.id in billed_ids:
+            extra.drift = (f"booking '{extra.description}' ({remote_id}) was deleted in the helpdesk "
+                           "after it was invoiced")
+        else:
+            extra.removed_at = now
     session.flush()
 
 

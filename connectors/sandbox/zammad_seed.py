@@ -385,6 +385,8 @@ def build_seed(reference_date: date | None = None, rng_seed: int = RNG_SEED) -> 
     }
     simple = {"updated_by_id": 1, "created_by_id": 1, "created_at": origin_iso,
               "updated_at": origin_iso}
+    _book_onsite_extras(tickets, articles, bookings)
+
     return {
         "schema": 1,
         "reference_date": reference_date.isoformat(),
@@ -425,6 +427,28 @@ def build_seed(reference_date: date | None = None, rng_seed: int = RNG_SEED) -> 
                                "permission": ["ticket.agent", "admin.time_accounting"]},
         },
     }
+
+
+# What technicians write into the note of an on-site booking (the syntax of
+# connectors/bookings.py): travel with its price per km, and the material they brought.
+ONSITE_EXTRAS = (
+    "Fahrt: 24 km à 0,30 €\nMaterial: 2 × Patchkabel 3 m à 4,90 € [Hardware]",
+    "Fahrt: 2 × 18 km à 0,30 €\nMaterial: SSD 1 TB à 87,40 € [Hardware]",
+    "Material: Netzwerkdose Cat6 à 12,50 €",
+)
+
+
+def _book_onsite_extras(tickets: dict[int, dict[str, Any]], articles: dict[int, dict[str, Any]],
+                        bookings: dict[int, dict[str, Any]]) -> None:
+    """Add travel and material lines to the notes of the first on-site bookings on closed
+    tickets of the time-and-material customers (organizations 1 and 2), without touching the
+    random sequence, so every other record of the seed stays as it was."""
+    onsite = [b for b in sorted(bookings.values(), key=lambda b: b["id"])
+              if b["type_id"] == 2 and Decimal(b["time_unit"]) > 0 and tickets[b["ticket_id"]]["state_id"] == 4
+              and tickets[b["ticket_id"]]["organization_id"] in (1, 2)]
+    for booking, lines in zip(onsite, ONSITE_EXTRAS, strict=False):
+        article = articles[booking["ticket_article_id"]]
+        article["body"] = f"{article['body']}\n{lines}"
 
 
 def _merge_in_seed(tickets: dict[int, dict[str, Any]], articles: dict[int, dict[str, Any]],
