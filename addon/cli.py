@@ -238,13 +238,14 @@ def _render_and_deliver(settings: Settings, factory: Any, action: Callable[[Any]
 def invoices_approve(ctx: click.Context, draft_id: int) -> None:
     """Issue a draft: the number is assigned now; the ticket is updated on the next sync."""
     from addon.invoicing.audit import cli_actor
+    from addon.invoicing.issue import pdf_renderer
     from addon.invoicing.lifecycle import approve_draft
-    from addon.invoicing.render_pdf import render_pdf
 
     settings = _settings(ctx)
+    render = pdf_renderer(settings)
     with _database(settings) as factory:
         _id, number, gross = _render_and_deliver(
-            settings, factory, lambda s: approve_draft(s, settings, draft_id, render_pdf, _now(), cli_actor())
+            settings, factory, lambda s: approve_draft(s, settings, draft_id, render, _now(), cli_actor())
         )
     click.echo(f"draft {draft_id} issued as {number} ({gross} EUR)")
 
@@ -274,12 +275,13 @@ def invoices_cancel(ctx: click.Context, number: str, reason: str | None) -> None
     """Cancel an invoice with a cancellation invoice (381); its time is billed again next sync."""
     from addon.invoicing.audit import cli_actor
     from addon.invoicing.cancel import cancel_invoice
-    from addon.invoicing.render_pdf import render_pdf
+    from addon.invoicing.issue import pdf_renderer
 
     settings = _settings(ctx)
+    render = pdf_renderer(settings)
     with _database(settings) as factory:
         _id, st_number, gross = _render_and_deliver(
-            settings, factory, lambda s: cancel_invoice(s, settings, number, reason, render_pdf, _now(), cli_actor())
+            settings, factory, lambda s: cancel_invoice(s, settings, number, reason, render, _now(), cli_actor())
         )
     click.echo(f"{number} cancelled by {st_number} ({gross} EUR); entries released for re-billing")
 

@@ -129,11 +129,11 @@ def _check_period(ctx: click.Context, param: click.Parameter, value: str | None)
 def invoice_period_command(ctx: click.Context, period: str, remote_id: str | None) -> None:
     """Issue the collective invoices of one month for contracts billed monthly."""
     from addon.contracts_periods import invoice_period
-    from addon.invoicing.render_pdf import render_pdf
+    from addon.invoicing.issue import pdf_renderer
 
     settings = _settings(ctx)
     with _factory(settings) as factory:
-        outcomes = invoice_period(factory, settings, render_pdf, period, datetime.now(UTC), remote_id)
+        outcomes = invoice_period(factory, settings, pdf_renderer(settings), period, datetime.now(UTC), remote_id)
     if not outcomes:
         click.echo("no customer with a monthly contract" + (f" and helpdesk id {remote_id}" if remote_id else ""))
     for o in outcomes:

@@ -91,7 +91,7 @@ def invoice_customer_period(session: Session, settings: Settings, render: Render
             return PeriodOutcome(customer.name, "needs_attention", detail="; ".join(customer_holds))
         return PeriodOutcome(customer.name, "nothing_due")
     if customer.approval_required:
-        draft = store_draft(session, customer, rating.tickets, rating.draft, now)
+        draft = store_draft(session, settings, customer, rating.tickets, rating.draft, now)
         record_billing(session, draft, rating, period, now)
         for ticket in rating.tickets:
             set_status(session, ticket, "draft",

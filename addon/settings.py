@@ -85,6 +85,10 @@ class Settings:
     otrs_activity_field: str | None = None
     otrs_agent_logins: dict[int, str] = field(default_factory=dict)
     push_api_token: str | None = field(default=None, repr=False)
+    #: § 19 UStG: invoices without VAT and with the exemption note (category E)
+    small_business: bool = False
+    #: a PNG/JPEG printed top right on every invoice (the seller's letterhead logo)
+    invoice_logo: Path | None = None
     cancellation_number_pattern: str = "ST-{YYYY}-{seq:05}"
     datev_consultant_number: int | None = None
     datev_client_number: int | None = None
@@ -247,6 +251,27 @@ def _smtp_sender(env: Mapping[str, str], host: str | None) -> str | None:
     return sender
 
 
+def _flag(env: Mapping[str, str], key: str) -> bool:
+    raw = (env.get(key) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "nein"):
+        return False
+    if raw in ("1", "true", "yes", "ja"):
+        return True
+    raise SettingsError(key, f"{raw!r} is not true or false")
+
+
+def _image(env: Mapping[str, str], key: str) -> Path | None:
+    raw = _optional(env, key)
+    if raw is None:
+        return None
+    path = Path(raw).expanduser().resolve()
+    if path.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise SettingsError(key, f"{raw!r} is not a .png or .jpg file")
+    if not path.is_file():
+        raise SettingsError(key, f"{path} does not exist")
+    return path
+
+
 def _push_token(env: Mapping[str, str], key: str) -> str | None:
     token = _optional(env, key)
     if token is not None and len(token) < 24:
@@ -316,6 +341,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         otrs_activity_field=_optional(env, "HELPDESK_OTRS_ACTIVITY_FIELD"),
         otrs_agent_logins=_agent_logins(env, "HELPDESK_OTRS_AGENT_LOGINS"),
         push_api_token=_push_token(env, "PUSH_API_TOKEN"),
+        small_business=_flag(env, "SELLER_SMALL_BUSINESS"),
+        invoice_logo=_image(env, "INVOICE_LOGO"),
         cancellation_number_pattern=_number_pattern(env, "CANCELLATION_NUMBER_PATTERN", "ST-{YYYY}-{seq:05}"),
         datev_consultant_number=_optional_int(env, "DATEV_CONSULTANT_NUMBER", 1001, 9_999_999),
         datev_client_number=_optional_int(env, "DATEV_CLIENT_NUMBER", 1, 99_999),

@@ -82,3 +82,15 @@ def test_cli_reports_bad_env_in_one_line(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr.strip() == "configuration error: HELPDESK_URL: 'nonsense' is not an http(s) URL with a host"
+
+
+def test_small_business_and_logo(tmp_path: Path) -> None:
+    logo = tmp_path / "logo.png"
+    logo.write_bytes(b"\x89PNG\r\n\x1a\n")
+    settings = load_settings({**VALID, "SELLER_SMALL_BUSINESS": "ja", "INVOICE_LOGO": str(logo)})
+    assert settings.small_business is True
+    assert settings.invoice_logo == logo.resolve()
+    with pytest.raises(SettingsError, match=r"INVOICE_LOGO: .* does not exist"):
+        load_settings({**VALID, "INVOICE_LOGO": str(tmp_path / "missing.png")})
+    with pytest.raises(SettingsError, match="SELLER_SMALL_BUSINESS"):
+        load_settings({**VALID, "SELLER_SMALL_BUSINESS": "maybe"})

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from addon.customers import import_customers
 from addon.db import make_engine, make_session_factory, transaction, upgrade
-from addon.invoicing.render_pdf import render_pdf
+from addon.invoicing.issue import pdf_renderer
 from addon.settings import Settings, load_settings
 from addon.sync.jobs import RunResult, run_sync
 from connectors import get_connector
@@ -59,6 +59,6 @@ def run_otrs_sync(data_dir: Path, seller: dict[str, str], public_url: str) -> tu
         print(f"register: present {list(report.present)}")
         for problem in report.problems:
             print(f"register: to do: {problem}")
-        result = run_sync(factory, connector, settings, render_pdf)
+        result = run_sync(factory, connector, settings, pdf_renderer(settings))
         engine.dispose()
     return settings, connector, result, time.monotonic() - started

@@ -19,9 +19,10 @@ import json
 import os
 import secrets
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -37,6 +38,7 @@ from addon.invoicing.numbering import next_number
 from addon.invoicing.rendered import RenderedFile
 from addon.invoicing.snapshot import INVOICE, AnnexEntry, InvoiceSnapshot, Line, Party, TicketRef, VatGroup
 from addon.invoicing.validate import ensure_valid
+from addon.invoicing.vat import vat_category
 from addon.models import BilledEntry, BillingHistory, Customer, Invoice, InvoiceLine, Ticket
 from addon.settings import Settings
 from addon.sync.writeback import queue_email, queue_invoiced
@@ -90,6 +92,13 @@ class Draft:
 
 
 Renderer = Callable[[InvoiceSnapshot], RenderedFile]
+
+
+def pdf_renderer(settings: Settings) -> Renderer:
+    """The PDF renderer of this deployment: the invoice layout with the letterhead logo."""
+    from addon.invoicing.render_pdf import render_pdf
+
+    return partial(render_pdf, logo_path=settings.invoice_logo)
 
 
 def draft_to_json(draft: Draft, ticket_ids: list[int]) -> str:
@@ -260,13 +269,34 @@ def store_documents(settings: Settings, invoice: Invoice, files: list[RenderedFi
     return stored
 
 
+def with_vat_category(draft: Draft, category: str) -> Draft:
+    """The draft with every line in `category`; exempt categories (AE, E) carry rate 0 and no
+    VAT, so gross = net. Nets never change: the billing core priced them already."""
+    if category == "S":
+        return draft
+    zero = Decimal(0)
+    lines = tuple(replace(line, vat_rate=zero, vat_category=category) for line in draft.lines)
+    group = VatGroup(category, zero, draft.net, Decimal("0.00"))
+    return replace(draft, lines=lines, vat_groups=(group,), vat=Decimal("0.00"), gross=draft.net)
+
+
+def with_vat_treatment(settings: Settings, customer: Customer, draft: Draft) -> Draft:
+    """The draft in the VAT category this seller and buyer call for (idempotent)."""
+    category = vat_category(
+        settings.seller.country, customer.country or "DE", customer.vat_id, small_business=settings.small_business
+    )
+    return with_vat_category(draft, category)
+
+
 def store_draft(
-    session: Session, customer: Customer, tickets: list[Ticket], draft: Draft, now: datetime
+    session: Session, settings: Settings, customer: Customer, tickets: list[Ticket], draft: Draft, now: datetime
 ) -> Invoice:
     """Store the rated draft as an invoice row in state `draft` (no number, no files) with its
-    lines, and reserve its entries so no other run bills them meanwhile."""
+    lines, and reserve its entries so no other run bills them meanwhile. The VAT treatment
+    (standard, EU reverse charge, § 19) is decided here, once, for every path to an invoice."""
     if not draft.lines:
         raise ValueError("an invoice needs at least one line")
+    draft = with_vat_treatment(settings, customer, draft)
     invoice = Invoice(
         series=SERIES,
         number=None,
@@ -324,7 +354,8 @@ def issue_invoice(
 ) -> Invoice:
     """Store, number, snapshot, render, validate, link and queue; the caller's transaction
     commits it all."""
-    invoice = store_draft(session, customer, tickets, draft, now)
+    draft = with_vat_treatment(settings, customer, draft)
+    invoice = store_draft(session, settings, customer, tickets, draft, now)
     return issue_stored_draft(session, settings, invoice, customer, tickets, draft, render, now, actor)
 
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from addon.db import migrate, migrated
-from addon.invoicing.render_pdf import render_pdf
+from addon.invoicing.issue import pdf_renderer
 from addon.settings import Settings
 from addon.sync.jobs import RunResult, run_sync
 
@@ -29,7 +29,7 @@ def sync_once(settings: Settings) -> RunResult:
 
     settings.invoice_dir.mkdir(parents=True, exist_ok=True)
     with migrated(settings.database_url) as factory:
-        return run_sync(factory, get_connector(settings), settings, render_pdf)
+        return run_sync(factory, get_connector(settings), settings, pdf_renderer(settings))
 
 
 def _scheduled_run(settings: Settings) -> None:

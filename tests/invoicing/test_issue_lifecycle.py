@@ -228,7 +228,7 @@ def test_database_allows_the_lifecycle_columns_and_free_drafts(world: World, eng
         ticket = session.get(Ticket, world.ticket_id)
         assert customer is not None and ticket is not None
         session.execute(delete(BilledEntry))  # raw test setup: free the entries for a draft
-        draft = store_draft(session, customer, [ticket], draft_for(world), NOW)
+        draft = store_draft(session, world.settings, customer, [ticket], draft_for(world), NOW)
         draft_id = draft.id
     with engine.begin() as connection:
         connection.execute(update(InvoiceLine).where(InvoiceLine.invoice_id == draft_id).values(description="x"))
@@ -242,7 +242,7 @@ def test_draft_has_no_number_until_approved(world: World) -> None:
         customer = session.get(Customer, world.customer_id)
         ticket = session.get(Ticket, world.ticket_id)
         assert customer is not None and ticket is not None
-        draft = store_draft(session, customer, [ticket], draft_for(world), NOW)
+        draft = store_draft(session, world.settings, customer, [ticket], draft_for(world), NOW)
         draft_id = draft.id
     with world.factory() as session:
         row = session.get(Invoice, draft_id)
@@ -270,7 +270,7 @@ def test_discarded_draft_frees_its_entries(world: World) -> None:
         ticket = session.get(Ticket, world.ticket_id)
         assert customer is not None and ticket is not None
         ticket.billing_status = "draft"
-        draft_id = store_draft(session, customer, [ticket], draft_for(world), NOW).id
+        draft_id = store_draft(session, world.settings, customer, [ticket], draft_for(world), NOW).id
     with transaction(world.factory) as session:
         freed = discard_draft(session, draft_id, NOW, "cli:anna")
     assert sorted(freed) == sorted(world.entry_ids)
