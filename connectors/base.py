@@ -46,6 +46,16 @@ class RemoteError(ConnectorError):
 
 # The billing category agents set per ticket (a select field in every helpdesk). `None` on a
 # `RemoteTicket` means "not set", which billing treats as the default, "billable".
+#: billing_status values the sidecar writes, with the labels agents see (German / English)
+BILLING_STATUS_LABELS = {
+    "unbilled": "Nicht abgerechnet / unbilled",
+    "billable": "Abrechenbar / billable",
+    "not_billable": "Nicht abrechenbar / not billable",
+    "needs_attention": "Bitte prüfen / needs attention",
+    "draft": "Rechnungsentwurf / draft",
+    "invoiced": "Abgerechnet / invoiced",
+    "cancelled": "Storniert / cancelled",
+}
 BILLING_CATEGORIES = ("billable", "internal", "warranty", "goodwill", "covered")
 
 

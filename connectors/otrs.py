@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 
 from connectors.base import (
     BILLING_CATEGORIES,
+    BILLING_STATUS_LABELS,
     AuthError,
     BookingProblem,
     ConnectorError,
@@ -92,15 +93,7 @@ UNIT_TO_MINUTES = {
     "quarter": (Decimal(15), Decimal(1)),
     "second": (Decimal(1), Decimal(60)),
 }
-BILLING_STATUS_OPTIONS = {
-    "unbilled": "Nicht abgerechnet / unbilled",
-    "billable": "Abrechenbar / billable",
-    "not_billable": "Nicht abrechenbar / not billable",
-    "needs_attention": "Bitte prüfen / needs attention",
-    "draft": "Rechnungsentwurf / draft",
-    "invoiced": "Abgerechnet / invoiced",
-    "cancelled": "Storniert / cancelled",
-}
+BILLING_STATUS_OPTIONS = BILLING_STATUS_LABELS
 CATEGORY_LABELS = {
     "billable": "Abrechenbar / billable",
     "internal": "Intern / internal",

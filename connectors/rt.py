@@ -40,6 +40,7 @@ from zoneinfo import ZoneInfo
 
 from connectors.base import (
     BILLING_CATEGORIES,
+    BILLING_STATUS_LABELS,
     BookingProblem,
     ConnectorError,
     NotFound,
@@ -66,15 +67,7 @@ UNSET_DATE = "1970-01-01T00:00:00Z"
 CUSTOMER_SOURCES = ("queue", "custom_field", "requestor_domain")
 
 # Same vocabulary as the other connectors; a Select CF offers exactly these.
-BILLING_STATUSES = (
-    "unbilled",
-    "billable",
-    "not_billable",
-    "needs_attention",
-    "draft",
-    "invoiced",
-    "cancelled",
-)
+BILLING_STATUSES = tuple(BILLING_STATUS_LABELS)
 TICKET_FIELDS = "Subject,Status,Resolved,LastUpdated,Queue,Requestor,CustomFields,EffectiveId"
 HISTORY_FIELDS = "Type,TimeTaken,Creator,Created,Data,ObjectId"
 ATTACHMENT_FIELDS = "ContentType,Content,Filename"

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from connectors.base import (
     BILLING_CATEGORIES,
+    BILLING_STATUS_LABELS,
     AuthError,
     BookingProblem,
     NotFound,
@@ -85,15 +86,7 @@ CATEGORY_LABELS = {
 }
 assert tuple(CATEGORY_LABELS) == BILLING_CATEGORIES
 
-BILLING_STATUS_OPTIONS = {
-    "unbilled": "Nicht abgerechnet / unbilled",
-    "billable": "Abrechenbar / billable",
-    "not_billable": "Nicht abrechenbar / not billable",
-    "needs_attention": "Bitte prüfen / needs attention",
-    "draft": "Rechnungsentwurf / draft",
-    "invoiced": "Abgerechnet / invoiced",
-    "cancelled": "Storniert / cancelled",
-}
+BILLING_STATUS_OPTIONS = BILLING_STATUS_LABELS
 
 
 def _screens(on_create: bool = False) -> dict[str, Any]:
