@@ -415,8 +415,8 @@ def export_csv(ctx: click.Context, start: Any, end: Any, out_dir: Path) -> None:
 
 
 def _register_contract_commands() -> None:
-    """`contracts`, `invoice-period` and `contingents` live in addon/contracts_cli.py."""
-    from addon.contracts_cli import COMMANDS
+    """`contracts`, `invoice-period` and `contingents` live in addon/contracts/cli.py."""
+    from addon.contracts.cli import COMMANDS
 
     for command in COMMANDS:
         main.add_command(command)

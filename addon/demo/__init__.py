@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from addon.contracts import import_document
-from addon.contracts_ledger import contingent_report
+from addon.contracts.ledger import contingent_report
 from addon.customers import import_customers
 from addon.db import make_engine, make_session_factory, migrated, transaction, upgrade
 from addon.invoicing.issue import pdf_renderer

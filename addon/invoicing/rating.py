@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from addon import billing
 from addon.billing.periods import first_day, last_day
 from addon.billing.totals import compute_totals
-from addon.contracts_engine import (
+from addon.contracts.engine import (
     NO_ACTIVITY,
     ContractSetup,
     agents_for,
@@ -42,7 +42,7 @@ from addon.contracts_engine import (
     route,
     ticket_info,
 )
-from addon.contracts_state import customer_states, ledger_summary, legacy_billed_entries
+from addon.contracts.state import customer_states, ledger_summary, legacy_billed_entries
 from addon.invoicing.issue import Draft, DraftLine, EntryLink
 from addon.invoicing.snapshot import AnnexEntry, VatGroup
 from addon.models import BilledEntry, BookedExtra, Customer, Ticket, TimeEntry

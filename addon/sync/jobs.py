@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from addon.contracts_periods import bill_due_periods, record_billing
+from addon.contracts.periods import bill_due_periods, record_billing
 from addon.db import transaction
 from addon.invoicing.issue import Renderer, issue_invoice, store_draft
 from addon.invoicing.rating import NOT_BILLABLE_CATEGORIES, extra_row_id, rate_ticket

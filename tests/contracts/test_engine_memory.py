@@ -10,8 +10,8 @@ from sqlalchemy import Engine, select
 
 from addon import billing
 from addon.contracts import import_document
-from addon.contracts_engine import claims, customer_contracts, route, ticket_info
-from addon.contracts_state import (
+from addon.contracts.engine import claims, customer_contracts, route, ticket_info
+from addon.contracts.state import (
     customer_states,
     document_from_json,
     document_to_json,

@@ -22,7 +22,7 @@ from test_contracts_helpers import (
     run_at,
 )
 
-from addon.contracts_state import document_from_json
+from addon.contracts.state import document_from_json
 from addon.models import Invoice, Ticket
 
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)

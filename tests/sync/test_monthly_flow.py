@@ -13,8 +13,8 @@ from sqlalchemy import delete, select
 from sync_fixtures import Sidecar, closed_ticket
 from test_contracts_helpers import ANNA, JONAS, REMOTE, import_contracts, pdf_text, run_at
 
-from addon.contracts_ledger import contingent_report
-from addon.contracts_periods import invoice_period
+from addon.contracts.ledger import contingent_report
+from addon.contracts.periods import invoice_period
 from addon.invoicing.render_pdf import render_pdf
 from addon.models import BilledEntry, ContingentLedger, Invoice, Ticket
 

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from addon.billing.periods import period_of_instant, shift_period
-from addon.contracts_state import encode_documents, record_ledger
+from addon.contracts.state import encode_documents, record_ledger
 from addon.db import transaction
 from addon.invoicing.issue import Renderer, issue_invoice, store_draft
 from addon.invoicing.rating import CUSTOMER, Rating, rate_customer

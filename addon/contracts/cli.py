@@ -44,7 +44,7 @@ def _factory(settings: Settings) -> Iterator[Any]:
 
 @click.group()
 def contracts() -> None:
-    """Contracts, rate rules and agents (JSON import/export; see addon/contracts.py)."""
+    """Contracts, rate rules and agents (JSON import/export; see addon/contracts/__init__.py)."""
 
 
 @contracts.command("import")
@@ -128,7 +128,7 @@ def _check_period(ctx: click.Context, param: click.Parameter, value: str | None)
 @click.pass_context
 def invoice_period_command(ctx: click.Context, period: str, remote_id: str | None) -> None:
     """Issue the collective invoices of one month for contracts billed monthly."""
-    from addon.contracts_periods import invoice_period
+    from addon.contracts.periods import invoice_period
     from addon.invoicing.issue import pdf_renderer
 
     settings = _settings(ctx)
@@ -148,7 +148,7 @@ def invoice_period_command(ctx: click.Context, period: str, remote_id: str | Non
 @click.pass_context
 def contingents_command(ctx: click.Context, remote_id: str | None, period: str | None) -> None:
     """Retainer usage per contract: "7:45 h of 10:00 h used this month"."""
-    from addon.contracts_ledger import contingent_report
+    from addon.contracts.ledger import contingent_report
 
     settings = _settings(ctx)
     with _factory(settings) as factory, transaction(factory) as session:

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from addon import billing
-from addon.contracts_state import DEFAULT_CONTRACT
+from addon.contracts.state import DEFAULT_CONTRACT
 from addon.models import (
     ActivityType,
     AgentRole,

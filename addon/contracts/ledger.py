@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from addon.billing.periods import period_of_instant
-from addon.contracts_state import hours, record_ledger
+from addon.contracts.state import hours, record_ledger
 from addon.invoicing.rating import rate_customer
 from addon.models import Contract, Customer
 from addon.settings import Settings
