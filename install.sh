@@ -22,7 +22,7 @@ apt_install() {
   for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" -ne 0 ]; then
-    echo "please install as root: apt-get install ${missing[*]}" >&2; exit 1
+    echo "missing Debian packages; as root: apt-get install ${missing[*]}" >&2; return 1
   fi
   say "apt-get install ${missing[*]}"
   apt-get -o DPkg::Lock::Timeout=600 update -qq
@@ -41,10 +41,11 @@ python_bin() {
 
 PY=$(python_bin)
 if ! "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1; then
-  apt_install python3-venv
+  apt_install python3-venv || exit 1
 fi
-# DejaVu: the invoice font (embedded into every PDF; covers all European Latin letters)
-apt_install fonts-dejavu-core
+# DejaVu: the invoice font (embedded into every PDF; covers all European Latin letters).
+# Without it invoices use ReportLab's bundled Vera, which lacks some letters (ő, ą, ń, …).
+apt_install fonts-dejavu-core || echo "continuing with the bundled Vera font" >&2
 if [ ! -x .venv/bin/python ]; then
   say "creating .venv with $PY"
   "$PY" -m venv .venv
