@@ -1,7 +1,8 @@
 """The push API (v1): any ticket system can hand tickets and time to ticketbill over HTTP.
 
 For helpdesks without a connector ("our own ticket solution"), and for the Znuny invoker
-that announces a closed ticket. All calls need `Authorization: Bearer <PUSH_API_TOKEN>`; the
+that announces a closed ticket. All calls need `Authorization: Bearer <PUSH_API_TOKEN>` (or
+HTTP basic auth with the token as password, which Znuny's invoker can send); the
 API is off (404) while that setting is empty. Every write is idempotent by the sender's ids
 and happens in one transaction: a malformed body changes nothing and gets a 422 naming the
 field.
@@ -61,8 +62,14 @@ def _authenticate() -> ResponseReturnValue | None:
     if not token:
         return _error(404, "the push API is off; set PUSH_API_TOKEN to enable it")
     sent = request.headers.get("Authorization", "")
-    if not sent.startswith("Bearer ") or not hmac.compare_digest(sent[7:].encode(), token.encode()):
-        return _error(401, "missing or wrong bearer token")
+    if sent.startswith("Bearer "):
+        offered = sent[7:]
+    elif request.authorization is not None and request.authorization.type == "basic":
+        offered = request.authorization.password or ""  # Znuny's invoker speaks basic auth
+    else:
+        offered = ""
+    if not offered or not hmac.compare_digest(offered.encode(), token.encode()):
+        return _error(401, "missing or wrong token (Bearer, or basic auth with the token as password)")
     return None
 
 

@@ -3,6 +3,7 @@ reads the invoice back; bad bodies change nothing; the Znuny close event is dedu
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -140,6 +141,10 @@ def test_authentication(push: PushSidecar) -> None:
     assert put(push, "103", TICKET, headers={}).status_code == 401
     assert put(push, "103", TICKET, headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert push.client.get("/api/push/v1/tickets/never", headers=AUTH).status_code == 404
+    basic = base64.b64encode(f"znuny:{TOKEN}".encode()).decode()
+    assert put(push, "103", TICKET, headers={"Authorization": f"Basic {basic}"}).status_code == 200
+    wrong = base64.b64encode(b"znuny:guess").decode()
+    assert put(push, "103", TICKET, headers={"Authorization": f"Basic {wrong}"}).status_code == 401
 
 
 def test_close_event_is_deduplicated_and_starts_a_sync(push: PushSidecar) -> None:
