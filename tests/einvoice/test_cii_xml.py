@@ -6,8 +6,8 @@ from dataclasses import replace
 from decimal import Decimal as D
 from pathlib import Path
 
-import einvoice_samples as samples
 import pytest
+import snapshot_samples as samples
 from lxml import etree
 
 from addon.invoicing.einvoice import (

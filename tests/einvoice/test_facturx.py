@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-import einvoice_samples as samples
 import pytest
+import snapshot_samples as samples
 from pypdf import PdfReader
 from xhtml2pdf import pisa
 

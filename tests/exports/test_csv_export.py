@@ -6,8 +6,8 @@ import csv
 import io
 from datetime import date
 
-import einvoice_samples as samples
 import pytest
+import snapshot_samples as samples
 
 from addon.exports.csv_export import (
     INVOICE_COLUMNS,

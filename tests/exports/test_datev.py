@@ -9,8 +9,8 @@ from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal as D
 
-import einvoice_samples as samples
 import pytest
+import snapshot_samples as samples
 
 from addon.exports.datev import (
     COLUMNS,

@@ -7,54 +7,22 @@ from datetime import date
 from decimal import Decimal as D
 from typing import Any
 
+import snapshot_samples as samples
+
 from addon.invoicing.snapshot import (
     CANCELLATION,
     INVOICE,
     AnnexEntry,
     InvoiceSnapshot,
     Line,
-    Party,
     TicketRef,
     VatGroup,
 )
 
-SELLER = Party(
-    name="Nordlicht IT-Service GmbH",
-    street="Hafenstraße 12",
-    postcode="20457",
-    city="Hamburg",
-    country="DE",
-    vat_id="DE123456789",
-    tax_number="27/123/45678",
-    email="buchhaltung@nordlicht-it.de",
-    phone="+49 40 1234567",
-    iban="DE89370400440532013000",
-    bic="COBADEFFXXX",
-    bank="Commerzbank Hamburg",
-    legal_registration_id="HRB 123456, AG Hamburg",
-    contact_name="Anna Schmidt",
-)
-
-BUYER = Party(
-    name="Müller & Söhne Maschinenbau KG",
-    street="Industriestraße 7",
-    postcode="80331",
-    city="München",
-    country="DE",
-    vat_id="DE987654321",
-    customer_number="K-10042",
-    contact_name="Frau Petra Müller",
-)
-
-EU_BUYER = Party(
-    name="Wiener Logistik GmbH",
-    street="Praterstraße 31",
-    postcode="1020",
-    city="Wien",
-    country="AT",
-    vat_id="ATU12345678",
-    customer_number="K-20007",
-)
+# The parties of the shared samples, with the details these layout tests print.
+SELLER = replace(samples.SELLER, iban="DE89370400440532013000", legal_registration_id="HRB 123456, AG Hamburg")
+BUYER = replace(samples.BUYER, email=None, contact_name="Frau Petra Müller")
+EU_BUYER = replace(samples.EU_BUYER, vat_id="ATU12345678", email=None)
 
 TICKETS = (
     TicketRef("20261104001", "Mailserver nimmt keine Verbindungen an",

@@ -1,7 +1,7 @@
-"""Sample snapshots for the e-invoice, export and delivery tests: one per tax case.
+"""Sample snapshots shared by the PDF, e-invoice, export and delivery tests: one per tax case.
 
-tests/exports and tests/delivery put this folder on sys.path in their conftest, so all three
-suites test the same documents.
+It lives at the top of tests/ (on sys.path for every test), so all suites test the same
+documents; tests/invoicing/snapshot_factories.py derives its layout samples from these.
 """
 
 from __future__ import annotations
