@@ -35,39 +35,13 @@ RT_LIB=/usr/share/request-tracker5/lib
 RT_SERVER=/usr/share/request-tracker5/libexec/rt-server
 SITE_CONFIG=/etc/request-tracker5/RT_SiteConfig.d/99-ticketbill.pm
 PACKAGES=(request-tracker5 rt5-db-sqlite rt5-standalone w3m curl ca-certificates)
-APT=(apt-get -q -o DPkg::Lock::Timeout=900)
 
 mkdir -p "$RT_STATE"
 PID_FILE="$RT_STATE/rt-server.pid"
 
-ms() { echo $(( $(date +%s%N) / 1000000 )); }
-t0=$(ms); last=$t0
-step() {
-    local now; now=$(ms)
-    printf '### %-34s %6d ms (total %6d ms)\n' "$1" $((now - last)) $((now - t0))
-    last=$now
-}
-die() { echo "rt-up: $*" >&2; exit 1; }
-
-server_pid() {
-    # The pid of the server we started, if it is still alive.
-    [ -f "$PID_FILE" ] || return 1
-    local pid; pid=$(cat "$PID_FILE")
-    kill -0 "$pid" 2>/dev/null || return 1
-    echo "$pid"
-}
-
-stop_server() {
-    local pid
-    if pid=$(server_pid); then
-        # setsid made the server a process-group leader: stop it with its prefork workers.
-        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid"
-        for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-        kill -0 "$pid" 2>/dev/null && kill -KILL -- "-$pid" 2>/dev/null
-        echo "rt-up: stopped rt-server (pid $pid)"
-    fi
-    rm -f "$PID_FILE"
-}
+NAME=rt-up
+# shellcheck source=server-lib.sh
+source "$(dirname "$0")/server-lib.sh"
 
 rest_status() {
     # HTTP status of an authenticated REST2 call; "000" when nothing answers.

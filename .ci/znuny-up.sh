@@ -58,40 +58,15 @@ SOURCES_FILE=/etc/apt/sources.list.d/ticketbill-bookworm-backports.sources
 EXCLUDED_DEPS='^(apache2.*|libapache2-mod-perl2|libapache.*-perl|libapr.*|aspell.*|libaspell.*|procmail|otrs2)$'
 EXTRA_DEPS=(libcgi-emulate-psgi-perl libplack-perl librest-client-perl starlet
             libdbd-pg-perl postgresql-client curl)
-APT=(apt-get -q -o DPkg::Lock::Timeout=900)
 PSQL_ADMIN=(psql -h 127.0.0.1 -p 5432 -U postgres -d postgres -v ON_ERROR_STOP=1 -qtA)
 PSQL=(psql -h 127.0.0.1 -p 5432 -U "$ZNUNY_DB" -d "$ZNUNY_DB" -v ON_ERROR_STOP=1 -qtA)
 
 mkdir -p "$ZNUNY_STATE"
 PID_FILE="$ZNUNY_STATE/plackup.pid"
 
-ms() { echo $(( $(date +%s%N) / 1000000 )); }
-t0=$(ms); last=$t0
-step() {
-    local now; now=$(ms)
-    printf '### %-38s %6d ms (total %6d ms)\n' "$1" $((now - last)) $((now - t0))
-    last=$now
-}
-die() { echo "znuny-up: $*" >&2; exit 1; }
-
-server_pid() {
-    [ -f "$PID_FILE" ] || return 1
-    local pid; pid=$(cat "$PID_FILE")
-    kill -0 "$pid" 2>/dev/null || return 1
-    echo "$pid"
-}
-
-stop_server() {
-    local pid
-    if pid=$(server_pid); then
-        # setsid made the server a process-group leader: stop it with its Starlet workers.
-        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid"
-        for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-        kill -0 "$pid" 2>/dev/null && kill -KILL -- "-$pid" 2>/dev/null
-        echo "znuny-up: stopped plackup (pid $pid)"
-    fi
-    rm -f "$PID_FILE"
-}
+NAME=znuny-up
+# shellcheck source=server-lib.sh
+source "$(dirname "$0")/server-lib.sh"
 
 session_ok() {
     # True when SessionCreate of the API agent answers with a SessionID.
