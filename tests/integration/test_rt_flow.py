@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from rt_fixtures import *  # noqa: F403  (fixtures: rt_env, rt_desk, make_rt_connector, ...)
 from rt_fixtures import RTDesk, RTEnv
 from sqlalchemy import select
@@ -26,6 +27,7 @@ from addon.settings import load_settings
 from addon.sync.jobs import run_sync
 from connectors.rt import RTConnector
 
+pytestmark = pytest.mark.integration
 
 def test_resolved_rt_tickets_are_invoiced_once(
     rt_env: RTEnv,

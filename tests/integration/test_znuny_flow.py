@@ -12,6 +12,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from znuny_fixtures import *  # noqa: F403  (fixtures: znuny_env, znuny_desk, make_znuny_connector)
 from znuny_fixtures import ZnunyDesk, ZnunyEnv
@@ -25,6 +26,7 @@ from addon.sync.jobs import STREAM, run_sync
 from addon.sync.store import advance_cursor
 from connectors.otrs import OTRSConnector
 
+pytestmark = pytest.mark.integration
 
 def test_closed_znuny_ticket_is_invoiced_once(
     znuny_env: ZnunyEnv,
