@@ -250,6 +250,29 @@ def invoices_approve(ctx: click.Context, draft_id: int) -> None:
     click.echo(f"draft {draft_id} issued as {number} ({gross} EUR)")
 
 
+@invoices.command("edit")
+@click.argument("draft_id", type=int)
+@click.option("--line", "lines", type=(int, str), multiple=True, metavar="POS TEXT",
+              help="New description of line POS (repeatable).")
+@click.option("--note", "notes", multiple=True, help="A note printed on the invoice (repeatable; replaces the notes).")
+@click.option("--clear-notes", is_flag=True, help="Remove all notes.")
+@click.pass_context
+def invoices_edit(ctx: click.Context, draft_id: int, lines: tuple[tuple[int, str], ...], notes: tuple[str, ...],
+                  clear_notes: bool) -> None:
+    """Change a draft's texts before approval (amounts come from bookings and contracts)."""
+    from addon.invoicing.audit import cli_actor
+    from addon.invoicing.lifecycle import LifecycleError, edit_draft
+
+    settings = _settings(ctx)
+    new_notes = () if clear_notes else (notes or None)
+    try:
+        with _database(settings) as factory, transaction(factory) as session:
+            edit_draft(session, draft_id, _now(), cli_actor(), dict(lines), new_notes)
+    except LifecycleError as exc:
+        _refuse(exc)
+    click.echo(f"draft {draft_id} updated")
+
+
 @invoices.command("discard")
 @click.argument("draft_id", type=int)
 @click.pass_context

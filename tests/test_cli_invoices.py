@@ -32,6 +32,7 @@ def test_refusals_are_one_line_with_exit_code_1(values: dict[str, str], tmp_path
         (("invoices", "cancel", "RE-1999-00001"), "there is no invoice RE-1999-00001"),
         (("invoices", "mark-paid", "RE-2026-00001"), "RE-2026-00001 is cancelled"),
         (("invoices", "log", "RE-1999-00001"), "there is no invoice RE-1999-00001"),
+        (("invoices", "edit", "1", "--line", "1", "Neu"), "1 is not a draft but invoice RE-2026-00001"),
     ]
     for args, message in cases:
         result = run(tmp_path, values, *args)

@@ -3,18 +3,21 @@
 Customers with `approval_required` get drafts: rated lines and totals, no number, no files, the
 entries reserved. `approve` issues a draft (the number is taken then, so numbers stay gapless
 and in issue order); `discard` deletes it and frees its entries for the next run. Every action
-is written to the audit log in the same transaction.
+is written to the audit log in the same transaction. `edit` changes a draft's texts (line
+descriptions, notes) before approval.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from addon.invoicing.audit import record
-from addon.invoicing.issue import Renderer, draft_from_json, issue_stored_draft
+from addon.invoicing.issue import Renderer, draft_from_json, draft_to_json, issue_stored_draft
 from addon.models import BilledEntry, Invoice, InvoiceLine, Ticket
 from addon.settings import Settings
 from addon.sync.writeback import set_status
@@ -43,6 +46,41 @@ def approve_draft(
     tickets = [ticket for ticket_id in ticket_ids if (ticket := session.get(Ticket, ticket_id)) is not None]
     record(session, "approve", actor, now, invoice, {"draft_id": draft_id})
     return issue_stored_draft(session, settings, invoice, invoice.customer, tickets, draft, render, now, actor)
+
+
+def edit_draft(
+    session: Session,
+    draft_id: int,
+    now: datetime,
+    actor: str,
+    descriptions: Mapping[int, str] | None = None,
+    notes: Sequence[str] | None = None,
+) -> Invoice:
+    """Change a draft's texts before approval: line descriptions (by position) and the notes.
+
+    Amounts are not edited by hand: every line explains itself from its entries, rate and
+    rounding. To change an amount, fix the booking or the contract, discard the draft, and
+    the next run rates it again.
+    """
+    invoice = _draft(session, draft_id)
+    assert invoice.draft_data is not None
+    draft, ticket_ids = draft_from_json(invoice.draft_data)
+    lines = list(draft.lines)
+    rows = {row.position: row for row in invoice.lines}
+    for position, text in (descriptions or {}).items():
+        if not 1 <= position <= len(lines):
+            raise LifecycleError(f"draft {draft_id} has lines 1 to {len(lines)}, not {position}")
+        if not text.strip():
+            raise LifecycleError(f"line {position}: the description must not be empty")
+        lines[position - 1] = replace(lines[position - 1], description=text.strip())
+        rows[position].description = text.strip()
+    edited = replace(draft, lines=tuple(lines), notes=tuple(n.strip() for n in notes if n.strip()) if notes is not None
+                     else draft.notes)
+    invoice.draft_data = draft_to_json(edited, ticket_ids)
+    details = {"draft_id": draft_id, "lines": sorted(descriptions or {}), "notes": notes is not None}
+    record(session, "edit", actor, now, invoice, details)
+    session.flush()
+    return invoice
 
 
 def discard_draft(session: Session, draft_id: int, now: datetime, actor: str) -> list[int]:

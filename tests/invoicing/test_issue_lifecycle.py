@@ -21,9 +21,9 @@ from addon.db import make_session_factory, transaction
 from addon.invoicing.einvoice import extract_xml
 from addon.invoicing.immutability import ImmutableInvoiceError
 from addon.invoicing.issue import Draft, DraftLine, EntryLink, issue_invoice, store_draft
-from addon.invoicing.lifecycle import LifecycleError, approve_draft, discard_draft, mark_paid
+from addon.invoicing.lifecycle import LifecycleError, approve_draft, discard_draft, edit_draft, mark_paid
 from addon.invoicing.render_pdf import render_pdf
-from addon.invoicing.snapshot import AnnexEntry, VatGroup
+from addon.invoicing.snapshot import AnnexEntry, InvoiceSnapshot, VatGroup
 from addon.invoicing.validate import InvalidEInvoice, validate_cii
 from addon.models import (
     AuditLog,
@@ -304,3 +304,29 @@ def test_gobd_trigger_migration_is_part_of_the_chain() -> None:
     revisions = {revision.revision for revision in script.walk_revisions()}
     assert "0002" in revisions, "migrations/versions/0002_gobd_triggers.py is missing: restore it after regenerating"
     assert script.get_revision("0002").down_revision == "0001"
+
+
+def test_draft_texts_can_be_edited_before_approval(world: World) -> None:
+
+    with transaction(world.factory) as session:
+        customer = session.get(Customer, world.customer_id)
+        ticket = session.get(Ticket, world.ticket_id)
+        assert customer is not None and ticket is not None
+        draft_id = store_draft(session, world.settings, customer, [ticket], draft_for(world), NOW).id
+    with transaction(world.factory) as session:
+        edit_draft(session, draft_id, NOW, "cli:anna", {1: "Druckerwartung 2. OG (Fernwartung)"},
+                   ["Bestellnummer 4711 laut Ihrer Anfrage"])
+    with pytest.raises(LifecycleError, match="has lines 1 to 1, not 2"), transaction(world.factory) as session:
+        edit_draft(session, draft_id, NOW, "cli:anna", {2: "x"})
+    with pytest.raises(LifecycleError, match="must not be empty"), transaction(world.factory) as session:
+        edit_draft(session, draft_id, NOW, "cli:anna", {1: "  "})
+
+    with transaction(world.factory) as session:
+        issued = approve_draft(session, world.settings, draft_id, render_pdf, NOW, "cli:anna")
+        snapshot = InvoiceSnapshot.from_json(issued.snapshot or "")
+        assert [line.description for line in issued.lines] == ["Druckerwartung 2. OG (Fernwartung)"]
+        actions = session.execute(select(AuditLog.action).where(AuditLog.invoice_id == draft_id)).scalars().all()
+    assert snapshot.lines[0].description == "Druckerwartung 2. OG (Fernwartung)"
+    assert snapshot.notes == ("Bestellnummer 4711 laut Ihrer Anfrage",)
+    assert snapshot.gross == D("158.87")  # amounts are never edited by hand
+    assert "edit" in actions and "approve" in actions
