@@ -156,6 +156,7 @@ class TimeEntry(Base):
     remote_id: Mapped[str] = mapped_column(String(100))
     ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id"))
     agent: Mapped[str] = mapped_column(String(200))
+    agent_name: Mapped[str | None] = mapped_column(String(200))
     activity: Mapped[str | None] = mapped_column(String(100))
     minutes: Mapped[Decimal] = mapped_column(MINUTES)
     booked_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -79,6 +79,7 @@ class RemoteTimeEntry:
     activity: str | None = None
     start: datetime | None = None
     remote_updated_at: datetime | None = None
+    agent_name: str | None = None  # for people to read (invoice, annex); `agent` stays the key
 
 
 @dataclass(frozen=True)

@@ -895,6 +895,18 @@ class ZammadConnector:
             return f"user {user_id}"
         return str(user.get("login") or user.get("email") or f"user {user_id}")
 
+    def _agent_name(self, row: Mapping[str, Any]) -> str | None:
+        """First and last name of the booking agent (one cached user read per agent and run)."""
+        user_id = row.get("created_by_id")
+        if user_id is None:
+            return None
+        try:
+            user = self._user(int(user_id))
+        except NotFound:
+            return None
+        name = f"{user.get('firstname') or ''} {user.get('lastname') or ''}".strip()
+        return name or None
+
     def _time_entry(self, row: Mapping[str, Any], ticket_id: int) -> RemoteTimeEntry:
         raw = row.get("time_unit")
         try:
@@ -917,6 +929,7 @@ class ZammadConnector:
             remote_id=str(row.get("id")),
             ticket_remote_id=str(ticket_id),
             agent=self._agent(row),
+            agent_name=self._agent_name(row),
             minutes=units * self.minutes_per_unit,
             booked_at=booked_at,
             activity=activity,

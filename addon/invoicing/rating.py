@@ -122,7 +122,8 @@ def extra_text(line: billing.Line, info: ExtraInfo, language: str) -> str:
 
 
 def line_text(line: billing.Line, ticket: Ticket | None, language: str, period: str | None = None,
-              invoiced: frozenset[str] = frozenset(), extras: Mapping[str, ExtraInfo] | None = None) -> str:
+              invoiced: frozenset[str] = frozenset(), extras: Mapping[str, ExtraInfo] | None = None,
+              names: Mapping[str, str] | None = None) -> str:
     """Printable description: ticket, title, activity and the agents who worked; fees, overage,
     surcharge shares and corrections say what they are; a no-charge line says why (the ticket's
     category). On a monthly invoice, a late line (of an earlier month, or of a month already
@@ -132,7 +133,7 @@ def line_text(line: billing.Line, ticket: Ticket | None, language: str, period: 
     if line.kind == "fee":
         return f"{line.label} {line.service_period}"
     head = f"Ticket #{ticket.number} {ticket.title}" if ticket else (f"Ticket #{line.ticket}" if line.ticket else "")
-    agents = ", ".join(line.agents)
+    agents = ", ".join((names or {}).get(agent, agent) for agent in line.agents)
     what = line.activity or line.label
     if line.kind == "no_charge":
         why = NO_CHARGE_CATEGORIES.get(ticket.category or "") if ticket else None
@@ -277,6 +278,7 @@ def _draft(session: Session, results: list[billing.BillingResult], by_number: di
     lines = [line for r in results for line in r.lines]
     if not lines:
         return None
+    names = {e.agent: e.agent_name for e in entries.values() if e.agent_name}  # printed instead of logins
     billed = set(session.execute(select(BilledEntry.entry_id).where(
         BilledEntry.entry_id.in_([int(i) for i in entries]))).scalars()) if entries else set()
     # billed_entry links each entry once, to the line holding most of it; corrections of already
@@ -300,7 +302,8 @@ def _draft(session: Session, results: list[billing.BillingResult], by_number: di
             links.setdefault(0, []).append(EntryLink(int(entry_id), entries[entry_id].minutes, Decimal(0)))
     draft_lines = tuple(
         DraftLine(
-            description=line_text(line, by_number.get(line.ticket or ""), language, period, invoiced, extras),
+            description=line_text(line, by_number.get(line.ticket or ""), language, period, invoiced, extras,
+                                  names),
             quantity=line.quantity, unit=line.unit, unit_price=line.unit_price, net=line.net,
             vat_rate=line.vat_rate, service_start=line.service_start, service_end=line.service_end,
             entries=tuple(sorted(links.get(index, []), key=lambda link: link.entry_id)),
@@ -314,7 +317,7 @@ def _draft(session: Session, results: list[billing.BillingResult], by_number: di
         AnnexEntry(
             ticket_number=line.ticket or "",
             date=entries[ref.entry_id].booked_at.astimezone(zone).date(),
-            agent=entries[ref.entry_id].agent,
+            agent=entries[ref.entry_id].agent_name or entries[ref.entry_id].agent,
             activity=line.activity or NO_ACTIVITY,
             raw_minutes=Decimal(ref.raw_minutes),
             billed_minutes=Decimal(ref.billed_minutes),

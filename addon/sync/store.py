@@ -123,6 +123,8 @@ def upsert_entries(
         seen.add(remote.remote_id)
         digest = entry_hash(remote)
         entry = existing.get(remote.remote_id)
+        if entry is not None and remote.agent_name:
+            entry.agent_name = remote.agent_name  # display only: also kept current on billed entries
         if entry is None:
             session.add(
                 TimeEntry(
@@ -130,6 +132,7 @@ def upsert_entries(
                     remote_id=remote.remote_id,
                     ticket_id=ticket.id,
                     agent=remote.agent,
+                    agent_name=remote.agent_name,
                     activity=remote.activity,
                     minutes=remote.minutes,
                     booked_at=remote.booked_at,

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 15:07:38.184099
+Create Date: 2026-11-25 15:32:43.822631
 """
 
 import sqlalchemy as sa
@@ -264,6 +264,7 @@ def upgrade() -> None:
     sa.Column('remote_id', sa.String(length=100), nullable=False),
     sa.Column('ticket_id', sa.Integer(), nullable=False),
     sa.Column('agent', sa.String(length=200), nullable=False),
+    sa.Column('agent_name', sa.String(length=200), nullable=True),
     sa.Column('activity', sa.String(length=100), nullable=True),
     sa.Column('minutes', sa.Numeric(precision=10, scale=2), nullable=False),
     sa.Column('booked_at', sa.DateTime(timezone=True), nullable=False),

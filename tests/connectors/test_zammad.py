@@ -423,14 +423,19 @@ def test_time_entries_match_the_bookings(zammad: ZammadConnector, sandbox: Zamma
     with sandbox.lock:
         types = {t["id"]: t["name"] for t in sandbox.state.data["time_accounting_types"].values()}
         logins = {u["id"]: u["login"] for u in sandbox.state.data["users"].values()}
+        names = {u["id"]: f"{u['firstname']} {u['lastname']}" for u in sandbox.state.data["users"].values()}
     for entry, booking in zip(entries, bookings, strict=True):
         assert entry.ticket_remote_id == "3"
         assert entry.activity == types.get(booking["type_id"])
         assert entry.agent == logins[booking["created_by_id"]]
+        assert entry.agent_name == names[booking["created_by_id"]]
         assert entry.booked_at.tzinfo is not None
         assert entry.booked_at.isoformat(timespec="milliseconds").replace("+00:00", "Z") == (
             booking["created_at"])
-    assert zammad.http.request_count == 1, "names come with expand=true: no extra lookups"
+    agents = {b["created_by_id"] for b in bookings}
+    assert zammad.http.request_count == 1 + len(agents), "one read of the bookings, one per agent's name"
+    zammad.time_entries("3")
+    assert zammad.http.request_count == 2 + len(agents), "agent names are cached"
 
 
 @pytest.mark.parametrize(
@@ -459,7 +464,7 @@ def test_time_entries_page_through_many_rows(sandbox: ZammadSandbox) -> None:
     entries = connector.time_entries(str(ticket["id"]))
     assert len(entries) == 510
     assert sum(e.minutes for e in entries) == Decimal(510)
-    assert connector.http.request_count == 2
+    assert connector.http.request_count == 3  # two pages (500 + 10) and the one agent's name
 
 
 def test_time_entries_of_ticket_without_bookings(sandbox: ZammadSandbox) -> None:

@@ -88,7 +88,7 @@ def test_time_travel_visit_and_materials_are_billed_exactly_once(sidecar: Sideca
         lines = [(line.description.split(" — ", 1)[1], line.quantity, line.unit, line.unit_price, line.net)
                  for line in invoice.lines]
         assert sorted(lines) == sorted([
-            ("Vor-Ort (anna.becker@nordlicht-it.example)", Decimal("1.5000"), "HUR", Decimal("120.0000"),
+            ("Vor-Ort (Anna Becker)", Decimal("1.5000"), "HUR", Decimal("120.0000"),
              Decimal("180.00")),
             ("Material: SSD 1 TB (2 × 104,88\xa0€)", Decimal("2.0000"), "C62", Decimal("104.8800"),
              Decimal("209.76")),
@@ -216,7 +216,7 @@ def test_monthly_contract_bills_the_extras_on_the_collective_invoice(sidecar: Si
         lines = sorted((line.description.split(" — ", 1)[1], line.net) for line in invoice.lines)
         assert lines == [("Anfahrt 10 km", Decimal("4.00")),
                          ("Material: Patchkabel (3 × 5,88\xa0€)", Decimal("17.64")),
-                         ("Remote (anna.becker@nordlicht-it.example)", Decimal("75.00"))]
+                         ("Remote (Anna Becker)", Decimal("75.00"))]
         assert invoice.net == Decimal("96.64")
         links = session.execute(select(BilledExtra)).scalars().all()
         assert len(links) == 2 and {link.invoice_id for link in links} == {invoice.id}
