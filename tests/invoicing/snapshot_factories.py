@@ -11,7 +11,6 @@ import snapshot_samples as samples
 
 from addon.invoicing.snapshot import (
     CANCELLATION,
-    INVOICE,
     AnnexEntry,
     InvoiceSnapshot,
     Line,
@@ -42,44 +41,17 @@ ANNEX = (
 
 
 def lines_19() -> tuple[Line, ...]:
-    """Four lines at 19 %, one of them a negative goodwill credit."""
-    return (
-        Line(1, "Störungsbehebung Mailserver", D("1.50"), "HUR", D("95.00"), D("142.50"),
-             D("19"), ticket_number="20261104001",
-             service_start=date(2026, 11, 4), service_end=date(2026, 11, 5)),
-        Line(2, "Einrichtung Arbeitsplatz", D("1.75"), "HUR", D("95.00"), D("166.25"),
-             D("19"), ticket_number="20261112007", service_start=date(2026, 11, 12),
-             service_end=date(2026, 11, 12)),
-        Line(3, "Anfahrt Kundenstandort", D("42"), "KMT", D("0.30"), D("12.60"), D("19"),
-             ticket_number="20261112007"),
-        Line(4, "Kulanzgutschrift Wartezeit", D("-0.25"), "HUR", D("95.00"), D("-23.75"),
-             D("19"), ticket_number="20261104001"),
-        Line(5, "USB-Headset", D("2"), "C62", D("500.00"), D("1000.00"), D("19")),
-    )
+    """The shared sample lines (one a negative goodwill credit); line 2 has its own dates."""
+    lines = samples.invoice().lines
+    second = replace(lines[1], service_start=date(2026, 11, 12), service_end=date(2026, 11, 12))
+    return (lines[0], second, *lines[2:])
 
 
 def invoice(**overrides: Any) -> InvoiceSnapshot:
-    """A domestic German invoice: net 1.297,60 €, VAT 246,54 €, gross 1.544,14 €."""
-    snapshot = InvoiceSnapshot(
-        type_code=INVOICE,
-        number="RE-2026-00042",
-        issue_date=date(2026, 11, 30),
-        due_date=date(2026, 12, 14),
-        service_start=date(2026, 11, 1),
-        service_end=date(2026, 11, 30),
-        currency="EUR",
-        language="de",
-        seller=SELLER,
-        buyer=BUYER,
-        lines=lines_19(),
-        vat_groups=(VatGroup("S", D("19"), D("1297.60"), D("246.54")),),
-        net=D("1297.60"),
-        vat=D("246.54"),
-        gross=D("1544.14"),
-        tickets=TICKETS,
-        annex=ANNEX,
-        payment_terms="Zahlbar innerhalb von 14 Tagen ohne Abzug.",
-        buyer_reference="PO-7781",
+    """The shared domestic invoice (net 1.297,60 €, VAT 246,54 €, gross 1.544,14 €) with the
+    parties, tickets and activity report these layout tests print."""
+    snapshot = samples.invoice(
+        seller=SELLER, buyer=BUYER, lines=lines_19(), tickets=TICKETS, annex=ANNEX, notes=()
     )
     return replace(snapshot, **overrides)
 
