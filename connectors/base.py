@@ -56,7 +56,17 @@ BILLING_STATUS_LABELS = {
     "invoiced": "Abgerechnet / invoiced",
     "cancelled": "Storniert / cancelled",
 }
-BILLING_CATEGORIES = ("billable", "internal", "warranty", "goodwill", "covered")
+#: billing_category values agents choose on a ticket, with their labels
+BILLING_CATEGORY_LABELS = {
+    "billable": "Abrechenbar / billable",
+    "internal": "Intern / internal",
+    "warranty": "Gewährleistung / warranty",
+    "goodwill": "Kulanz, ohne Berechnung / goodwill, no charge",
+    "covered": "Im Vertrag enthalten / covered by contract",
+}
+#: activity types `register` offers for time bookings unless configured otherwise
+DEFAULT_ACTIVITY_TYPES = ("Remote", "Vor-Ort", "Notfall", "Intern", "Fahrt")
+BILLING_CATEGORIES = tuple(BILLING_CATEGORY_LABELS)
 
 
 @dataclass(frozen=True)

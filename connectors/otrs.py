@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from connectors.base import (
-    BILLING_CATEGORIES,
+    BILLING_CATEGORY_LABELS,
     BILLING_STATUS_LABELS,
     AuthError,
     BookingProblem,
@@ -92,14 +92,6 @@ UNIT_TO_MINUTES = {
     "hour": (Decimal(60), Decimal(1)),
     "quarter": (Decimal(15), Decimal(1)),
     "second": (Decimal(1), Decimal(60)),
-}
-BILLING_STATUS_OPTIONS = BILLING_STATUS_LABELS
-CATEGORY_LABELS = {
-    "billable": "Abrechenbar / billable",
-    "internal": "Intern / internal",
-    "warranty": "Gewährleistung / warranty",
-    "goodwill": "Kulanz / goodwill",
-    "covered": "Vertraglich abgedeckt / covered",
 }
 ZOOM_SCREEN = "Ticket::Frontend::AgentTicketZoom###DynamicField"
 NOTE_SCREEN = "Ticket::Frontend::AgentTicketNote###DynamicField"
@@ -298,7 +290,7 @@ class OTRSConnector:
                 status_field,
                 "Abrechnung / Billing status",
                 "Dropdown",
-                possible_values=BILLING_STATUS_OPTIONS,
+                possible_values=BILLING_STATUS_LABELS,
             ),
             FieldSpec("reference", reference_field, "Rechnungsnummer / Invoice number", "Text"),
             FieldSpec(
@@ -313,7 +305,7 @@ class OTRSConnector:
                 category_field,
                 "Abrechnungsart / Billing category",
                 "Dropdown",
-                possible_values={c: CATEGORY_LABELS.get(c, c) for c in BILLING_CATEGORIES},
+                possible_values=BILLING_CATEGORY_LABELS,
             ),
         )
         self.activity_field = activity_field

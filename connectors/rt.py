@@ -41,6 +41,7 @@ from zoneinfo import ZoneInfo
 from connectors.base import (
     BILLING_CATEGORIES,
     BILLING_STATUS_LABELS,
+    DEFAULT_ACTIVITY_TYPES,
     BookingProblem,
     ConnectorError,
     NotFound,
@@ -71,7 +72,6 @@ BILLING_STATUSES = tuple(BILLING_STATUS_LABELS)
 TICKET_FIELDS = "Subject,Status,Resolved,LastUpdated,Queue,Requestor,CustomFields,EffectiveId"
 HISTORY_FIELDS = "Type,TimeTaken,Creator,Created,Data,ObjectId"
 ATTACHMENT_FIELDS = "ContentType,Content,Filename"
-DEFAULT_ACTIVITY_TYPES = ("Remote", "Vor-Ort", "Notfall", "Intern", "Fahrt")
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,9 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from connectors.base import (
-    BILLING_CATEGORIES,
+    BILLING_CATEGORY_LABELS,
     BILLING_STATUS_LABELS,
+    DEFAULT_ACTIVITY_TYPES,
     AuthError,
     BookingProblem,
     NotFound,
@@ -74,19 +75,9 @@ FIELD_TRAVEL_KM = "billing_travel_km"
 FIELD_ONSITE = "billing_onsite"
 SETTING_TYPES = "time_accounting_types"
 SETTING_ACCOUNTING = "time_accounting"
-DEFAULT_ACTIVITY_TYPES = ("Remote", "Vor-Ort", "Notfall", "Intern", "Fahrt")
 PENDING_FLAGS = ("to_create", "to_migrate", "to_config", "to_delete")
 
-CATEGORY_LABELS = {
-    "billable": "Abrechenbar / billable",
-    "internal": "Intern / internal",
-    "warranty": "Gewährleistung / warranty",
-    "goodwill": "Kulanz, ohne Berechnung / goodwill, no charge",
-    "covered": "Im Vertrag enthalten / covered by contract",
-}
-assert tuple(CATEGORY_LABELS) == BILLING_CATEGORIES
 
-BILLING_STATUS_OPTIONS = BILLING_STATUS_LABELS
 
 
 def _screens(on_create: bool = False) -> dict[str, Any]:
@@ -109,7 +100,7 @@ ATTRIBUTES: tuple[dict[str, Any], ...] = (
         "active": True,
         "position": 1550,
         "data_option": {
-            "options": BILLING_STATUS_OPTIONS,
+            "options": BILLING_STATUS_LABELS,
             "default": "",
             "null": True,
             "nulloption": True,
@@ -151,7 +142,7 @@ BOOKING_ATTRIBUTES: tuple[dict[str, Any], ...] = (
         "active": True,
         "position": 1553,
         "data_option": {
-            "options": CATEGORY_LABELS,
+            "options": BILLING_CATEGORY_LABELS,
             "default": "billable",
             "null": True,
             "nulloption": False,
