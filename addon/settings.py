@@ -21,8 +21,9 @@ from dotenv import dotenv_values
 from stdnum import iban as stdnum_iban
 from stdnum.eu import vat as stdnum_vat
 
+from connectors.base import TIME_UNITS
+
 HELPDESK_KINDS = ("zammad", "otrs", "rt", "api")
-TIME_UNITS = {"minute": Decimal(1), "hour": Decimal(60), "quarter": Decimal(15), "second": Decimal(1) / 60}
 
 
 class SettingsError(ValueError):
@@ -104,11 +105,6 @@ class Settings:
     smtp_user: str | None = None
     smtp_password: str | None = field(default=None, repr=False)
     smtp_sender: str | None = None
-
-    @property
-    def minutes_per_time_unit(self) -> Decimal:
-        """How many minutes one booked helpdesk time unit stands for."""
-        return TIME_UNITS[self.helpdesk_time_unit]
 
     @property
     def invoice_dir(self) -> Path:

@@ -56,6 +56,22 @@ BILLING_STATUS_LABELS = {
     "invoiced": "Abgerechnet / invoiced",
     "cancelled": "Storniert / cancelled",
 }
+#: what one booked helpdesk time unit is in minutes, as (multiply, divide): dividing last keeps
+#: 5400 seconds at exactly 90 minutes
+TIME_UNITS = {
+    "minute": (Decimal(1), Decimal(1)),
+    "hour": (Decimal(60), Decimal(1)),
+    "quarter": (Decimal(15), Decimal(1)),
+    "second": (Decimal(1), Decimal(60)),
+}
+
+
+def to_minutes(units: Decimal, time_unit: str) -> Decimal:
+    """Booked units → minutes (7200 seconds → 120, "0.25" hours → 15)."""
+    multiply, divide = TIME_UNITS[time_unit]
+    return units * multiply / divide
+
+
 #: billing_category values agents choose on a ticket, with their labels
 BILLING_CATEGORY_LABELS = {
     "billable": "Abrechenbar / billable",

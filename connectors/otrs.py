@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo
 from connectors.base import (
     BILLING_CATEGORY_LABELS,
     BILLING_STATUS_LABELS,
+    TIME_UNITS,
     AuthError,
     BookingProblem,
     ConnectorError,
@@ -47,6 +48,7 @@ from connectors.base import (
     RemoteTicket,
     RemoteTimeEntry,
     WriteBack,
+    to_minutes,
 )
 from connectors.bookings import note_text, parse_note
 from connectors.http import MASKING, HttpClient
@@ -86,13 +88,6 @@ ROUTE_SETS: dict[str, dict[str, tuple[str, str]]] = {
     },
 }
 AUTH_MODES = ("session", "header")
-# Unit -> (multiply, divide) to get minutes; dividing keeps 5400 seconds at exactly 90 minutes.
-UNIT_TO_MINUTES = {
-    "minute": (Decimal(1), Decimal(1)),
-    "hour": (Decimal(60), Decimal(1)),
-    "quarter": (Decimal(15), Decimal(1)),
-    "second": (Decimal(1), Decimal(60)),
-}
 ZOOM_SCREEN = "Ticket::Frontend::AgentTicketZoom###DynamicField"
 NOTE_SCREEN = "Ticket::Frontend::AgentTicketNote###DynamicField"
 # Ticket-level errors that Znuny also gives for tickets that do not exist.
@@ -259,8 +254,8 @@ class OTRSConnector:
             raise ValueError("OTRS/Znuny needs an agent login and password (no API tokens)")
         if auth not in AUTH_MODES:
             raise ValueError(f"auth {auth!r} is not one of {', '.join(AUTH_MODES)}")
-        if time_unit not in UNIT_TO_MINUTES:
-            raise ValueError(f"time_unit {time_unit!r} is not one of {', '.join(UNIT_TO_MINUTES)}")
+        if time_unit not in TIME_UNITS:
+            raise ValueError(f"time_unit {time_unit!r} is not one of {', '.join(TIME_UNITS)}")
         if isinstance(routes, str):
             if routes not in ROUTE_SETS:
                 raise ValueError(f"routes {routes!r} is not one of {', '.join(ROUTE_SETS)}")
@@ -278,8 +273,6 @@ class OTRSConnector:
         self.user = user
         self._password = password
         self.time_unit = time_unit
-        self._to_minutes = UNIT_TO_MINUTES[time_unit]
-        self.minutes_per_unit = self._to_minutes[0] / self._to_minutes[1]
         self.overlap = timedelta(seconds=overlap_seconds)
         self.zone = ZoneInfo(otrs_timezone)
         self.search_limit = search_limit
@@ -783,8 +776,7 @@ class OTRSConnector:
         return entries
 
     def _minutes(self, units: Decimal) -> Decimal:
-        multiply, divide = self._to_minutes
-        return units * multiply / divide
+        return to_minutes(units, self.time_unit)
 
     def _units(self, raw: Any, where: str) -> Decimal:
         if raw in (None, ""):

@@ -37,6 +37,7 @@ from connectors.base import (
     BILLING_CATEGORY_LABELS,
     BILLING_STATUS_LABELS,
     DEFAULT_ACTIVITY_TYPES,
+    TIME_UNITS,
     AuthError,
     BookingProblem,
     NotFound,
@@ -47,6 +48,7 @@ from connectors.base import (
     RemoteTicket,
     RemoteTimeEntry,
     WriteBack,
+    to_minutes,
 )
 from connectors.bookings import VISIT_DESCRIPTION, note_text, parse_note
 from connectors.http import HttpClient
@@ -60,12 +62,6 @@ API = "/api/v1"
 SEARCH_PAGE_SIZE = 200  # Zammad's maximum for */search; larger requests are clamped silently.
 MAX_SEARCH_PAGES = 5_000  # a million tickets; beyond that something is wrong
 TIME_PAGE_SIZE = 500  # generic index maximum is 1000; one request covers almost every ticket.
-MINUTES_PER_UNIT = {
-    "minute": Decimal(1),
-    "hour": Decimal(60),
-    "quarter": Decimal(15),
-    "second": Decimal(1) / Decimal(60),
-}
 
 FIELD_STATUS = "billing_status"
 FIELD_REFERENCE = "billing_invoice_ref"  # `*_id` names are rejected by Zammad.
@@ -233,12 +229,12 @@ class ZammadConnector:
         http: HttpClient | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if time_unit not in MINUTES_PER_UNIT:
-            raise ValueError(f"time_unit {time_unit!r} is not one of {', '.join(MINUTES_PER_UNIT)}")
+        if time_unit not in TIME_UNITS:
+            raise ValueError(f"time_unit {time_unit!r} is not one of {', '.join(TIME_UNITS)}")
         if overlap_seconds < 0:
             raise ValueError("overlap_seconds must not be negative")
         self.base_url = base_url.rstrip("/")
-        self.minutes_per_unit = MINUTES_PER_UNIT[time_unit]
+        self.time_unit = time_unit
         self.overlap = timedelta(seconds=overlap_seconds)
         self.registration_wait_seconds = registration_wait_seconds
         self.registration_poll_seconds = registration_poll_seconds
@@ -921,7 +917,7 @@ class ZammadConnector:
             ticket_remote_id=str(ticket_id),
             agent=self._agent(row),
             agent_name=self._agent_name(row),
-            minutes=units * self.minutes_per_unit,
+            minutes=to_minutes(units, self.time_unit),
             booked_at=booked_at,
             activity=activity,
             remote_updated_at=parse_time(row.get("updated_at")),

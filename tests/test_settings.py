@@ -31,7 +31,7 @@ def test_valid_settings_are_frozen_and_normalised(tmp_path: Path) -> None:
     assert settings.seller.iban == "DE89370400440532013000"
     assert settings.database_url == f"sqlite:///{tmp_path / 'ticketbill.sqlite'}"
     assert settings.vat_rate == Decimal("19")
-    assert settings.minutes_per_time_unit == Decimal(1)
+    assert settings.helpdesk_time_unit == "minute"
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.helpdesk_url = "x"  # type: ignore[misc]
 

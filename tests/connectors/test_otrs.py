@@ -227,7 +227,8 @@ def test_from_settings_reads_helpdesk_keys_and_optional_otrs_options(tmp_path: P
     )
     connector = OTRSConnector.from_settings(settings)
     assert connector.gi_path == "/znuny/nph-genericinterface.pl"
-    assert connector.minutes_per_unit == Decimal(1) / 60
+    assert connector.time_unit == "second"
+    assert connector._minutes(Decimal(5400)) == Decimal(90)
     assert connector.data_dir == tmp_path
 
     configured = OTRSConnector.from_settings(
