@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from addon.db import migrate, migrated, transaction
 from addon.settings import Settings, SettingsError, settings_from_environment
+from connectors.http import MaskingFormatter
 
 log = logging.getLogger("ticketbill")
 
@@ -49,7 +50,10 @@ def _guard(action: Callable[[], Any]) -> Any:
 def main(ctx: click.Context, env_file: Path | None, verbose: bool) -> None:
     """ticketbill: turn booked helpdesk time into invoices."""
     level = logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    # every line the sidecar logs (any library's too) has the helpdesk token masked
+    handler.setFormatter(MaskingFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     ctx.ensure_object(dict)
     ctx.obj["env_file"] = env_file
 

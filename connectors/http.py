@@ -83,7 +83,7 @@ MASKED_LOGGERS = ("connectors", "connectors.http", "urllib3.connectionpool", "ur
 
 
 class MaskingFormatter(logging.Formatter):
-    """A formatter that masks registered secrets in the final line (for the app's handlers)."""
+    """A formatter that masks registered secrets in the final line (the CLI's log handler)."""
 
     def format(self, record: logging.LogRecord) -> str:
         return MASKING.mask(super().format(record))

@@ -43,8 +43,6 @@ XRECHNUNG_GUIDELINE = "urn:cen.eu:en16931:2017#compliant#urn:xeinkauf.de:kosit:x
 #: BT-23 expected by XRechnung 3.0 (Peppol billing process).
 PEPPOL_BILLING_PROCESS = "urn:fdc:peppol.eu:2017:poacc:billing:01:1.0"
 
-#: Name of the embedded XML in a Factur-X/ZUGFeRD 2.x hybrid, fixed by the standard.
-FACTURX_FILENAME = "factur-x.xml"
 
 #: VATEX codes (BT-121) for the exempt categories whose reason has a code.
 EXEMPTION_CODES = {"AE": "VATEX-EU-AE", "K": "VATEX-EU-IC", "G": "VATEX-EU-G", "O": "VATEX-EU-O"}
