@@ -451,5 +451,15 @@ def _register_contract_commands() -> None:
 
 _register_contract_commands()
 
+
+def _register_verify_command() -> None:
+    """`verify` (the auditor's invariant check) lives in addon/verify.py."""
+    from addon.verify import verify_command
+
+    main.add_command(verify_command)
+
+
+_register_verify_command()
+
 if __name__ == "__main__":
     main()
