@@ -429,6 +429,13 @@ class Contract(Base):
     #: Price per km for travel booked in km (a note's own price wins).
     travel_km_rate: Mapped[Decimal | None] = mapped_column(MONEY)
     material_markup: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    #: The highest time entry id when the contract was imported: time ticketbill already held
+    #: keeps the terms it had (a contract reaches the past only when applied explicitly).
+    #: None (contracts from before issue 11): the contract claims all time, as it always did.
+    known_entry_mark: Mapped[int | None] = mapped_column(Integer)
+    #: Known time on or after this local day is billed under this contract after all: the
+    #: admin applied it explicitly (`contracts import --apply-from`, after `contracts preview`).
+    applies_from: Mapped[date | None] = mapped_column(Date)
 
     customer: Mapped[Customer] = relationship()
     assignments: Mapped[list[ContractAssignment]] = relationship(

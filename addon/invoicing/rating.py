@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -31,7 +32,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from addon import billing
-from addon.billing.periods import first_day, last_day
+from addon.billing.classify import resolve_interval
+from addon.billing.periods import first_day, last_day, period_of_instant
 from addon.billing.totals import compute_totals
 from addon.contracts.engine import (
     NO_ACTIVITY,
@@ -39,10 +41,18 @@ from addon.contracts.engine import (
     agents_for,
     core_entry,
     customer_contracts,
+    default_setup,
+    reach,
     route,
     ticket_info,
 )
-from addon.contracts.state import customer_states, ledger_summary, legacy_billed_entries
+from addon.contracts.state import (
+    DEFAULT_CONTRACT,
+    customer_states,
+    ledger_summary,
+    legacy_billed_entries,
+    settled_keys,
+)
 from addon.invoicing.issue import Draft, DraftLine, EntryLink
 from addon.invoicing.snapshot import AnnexEntry, VatGroup
 from addon.models import BilledEntry, BookedExtra, Customer, Ticket, TimeEntry
@@ -349,6 +359,67 @@ def _minutes_on(line: billing.Line, entry_id: str) -> int:
     return sum(r.billed_minutes for r in line.entries if r.entry_id == entry_id)
 
 
+def route_customer(session: Session, settings: Settings, customer: Customer, setups: list[ContractSetup],
+                   core: list[billing.TimeEntry], infos: dict[str, billing.TicketInfo],
+                   states: dict[str, billing.BillingState]) -> tuple[list[ContractSetup], billing.Routing]:
+    """Which contract bills each entry: billed time stays with the contract that billed it, the
+    rest goes to the contracts that reach it (new time; known time only where applied)."""
+    timezone = customer.timezone or settings.timezone
+    pinned = pinned_entries(core, states, timezone)
+    reachable = None
+    rows = [s for s in setups if s.row is not None]
+    if rows:
+        reachable = {e.id: reach(e, rows, timezone) for e in core if e.id not in pinned}
+        if DEFAULT_CONTRACT in pinned.values() or any(DEFAULT_CONTRACT in r for r in reachable.values()):
+            setups = [*setups, default_setup(session, settings, customer)]
+    return setups, route(core, infos, setups, timezone, pinned=pinned, reachable=reachable)
+
+
+def unbilled_routing(session: Session, settings: Settings, customer: Customer) -> dict[int, str | None]:
+    """Entry id → the contract that would bill it now (None: held), for the customer's stored
+    entries no valid invoice or draft holds yet (what `contracts preview` compares)."""
+    stored, tickets_by_id = _customer_entries(session, customer, None)
+    billed = set(session.execute(select(BilledEntry.entry_id)).scalars())
+    core = [core_entry(e, tickets_by_id[e.ticket_id]) for e in stored
+            if tickets_by_id[e.ticket_id].category not in NOT_BILLABLE_CATEGORIES]
+    infos = {t.number: ticket_info(t) for t in tickets_by_id.values()}
+    _setups, routing = route_customer(session, settings, customer, customer_contracts(session, settings, customer),
+                                      core, infos, customer_states(session, customer.id))
+    found: dict[int, str | None] = {int(x.entry_id): None for x in routing.held}
+    found.update({int(e.id): key for key, routed in routing.by_contract.items() for e in routed})
+    return {entry_id: key for entry_id, key in found.items() if entry_id not in billed}
+
+
+def pinned_entries(core: list[billing.TimeEntry], states: dict[str, billing.BillingState],
+                   timezone: str) -> dict[str, str]:
+    """Entry id → contract key for everything a valid invoice billed or settled, plus the
+    unsettled corrections of such time.
+
+    A correction is netted against the latest positive entry of its (ticket, agent, activity,
+    period): when that entry was billed under contract K, the correction must be rated under K
+    too, or it would either vanish in another contract ("negative net") or be ignored while K
+    keeps billing the uncorrected time.
+    """
+    settled = settled_keys(states)
+    pinned = {e.id: settled[e.id] for e in core if e.id in settled}
+    groups: dict[tuple[str, str, str, str], list[tuple[datetime, billing.TimeEntry]]] = {}
+    for entry in core:
+        resolved = resolve_interval(entry)
+        if isinstance(resolved, billing.Problem):
+            continue
+        group = (entry.ticket, entry.agent, entry.activity, period_of_instant(resolved[0], timezone))
+        groups.setdefault(group, []).append((resolved[0], entry))
+    for members in groups.values():
+        positives = sorted((start, e.id, e) for start, e in members if e.minutes > 0)
+        if not positives or positives[-1][2].id not in pinned:
+            continue
+        key = pinned[positives[-1][2].id]
+        for _start, entry in members:
+            if entry.minutes < 0:
+                pinned.setdefault(entry.id, key)
+    return pinned
+
+
 def _flags(problems: Iterable[billing.Problem], severity: str) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for p in problems:
@@ -376,8 +447,8 @@ def rate_customer(session: Session, settings: Settings, customer: Customer, *, t
                if tickets_by_id[e.ticket_id].category in NOT_BILLABLE_CATEGORIES}
     core = [core_entry(e, tickets_by_id[e.ticket_id]) for e in stored if e.id not in blocked]
     infos = {t.number: ticket_info(t) for t in tickets_by_id.values()}
-    routing = route(core, infos, setups, timezone)
     states = customer_states(session, customer.id)
+    setups, routing = route_customer(session, settings, customer, setups, core, infos, states)
     agents = agents_for(session, stored)
     scope = frozenset({ticket.number}) if ticket is not None else None
 

@@ -26,7 +26,7 @@ from addon.models import BilledEntry, BillingHistory, Invoice, InvoiceLine, Tick
 REMOTE, ONSITE = 1, 2
 
 
-def cli(sidecar: Sidecar, tmp_path: Path, *args: str) -> Result:
+def cli(sidecar: Sidecar, tmp_path: Path, *args: str, input: str | None = None) -> Result:
     """Run `ticketbill ARGS` against the sidecar's database and data directory."""
     env_file = tmp_path / "cli.env"
     values = {
@@ -39,7 +39,7 @@ def cli(sidecar: Sidecar, tmp_path: Path, *args: str) -> Result:
         **SELLER,
     }
     env_file.write_text("".join(f"{key}='{value}'\n" for key, value in values.items()), encoding="utf-8")
-    return CliRunner().invoke(main, ["--env-file", str(env_file), *args], catch_exceptions=False)
+    return CliRunner().invoke(main, ["--env-file", str(env_file), *args], input=input, catch_exceptions=False)
 
 
 def import_with(sidecar: Sidecar, tmp_path: Path, org: int, **extra: object) -> None:
