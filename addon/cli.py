@@ -452,14 +452,17 @@ def _register_contract_commands() -> None:
 _register_contract_commands()
 
 
-def _register_verify_command() -> None:
-    """`verify` (the auditor's invariant check) lives in addon/verify.py."""
+def _register_billing_review_commands() -> None:
+    """`verify` (the auditor's invariant check, addon/verify.py) and `review` (review items on
+    billed tickets, addon/sync/review.py)."""
+    from addon.sync.review import review
     from addon.verify import verify_command
 
     main.add_command(verify_command)
+    main.add_command(review)
 
 
-_register_verify_command()
+_register_billing_review_commands()
 
 if __name__ == "__main__":
     main()

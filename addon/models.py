@@ -525,3 +525,29 @@ class ContingentLedger(Base):
     expired: Mapped[int] = mapped_column(Integer, default=0)
     overage: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ReviewItem(Base):
+    """Something about an already billed ticket a person must look at (issue 11).
+
+    Billing never changes an issued invoice and never lets an invoiced ticket's status
+    regress; what it cannot decide alone — a billed entry changed in the helpdesk, a category
+    changed to warranty after the invoice, a reopened ticket, new time held on it — becomes one
+    review item with one internal note. `key` (kind + digest of the message) keeps it unique per
+    ticket, so a condition seen on every sync is noted once; `resolved_at` is set by the team
+    lead (`ticketbill review resolve ID`).
+    """
+
+    __tablename__ = "review_item"
+    __table_args__ = (UniqueConstraint("ticket_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id"))
+    kind: Mapped[str] = mapped_column(String(30))
+    key: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    resolved_by: Mapped[str | None] = mapped_column(String(200))
+
+    ticket: Mapped[Ticket] = relationship()

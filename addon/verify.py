@@ -5,9 +5,9 @@ consistent story? This module answers it from the stored rows alone, without the
 without changing anything:
 
 - **billing**: every booked minute is on exactly one valid (issued, uncancelled) invoice, on an
-  open draft, or has a visible reason (the entry's own reason, or the ticket's status with its
-  reason); no entry is billed under two contracts; no entry is still linked to a
-  cancelled invoice; the billing history nets to what the links say.
+  open draft, or has a visible reason (the entry's own reason, the ticket's status with its
+  reason, or an open review item of the ticket); no entry is billed under two contracts; no
+  entry is still linked to a cancelled invoice; the billing history nets to what the links say.
 - **numbers**: the numbers of each series are unique and gapless per counter (series and year).
 - **documents**: every stored PDF/XML still has the SHA-256 recorded on its invoice row.
 - **notes**: every issued document queued one write-back per ticket it names; no ticket got
@@ -41,6 +41,7 @@ from addon.models import (
     Invoice,
     NumberSeries,
     Outbox,
+    ReviewItem,
     Ticket,
     TimeEntry,
 )
@@ -116,6 +117,7 @@ def _check_billing(session: Session) -> tuple[list[Finding], int]:
     for row in session.execute(select(BillingHistory)).scalars():
         history[row.entry_id] += row.billed_minutes
     net = _allocations(session, session.execute(select(Customer).order_by(Customer.id)).scalars().all())
+    reviewed = set(session.execute(select(ReviewItem.ticket_id).where(ReviewItem.resolved_at.is_(None))).scalars())
     entries = session.execute(select(TimeEntry).order_by(TimeEntry.id)).scalars().all()
     for entry in entries:
         subject = _entry_subject(entry, tickets)
@@ -146,8 +148,9 @@ def _check_billing(session: Session) -> tuple[list[Finding], int]:
         ticket = tickets.get(entry.ticket_id)
         if entry.not_billed_reason:
             continue
-        if ticket is not None and ticket.billing_status in EXPLAINING_STATUSES and ticket.attention_reason:
-            continue
+        if ticket is not None and (ticket.id in reviewed or (
+                ticket.billing_status in EXPLAINING_STATUSES and ticket.attention_reason)):
+            continue  # the ticket's status says why, or an open review item does
         status = ticket.billing_status if ticket else "no ticket"
         findings.append(Finding(
             "billing", subject,

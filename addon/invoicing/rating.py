@@ -463,7 +463,11 @@ def rate_customer(session: Session, settings: Settings, customer: Customer, *, t
                  for t in tickets_by_id.values() if t.booking_problems and relevant(t.number)]
     extras, extra_infos, extra_problems = engine_extras(booked, infos, setups, routing, timezone)
     problems += [p for p in extra_problems if relevant(p.ticket)]
-    excluded = {int(x.entry_id): x.reason for x in routing.held} | blocked
+    # reasons a valid invoice already gave (internal, netted to zero) stay the entry's reasons:
+    # the engine reports an exclusion once, but the entry remains excluded on every later run
+    excluded = {int(x.entry_id): x.reason for st in states.values() for d in st.valid_invoices()
+                for x in d.excluded if x.entry_id.isdigit()}
+    excluded |= {int(x.entry_id): x.reason for x in routing.held} | blocked
     waiting: list[str] = []
     for setup in setups:
         routed = with_category(routing.by_contract.get(setup.key, ()), by_number, setup)

@@ -33,7 +33,7 @@ from addon.sync.store import (
     upsert_extras,
     upsert_ticket,
 )
-from addon.sync.writeback import perform_deliveries, perform_pending, set_status
+from addon.sync.writeback import perform_deliveries, perform_pending, queue_review, set_status
 from connectors.base import (
     BookingProblem,
     BookingReader,
@@ -200,6 +200,12 @@ def bill_ticket(session: Session, settings: Settings, render: Renderer, ticket: 
             if entry.removed_at is None and entry.id not in billed_ids:
                 entry.not_billed_reason = reason
         if ticket.billing_status in ("invoiced", "draft"):
+            numbers = valid_invoice_numbers(session, ticket)
+            if numbers:  # the team lead decides; an issued invoice is never changed by a category
+                queue_review(session, ticket, "category_after_invoice",
+                             f"category changed to {ticket.category} after {', '.join(numbers)} was issued; "
+                             f"cancel it (`ticketbill invoices cancel {numbers[-1]} --then write-off --reason …`) "
+                             "if the customer is not to pay", now)
             return f"already_{ticket.billing_status}"
         set_status(session, ticket, "not_billable", reason, now)
         return "not_billable"
@@ -223,9 +229,8 @@ def bill_ticket(session: Session, settings: Settings, render: Renderer, ticket: 
     drift += session.execute(
         select(BookedExtra.drift).where(BookedExtra.ticket_id == ticket.id, BookedExtra.drift.is_not(None))
     ).scalars().all()
-    if drift:
-        set_status(session, ticket, "needs_attention", "; ".join(drift), now)
-        return "needs_attention"
+    for change in drift:  # the invoice keeps what it billed; a person decides what follows
+        queue_review(session, ticket, "changed_after_invoice", change, now)
     billed = select(BilledEntry.entry_id)
     unbilled = session.execute(
         select(TimeEntry).where(
@@ -264,6 +269,16 @@ def bill_ticket(session: Session, settings: Settings, render: Renderer, ticket: 
     record_billing(session, invoice, rating, None, now)
     link_extras(session, invoice)
     return "invoiced"
+
+
+def valid_invoice_numbers(session: Session, ticket: Ticket) -> list[str]:
+    """Numbers of the issued, uncancelled invoices that bill this ticket's entries, in order."""
+    rows = session.execute(
+        select(Invoice.number).join(BilledEntry, BilledEntry.invoice_id == Invoice.id)
+        .join(TimeEntry, TimeEntry.id == BilledEntry.entry_id)
+        .where(TimeEntry.ticket_id == ticket.id, Invoice.number.is_not(None), Invoice.state != "cancelled")
+        .distinct().order_by(Invoice.number)).scalars().all()
+    return [str(n) for n in rows]
 
 
 def latest_invoice_id(factory: sessionmaker[Session]) -> int:

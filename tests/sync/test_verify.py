@@ -16,7 +16,6 @@ from addon.db import transaction
 from addon.invoicing.cancel import cancel_invoice
 from addon.invoicing.render_pdf import render_pdf
 from addon.models import BilledEntry, Invoice, NumberSeries, Outbox, Ticket
-from addon.sync.writeback import queue_status
 from addon.verify import verify
 
 REMOTE, ONSITE, INTERNAL = 1, 2, 4
@@ -56,9 +55,10 @@ def test_damage_is_reported_with_what_is_wrong(sidecar: Sidecar, tmp_path: Path)
         assert link is not None
         session.delete(link)
         ticket = session.execute(select(Ticket).where(Ticket.customer_id == second.customer_id)).scalar_one()
-        for _ in range(2):  # the same state noted twice: the endless-notes symptom
-            ticket.status_version += 1
-            queue_status(session, ticket, "needs_attention", "no contract claims the ticket", NOW)
+        for version in (7, 8):  # the same state noted twice: the endless-notes symptom of old
+            session.add(Outbox(kind="ticket_writeback", ticket_id=ticket.id, marker=f"needs_attention:{version}:ab12",
+                               payload={"billing_status": "needs_attention", "note_html": "<p>no contract</p>"},
+                               created_at=NOW))
         session.execute(select(Outbox).where(Outbox.invoice_id == second.id)).scalar_one().status = "failed"
 
     report = verify(sidecar.factory, sidecar.settings)
