@@ -140,6 +140,15 @@ class Ticket(Base):
     attention_reason: Mapped[str | None] = mapped_column(Text)
     status_version: Mapped[int] = mapped_column(Integer, default=0)
     seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    #: The ticket waits for a decision after a cancellation (why, which invoice); nothing of it is
+    #: billed until `ticketbill invoices release NUMBER --then …` decides (issue 11).
+    billing_hold: Mapped[str | None] = mapped_column(Text)
+    #: Who pays for the ticket's work when it is not the helpdesk's organization (a cancellation
+    #: decided "move"): the id of a customer row. No foreign key on purpose: a plain added column
+    #: keeps the migration a simple ALTER on SQLite; `ticketbill verify` checks it.
+    billing_customer_id: Mapped[int | None] = mapped_column(Integer)
+    #: The contract (code) that bills the ticket's unbilled work, whatever the claims say.
+    billing_contract: Mapped[str | None] = mapped_column(String(50))
 
     customer: Mapped[Customer | None] = relationship()
     entries: Mapped[list[TimeEntry]] = relationship(back_populates="ticket", order_by="TimeEntry.booked_at")
@@ -165,6 +174,8 @@ class TimeEntry(Base):
     removed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     not_billed_reason: Mapped[str | None] = mapped_column(String(200))
     drift: Mapped[str | None] = mapped_column(Text)
+    #: Written off after a cancellation, with the reason: never billed again (issue 11).
+    written_off: Mapped[str | None] = mapped_column(String(200))
 
     ticket: Mapped[Ticket] = relationship(back_populates="entries")
 
@@ -193,6 +204,8 @@ class BookedExtra(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     removed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     drift: Mapped[str | None] = mapped_column(Text)
+    #: Written off after a cancellation, with the reason: never billed again (issue 11).
+    written_off: Mapped[str | None] = mapped_column(String(200))
 
 
 class SyncCursor(Base):

@@ -117,6 +117,11 @@ def _check_billing(session: Session) -> tuple[list[Finding], int]:
     for row in session.execute(select(BillingHistory)).scalars():
         history[row.entry_id] += row.billed_minutes
     net = _allocations(session, session.execute(select(Customer).order_by(Customer.id)).scalars().all())
+    customers = set(session.execute(select(Customer.id)).scalars())
+    for ticket in tickets.values():  # a moved ticket's payer has no foreign key (see the model)
+        if ticket.billing_customer_id is not None and ticket.billing_customer_id not in customers:
+            findings.append(Finding("billing", f"ticket #{ticket.number}",
+                                    f"is billed to customer id {ticket.billing_customer_id}, which does not exist"))
     reviewed = set(session.execute(select(ReviewItem.ticket_id).where(ReviewItem.resolved_at.is_(None))).scalars())
     entries = session.execute(select(TimeEntry).order_by(TimeEntry.id)).scalars().all()
     for entry in entries:
@@ -146,7 +151,7 @@ def _check_billing(session: Session) -> tuple[list[Finding], int]:
         if entry.removed_at is not None or link is not None or any(m > 0 for m in keys.values()):
             continue  # billed (a line, or covered by a contingent under a fee line), or gone
         ticket = tickets.get(entry.ticket_id)
-        if entry.not_billed_reason:
+        if entry.not_billed_reason or entry.written_off:
             continue
         if ticket is not None and (ticket.id in reviewed or (
                 ticket.billing_status in EXPLAINING_STATUSES and ticket.attention_reason)):

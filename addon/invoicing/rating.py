@@ -28,7 +28,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from babel.numbers import format_currency, format_decimal
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from addon import billing
@@ -55,7 +55,7 @@ from addon.contracts.state import (
 )
 from addon.invoicing.issue import Draft, DraftLine, EntryLink
 from addon.invoicing.snapshot import AnnexEntry, VatGroup
-from addon.models import BilledEntry, BookedExtra, Customer, Ticket, TimeEntry
+from addon.models import BilledEntry, BookedExtra, Customer, Invoice, Ticket, TimeEntry
 from addon.settings import Settings
 
 CUSTOMER = ""  # key of review flags that concern the customer, not one ticket
@@ -172,18 +172,38 @@ def line_text(line: billing.Line, ticket: Ticket | None, language: str, period: 
     return text
 
 
+#: who pays for a ticket's work: a cancellation may have moved it away from the organization
+paying_customer = func.coalesce(Ticket.billing_customer_id, Ticket.customer_id)
+
+
+def billing_customer(session: Session, ticket: Ticket) -> Customer | None:
+    """The customer a ticket's unbilled work is billed to (see `paying_customer`)."""
+    return session.get(Customer, ticket.billing_customer_id) if ticket.billing_customer_id else ticket.customer
+
+
 def _customer_entries(session: Session, customer: Customer,
                       ticket: Ticket | None) -> tuple[list[TimeEntry], dict[int, Ticket]]:
     """The entries the engine needs: all of the customer's for a month; for one ticket only its
-    own, since every per-ticket step (netting, rounding, overlaps, visits) stays in the ticket."""
+    own, since every per-ticket step (netting, rounding, overlaps, visits) stays in the ticket.
+
+    The customer's are the entries of the tickets it pays for, except those a valid invoice of
+    another customer holds, plus those its own valid invoices hold wherever their ticket went:
+    time stays with the customer that was billed for it.
+    """
     legacy = legacy_billed_entries(session, customer.id)
+    on_own_invoices = (select(BilledEntry.entry_id).join(Invoice, Invoice.id == BilledEntry.invoice_id)
+                       .where(Invoice.customer_id == customer.id, Invoice.state != "cancelled"))
     query = (select(TimeEntry, Ticket).join(Ticket, Ticket.id == TimeEntry.ticket_id)
-             .where(Ticket.customer_id == customer.id, TimeEntry.removed_at.is_(None))
+             .where(or_(paying_customer == customer.id, TimeEntry.id.in_(on_own_invoices)),
+                    TimeEntry.removed_at.is_(None))
              .order_by(TimeEntry.booked_at, TimeEntry.id))
     if ticket is not None:
         query = query.where(Ticket.id == ticket.id)
     rows = session.execute(query).all()
-    entries = [e for e, _t in rows if e.id not in legacy]
+    payer = dict(session.execute(
+        select(BilledEntry.entry_id, Invoice.customer_id).join(Invoice, Invoice.id == BilledEntry.invoice_id)
+        .where(BilledEntry.entry_id.in_([e.id for e, _t in rows]), Invoice.state != "cancelled")).all())
+    entries = [e for e, _t in rows if e.id not in legacy and payer.get(e.id, customer.id) == customer.id]
     return entries, {t.id: t for _e, t in rows}
 
 
@@ -191,11 +211,24 @@ def _customer_extras(session: Session, customer: Customer, ticket: Ticket | None
     """The customer's current booked extras (one ticket's for per_ticket), billed ones included:
     the engine skips what valid invoices already hold, and bills again what a cancellation released."""
     query = (select(BookedExtra, Ticket).join(Ticket, Ticket.id == BookedExtra.ticket_id)
-             .where(Ticket.customer_id == customer.id, BookedExtra.removed_at.is_(None))
+             .where(paying_customer == customer.id, BookedExtra.removed_at.is_(None),
+                    BookedExtra.written_off.is_(None))
              .order_by(BookedExtra.booked_at, BookedExtra.id))
     if ticket is not None:
         query = query.where(Ticket.id == ticket.id)
     return [(x, t) for x, t in session.execute(query).all()]
+
+
+def _blocked(entry: TimeEntry, ticket: Ticket) -> str | None:
+    """Why an entry stays out of the engine altogether: its ticket's category bills nothing,
+    it was written off, or its ticket waits for a decision after a cancellation."""
+    if entry.written_off:
+        return entry.written_off
+    if ticket.category in NOT_BILLABLE_CATEGORIES:
+        return f"category {ticket.category}"
+    if ticket.billing_hold:
+        return f"on hold after {ticket.billing_hold}"
+    return None
 
 
 def with_category(routed: Iterable[billing.TimeEntry], by_number: Mapping[str, Ticket],
@@ -235,7 +268,7 @@ def engine_extras(booked: list[tuple[BookedExtra, Ticket]], infos: Mapping[str, 
     texts: dict[str, ExtraInfo] = {}
     problems: list[billing.Problem] = []
     for row, ticket in booked:
-        if ticket.category in NOT_BILLABLE_CATEGORIES or ticket.booking_problems:
+        if ticket.category in NOT_BILLABLE_CATEGORIES or ticket.booking_problems or ticket.billing_hold:
             continue
         probe = billing.TimeEntry(id=f"probe:{row.id}", ticket=ticket.number, agent=row.agent, activity=NO_ACTIVITY,
                                   start=row.booked_at, minutes=1, booked_at=row.booked_at)
@@ -366,6 +399,12 @@ def route_customer(session: Session, settings: Settings, customer: Customer, set
     rest goes to the contracts that reach it (new time; known time only where applied)."""
     timezone = customer.timezone or settings.timezone
     pinned = pinned_entries(core, states, timezone)
+    numbers = {t.number: t for t in session.execute(select(Ticket).where(
+        Ticket.number.in_({e.ticket for e in core}), Ticket.billing_contract.is_not(None))).scalars()}
+    for entry in core:  # a cancellation moved the ticket's unbilled work to another contract
+        ticket = numbers.get(entry.ticket)
+        if ticket is not None and ticket.billing_contract and ticket.helpdesk == customer.helpdesk:
+            pinned.setdefault(entry.id, ticket.billing_contract)
     reachable = None
     rows = [s for s in setups if s.row is not None]
     if rows:
@@ -443,8 +482,7 @@ def rate_customer(session: Session, settings: Settings, customer: Customer, *, t
     tickets_by_id.update({t.id: t for _x, t in booked})
     by_number = {t.number: t for t in tickets_by_id.values()}
     entries = {str(e.id): e for e in stored}
-    blocked = {e.id: f"category {tickets_by_id[e.ticket_id].category}" for e in stored
-               if tickets_by_id[e.ticket_id].category in NOT_BILLABLE_CATEGORIES}
+    blocked = {e.id: reason for e in stored if (reason := _blocked(e, tickets_by_id[e.ticket_id]))}
     core = [core_entry(e, tickets_by_id[e.ticket_id]) for e in stored if e.id not in blocked]
     infos = {t.number: ticket_info(t) for t in tickets_by_id.values()}
     states = customer_states(session, customer.id)

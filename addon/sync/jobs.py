@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from addon.contracts.periods import bill_due_periods, record_billing
 from addon.db import transaction
 from addon.invoicing.issue import Renderer, issue_invoice, store_draft
-from addon.invoicing.rating import NOT_BILLABLE_CATEGORIES, extra_row_id, rate_ticket
+from addon.invoicing.rating import NOT_BILLABLE_CATEGORIES, billing_customer, extra_row_id, rate_ticket
 from addon.models import BilledEntry, BilledExtra, BookedExtra, Invoice, InvoiceLine, Ticket, TimeEntry
 from addon.settings import Settings
 from addon.sync import runs
@@ -209,7 +209,9 @@ def bill_ticket(session: Session, settings: Settings, render: Renderer, ticket: 
             return f"already_{ticket.billing_status}"
         set_status(session, ticket, "not_billable", reason, now)
         return "not_billable"
-    customer = ticket.customer
+    if ticket.billing_hold:  # a cancellation put its work on hold; `invoices release` decides
+        return "on_hold"
+    customer = billing_customer(session, ticket)
     if customer is None:
         set_status(session, ticket, "needs_attention", "ticket has no organization/customer to bill", now)
         return "needs_attention"
@@ -234,14 +236,16 @@ def bill_ticket(session: Session, settings: Settings, render: Renderer, ticket: 
     billed = select(BilledEntry.entry_id)
     unbilled = session.execute(
         select(TimeEntry).where(
-            TimeEntry.ticket_id == ticket.id, TimeEntry.removed_at.is_(None), TimeEntry.id.not_in(billed)
+            TimeEntry.ticket_id == ticket.id, TimeEntry.removed_at.is_(None), TimeEntry.id.not_in(billed),
+            TimeEntry.written_off.is_(None),
         ).order_by(TimeEntry.booked_at, TimeEntry.id)
     ).scalars().all()
     extras_open = unbilled_extras(session, ticket)
     if not unbilled and not extras_open:
         if ticket.billing_status in ("invoiced", "draft"):
             return f"already_{ticket.billing_status}"
-        set_status(session, ticket, "not_billable", "closed without booked time", now)
+        written_off = sorted({e.written_off for e in ticket.entries if e.written_off and e.removed_at is None})
+        set_status(session, ticket, "not_billable", "; ".join(written_off) or "closed without booked time", now)
         return "not_billable"
     rating = rate_ticket(session, settings, customer, ticket)
     for entry in unbilled:
@@ -310,7 +314,8 @@ def unbilled_extras(session: Session, ticket: Ticket) -> list[BookedExtra]:
               .where(Invoice.state != "cancelled"))
     return list(session.execute(
         select(BookedExtra).where(BookedExtra.ticket_id == ticket.id, BookedExtra.removed_at.is_(None),
-                                  BookedExtra.id.not_in(billed)).order_by(BookedExtra.id)
+                                  BookedExtra.written_off.is_(None), BookedExtra.id.not_in(billed))
+        .order_by(BookedExtra.id)
     ).scalars())
 
 

@@ -89,20 +89,23 @@ def queue_cancelled(
     url: str,
     reason: str | None,
     now: datetime,
+    outcome: str = "Die Zeiten werden neu abgerechnet / the time will be billed again.",
+    status: str = "cancelled",
 ) -> None:
-    """Queue status `cancelled` with the cancellation's reference, link and one note."""
+    """Queue the cancellation's status, reference, link and one note; `outcome` says what
+    happens to the work (billed again, on hold, billed elsewhere, written off)."""
     link = f'<a href="{html.escape(url)}">{html.escape(cancellation)}</a>'
     body = f"<p>{html.escape(original)} storniert durch {link} / cancelled by {html.escape(cancellation)}</p>"
     if reason:
         body += f"<p>Grund / reason: {html.escape(reason)}</p>"
-    body += "<p>Die Zeiten werden neu abgerechnet / the time will be billed again.</p>"
+    body += f"<p>{html.escape(outcome)}</p>"
     _queue(
         session,
         ticket,
         marker=cancellation,
         invoice_id=cancellation_id,
         payload={
-            "billing_status": "cancelled",
+            "billing_status": status,
             "invoice_reference": cancellation,
             "invoice_url": url,
             "note_subject": f"Rechnung {original} storniert",

@@ -58,7 +58,8 @@ def test_cancellation_round_trip_rebills_each_entry_exactly_once(sidecar: Sideca
     assert sidecar.run().ok
     assert sb.ticket(ticket_id)["billing_invoice_ref"] == "RE-2026-00001"
 
-    result = cli(sidecar, tmp_path, "invoices", "cancel", "RE-2026-00001", "--reason", "falscher Stundensatz")
+    result = cli(sidecar, tmp_path, "invoices", "cancel", "RE-2026-00001", "--reason", "falscher Stundensatz",
+                 "--then", "rebill")
 
     assert result.exit_code == 0, result.output
     assert "RE-2026-00001 cancelled by ST-2026-00001" in result.output
@@ -123,7 +124,7 @@ def test_cancellation_round_trip_rebills_each_entry_exactly_once(sidecar: Sideca
     assert actions == ["issue", "cancel"]
     assert "falscher Stundensatz" in log.output and "cli:" in log.output
 
-    again = cli(sidecar, tmp_path, "invoices", "cancel", "RE-2026-00001")
+    again = cli(sidecar, tmp_path, "invoices", "cancel", "RE-2026-00001", "--then", "rebill")
     assert again.exit_code == 1 and "is cancelled" in again.output
     sb.advance(3600)
     quiet = sidecar.run()

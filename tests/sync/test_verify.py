@@ -13,7 +13,7 @@ from test_cancel_flow import cli
 from verified import assert_verified
 
 from addon.db import transaction
-from addon.invoicing.cancel import cancel_invoice
+from addon.invoicing.cancel import REBILL, cancel_invoice
 from addon.invoicing.render_pdf import render_pdf
 from addon.models import BilledEntry, Invoice, NumberSeries, Outbox, Ticket
 from addon.verify import verify
@@ -30,7 +30,8 @@ def billed_twice_over(sidecar: Sidecar, tmp_path: Path) -> None:
     closed_ticket(sb, "VPN", 2, [(30, 4, REMOTE)])
     assert sidecar.run().ok
     with transaction(sidecar.factory) as session:
-        cancel_invoice(session, sidecar.settings, "RE-2026-00001", "Testlauf", render_pdf, NOW, "test")
+        cancel_invoice(session, sidecar.settings, "RE-2026-00001", "Testlauf", render_pdf, NOW, "test",
+                       decision=REBILL)
     assert sidecar.run().ok
 
 
