@@ -149,6 +149,9 @@ class Ticket(Base):
     billing_customer_id: Mapped[int | None] = mapped_column(Integer)
     #: The contract (code) that bills the ticket's unbilled work, whatever the claims say.
     billing_contract: Mapped[str | None] = mapped_column(String(50))
+    #: Merged into another ticket: the survivor's helpdesk id, whose invoice bills the time that
+    #: stays here (Zammad); "" when the helpdesk moved the time to the survivor (OTRS, RT).
+    merged_into: Mapped[str | None] = mapped_column(String(100))
 
     customer: Mapped[Customer | None] = relationship()
     entries: Mapped[list[TimeEntry]] = relationship(back_populates="ticket", order_by="TimeEntry.booked_at")

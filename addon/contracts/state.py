@@ -156,20 +156,40 @@ def hours(minutes: int) -> str:
     return f"{sign}{abs(minutes) // 60}:{abs(minutes) % 60:02d}"
 
 
-def ledger_summary(snap: billing.ContingentSnapshot, retainer: billing.Retainer, language: str = "en") -> str:
-    """"7:45 h of 10:00 h used this month" for one period, with rollover/blocks/overage."""
+def open_share(snap: billing.ContingentSnapshot, with_open: billing.ContingentSnapshot | None) -> tuple[int, int]:
+    """(minutes used including open work, of them on open tickets) of one period.
+
+    `snap` is what closed tickets use (what invoices bill); `with_open` the same period rated
+    with the work of open tickets too. The difference is the open tickets' share.
+    """
     used = sum(snap.consumed.values())
-    granted = used + sum(snap.remaining.values())
+    if with_open is None:
+        return used, 0
+    total = sum(with_open.consumed.values())
+    return max(total, used), max(total - used, 0)
+
+
+def ledger_summary(snap: billing.ContingentSnapshot, retainer: billing.Retainer, language: str = "en",
+                   with_open: billing.ContingentSnapshot | None = None) -> str:
+    """"7:45 h of 10:00 h used this month" for one period, with rollover/blocks/overage, and
+    the share of open tickets when they use the contingent too ("2:45 h of it on open tickets")."""
+    closed = sum(snap.consumed.values())
+    granted = closed + sum(snap.remaining.values())
+    used, on_open = open_share(snap, with_open)
     if language == "de":
         text = f"Kontingent {snap.period}: {hours(used)} h von {hours(granted)} h verbraucht"
         if granted != retainer.included_minutes:
             text += f" (davon {hours(retainer.included_minutes)} h monatlich inklusive)"
+        if on_open:
+            text += f", davon {hours(on_open)} h auf offenen Tickets (berechnet mit ihrem Abschluss)"
         if snap.overage:
             text += f"; {hours(snap.overage)} h darüber hinaus berechnet"
         return text + "."
     text = f"Contingent {snap.period}: {hours(used)} h of {hours(granted)} h used"
     if granted != retainer.included_minutes:
         text += f" ({hours(retainer.included_minutes)} h included per month)"
+    if on_open:
+        text += f", {hours(on_open)} h of it on open tickets (billed when they are closed)"
     if snap.overage:
         text += f"; {hours(snap.overage)} h overage billed"
     return text + "."

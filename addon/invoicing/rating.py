@@ -181,33 +181,78 @@ def billing_customer(session: Session, ticket: Ticket) -> Customer | None:
     return session.get(Customer, ticket.billing_customer_id) if ticket.billing_customer_id else ticket.customer
 
 
-def _customer_entries(session: Session, customer: Customer,
-                      ticket: Ticket | None) -> tuple[list[TimeEntry], dict[int, Ticket]]:
-    """The entries the engine needs: all of the customer's for a month; for one ticket only its
-    own, since every per-ticket step (netting, rounding, overlaps, visits) stays in the ticket.
+def merge_targets(session: Session) -> dict[int, Ticket]:
+    """Merged ticket id → the ticket that bills its time (the end of a chain of merges).
 
-    The customer's are the entries of the tickets it pays for, except those a valid invoice of
-    another customer holds, plus those its own valid invoices hold wherever their ticket went:
-    time stays with the customer that was billed for it.
+    Zammad leaves the time on the merged ticket; its invoice is the surviving ticket's. Only
+    tickets whose helpdesk names a survivor (`merged_into` set, not "") are in the map.
+    """
+    merged = session.execute(select(Ticket).where(Ticket.merged_into.is_not(None), Ticket.merged_into != "")
+                             ).scalars().all()
+    if not merged:
+        return {}
+    wanted = {(t.helpdesk, t.merged_into) for t in merged}
+    by_key = {(t.helpdesk, t.remote_id): t for t in session.execute(select(Ticket).where(
+        Ticket.remote_id.in_({remote for _h, remote in wanted}))).scalars()}
+    targets: dict[int, Ticket] = {}
+    for source in merged:
+        target, hops = by_key.get((source.helpdesk, source.merged_into or "")), 0
+        while target is not None and target.merged_into and hops < 20:  # merged on: follow the chain
+            target, hops = by_key.get((target.helpdesk, target.merged_into)) or session.execute(
+                select(Ticket).where(Ticket.helpdesk == target.helpdesk, Ticket.remote_id == target.merged_into)
+            ).scalar_one_or_none(), hops + 1
+        if target is not None and target.id != source.id:
+            targets[source.id] = target
+    return targets
+
+
+def is_open(ticket: Ticket) -> bool:
+    """Open work is shown, not billed: a ticket is billed once it is closed (issue 11)."""
+    return ticket.closed_at is None
+
+
+def _customer_entries(session: Session, customer: Customer, ticket: Ticket | None, include_open: bool = False,
+                      settled: frozenset[str] = frozenset()) -> tuple[list[TimeEntry], dict[int, Ticket]]:
+    """The entries the engine needs, and the ticket that bills each entry's ticket.
+
+    All of the customer's for a month; for one ticket only its own (and those of tickets merged
+    into it), since every per-ticket step (netting, rounding, overlaps, visits) stays in the
+    ticket. The customer's are the entries of the tickets it pays for, except those a valid
+    invoice of another customer holds, plus those its own valid invoices hold wherever their
+    ticket went: time stays with the customer that was billed for it. A merged ticket's time is
+    billed with the ticket it was merged into. Entries of open tickets are left out unless
+    `include_open` (status and contingent figures of open work): billing happens on close. What
+    valid documents already settled (`settled`, entry ids) always counts, reopened or not, or
+    the engine would take it back.
     """
     legacy = legacy_billed_entries(session, customer.id)
+    targets = merge_targets(session)
     on_own_invoices = (select(BilledEntry.entry_id).join(Invoice, Invoice.id == BilledEntry.invoice_id)
                        .where(Invoice.customer_id == customer.id, Invoice.state != "cancelled"))
+    merged_in = [source for source, target in targets.items() if _payer_id(target) == customer.id]
     query = (select(TimeEntry, Ticket).join(Ticket, Ticket.id == TimeEntry.ticket_id)
-             .where(or_(paying_customer == customer.id, TimeEntry.id.in_(on_own_invoices)),
+             .where(or_(paying_customer == customer.id, TimeEntry.id.in_(on_own_invoices), Ticket.id.in_(merged_in)),
                     TimeEntry.removed_at.is_(None))
              .order_by(TimeEntry.booked_at, TimeEntry.id))
     if ticket is not None:
-        query = query.where(Ticket.id == ticket.id)
+        query = query.where(Ticket.id.in_([ticket.id, *(s for s, t in targets.items() if t.id == ticket.id)]))
     rows = session.execute(query).all()
     payer = dict(session.execute(
         select(BilledEntry.entry_id, Invoice.customer_id).join(Invoice, Invoice.id == BilledEntry.invoice_id)
         .where(BilledEntry.entry_id.in_([e.id for e, _t in rows]), Invoice.state != "cancelled")).all())
-    entries = [e for e, _t in rows if e.id not in legacy and payer.get(e.id, customer.id) == customer.id]
-    return entries, {t.id: t for _e, t in rows}
+    billing_ticket = {t.id: targets.get(t.id, t) for _e, t in rows}
+    entries = [e for e, _t in rows if e.id not in legacy and payer.get(
+        e.id, _payer_id(billing_ticket[e.ticket_id])) == customer.id
+        and (include_open or str(e.id) in settled or not is_open(billing_ticket[e.ticket_id]))]
+    return entries, billing_ticket
 
 
-def _customer_extras(session: Session, customer: Customer, ticket: Ticket | None) -> list[tuple[BookedExtra, Ticket]]:
+def _payer_id(ticket: Ticket) -> int | None:
+    return ticket.billing_customer_id or ticket.customer_id
+
+
+def _customer_extras(session: Session, customer: Customer, ticket: Ticket | None,
+                     include_open: bool = False) -> list[tuple[BookedExtra, Ticket]]:
     """The customer's current booked extras (one ticket's for per_ticket), billed ones included:
     the engine skips what valid invoices already hold, and bills again what a cancellation released."""
     query = (select(BookedExtra, Ticket).join(Ticket, Ticket.id == BookedExtra.ticket_id)
@@ -216,7 +261,7 @@ def _customer_extras(session: Session, customer: Customer, ticket: Ticket | None
              .order_by(BookedExtra.booked_at, BookedExtra.id))
     if ticket is not None:
         query = query.where(Ticket.id == ticket.id)
-    return [(x, t) for x, t in session.execute(query).all()]
+    return [(x, t) for x, t in session.execute(query).all() if include_open or not is_open(t)]
 
 
 def _blocked(entry: TimeEntry, ticket: Ticket) -> str | None:
@@ -417,7 +462,7 @@ def route_customer(session: Session, settings: Settings, customer: Customer, set
 def unbilled_routing(session: Session, settings: Settings, customer: Customer) -> dict[int, str | None]:
     """Entry id → the contract that would bill it now (None: held), for the customer's stored
     entries no valid invoice or draft holds yet (what `contracts preview` compares)."""
-    stored, tickets_by_id = _customer_entries(session, customer, None)
+    stored, tickets_by_id = _customer_entries(session, customer, None, include_open=True)
     billed = set(session.execute(select(BilledEntry.entry_id)).scalars())
     core = [core_entry(e, tickets_by_id[e.ticket_id]) for e in stored
             if tickets_by_id[e.ticket_id].category not in NOT_BILLABLE_CATEGORIES]
@@ -470,22 +515,25 @@ def _flags(problems: Iterable[billing.Problem], severity: str) -> dict[str, list
 
 
 def rate_customer(session: Session, settings: Settings, customer: Customer, *, trigger: str,
-                  ticket: Ticket | None = None, period: str | None = None) -> Rating:
+                  ticket: Ticket | None = None, period: str | None = None, include_open: bool = False) -> Rating:
     """Rate what is due for one customer: one ticket's contracts with trigger per_ticket, or
-    the month `period` (and earlier, not yet billed) of the contracts with trigger monthly."""
+    the month `period` (and earlier, not yet billed) of the contracts with trigger monthly.
+    `include_open` rates the work of open tickets too (their status and contingent figures;
+    never issued)."""
     setups = customer_contracts(session, settings, customer)
     if setups[0].key == "default" and not setups[0].engine.rates:
         return Rating(None, [f"no hourly rate for customer '{customer.name}' and no default_rate configured"])
     timezone = customer.timezone or settings.timezone
-    stored, tickets_by_id = _customer_entries(session, customer, ticket)
-    booked = _customer_extras(session, customer, ticket)
-    tickets_by_id.update({t.id: t for _x, t in booked})
+    states = customer_states(session, customer.id)
+    stored, tickets_by_id = _customer_entries(session, customer, ticket, include_open,
+                                              frozenset(settled_keys(states)))
+    booked = _customer_extras(session, customer, ticket, include_open)
+    tickets_by_id.update({t.id: t for _x, t in booked if t.id not in tickets_by_id})
     by_number = {t.number: t for t in tickets_by_id.values()}
     entries = {str(e.id): e for e in stored}
     blocked = {e.id: reason for e in stored if (reason := _blocked(e, tickets_by_id[e.ticket_id]))}
     core = [core_entry(e, tickets_by_id[e.ticket_id]) for e in stored if e.id not in blocked]
     infos = {t.number: ticket_info(t) for t in tickets_by_id.values()}
-    states = customer_states(session, customer.id)
     setups, routing = route_customer(session, settings, customer, setups, core, infos, states)
     agents = agents_for(session, stored)
     scope = frozenset({ticket.number}) if ticket is not None else None
@@ -528,7 +576,9 @@ def rate_customer(session: Session, settings: Settings, customer: Customer, *, t
             ledgers.append(Ledger(setup, result.contingents))
     holds, warnings = _flags(problems, "hold"), _flags(problems, "warning")
     language = customer.language or settings.invoice_language
-    notes = tuple(ledger_summary(s, ledger.setup.engine.retainer, language)  # type: ignore[arg-type]
+    with_open = open_snapshots(session, settings, customer, period) if ledgers and not include_open else {}
+    notes = tuple(ledger_summary(s, ledger.setup.engine.retainer, language,  # type: ignore[arg-type]
+                                 with_open.get((ledger.setup.key, s.period)))
                   for ledger in ledgers for s in ledger.snapshots if s.period == period)
     reasons = [r for key, rs in holds.items() if key in (CUSTOMER, *(scope or ())) for r in rs]
     if trigger == "per_ticket" and reasons:
@@ -543,6 +593,14 @@ def rate_customer(session: Session, settings: Settings, customer: Customer, *, t
     invoice_tickets = sorted((by_number[n] for n in touched if n in by_number), key=lambda t: t.number)
     return Rating(draft, reasons if trigger == "per_ticket" else [], excluded, holds, warnings, documents,
                   invoice_tickets, ledgers, notes, tuple(waiting))
+
+
+def open_snapshots(session: Session, settings: Settings, customer: Customer,
+                   period: str | None) -> dict[tuple[str, str], billing.ContingentSnapshot]:
+    """(contract key, period) → the contingent snapshot with the work of open tickets counted:
+    the figures a team lead (and the customer) must see, although open work is billed later."""
+    rating = rate_customer(session, settings, customer, trigger="monthly", period=period, include_open=True)
+    return {(ledger.setup.key, snap.period): snap for ledger in rating.ledgers for snap in ledger.snapshots}
 
 
 def rate_ticket(session: Session, settings: Settings, customer: Customer, ticket: Ticket) -> Rating:

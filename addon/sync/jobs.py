@@ -1,10 +1,11 @@
-"""The sync job: poll closed tickets, store them, bill them, write back. Idempotent.
+"""The sync job: poll changed tickets, store them, bill the closed ones, write back. Idempotent.
 
-One run = collect (cursor-based poll, upserts, cursor moved in the same transaction as the
-data) → bill (one transaction per ticket: an invoice, or a status with its reason) → write
-back (outbox). A ticket that cannot be billed is flagged `needs_attention` with the reason
-and the run goes on; a helpdesk that fails mid-way fails the run with its message, keeps
-everything committed so far, and leaves the cursor before the first ticket it could not read.
+One run = collect (cursor-based poll of tickets of every state, upserts, cursor moved in the
+same transaction as the data) → bill (one transaction per ticket: an invoice for a closed
+ticket, the status of open work, or a status with its reason) → write back (outbox). A ticket
+that cannot be billed is flagged `needs_attention` with the reason and the run goes on; a
+helpdesk that fails mid-way fails the run with its message, keeps everything committed so
+far, and leaves the cursor before the first ticket it could not read.
 """
 
 from __future__ import annotations
@@ -21,10 +22,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from addon.contracts.periods import bill_due_periods, record_billing
 from addon.db import transaction
 from addon.invoicing.issue import Renderer, issue_invoice, store_draft
-from addon.invoicing.rating import NOT_BILLABLE_CATEGORIES, billing_customer, extra_row_id, rate_ticket
+from addon.invoicing.rating import (
+    NOT_BILLABLE_CATEGORIES,
+    billing_customer,
+    extra_row_id,
+    is_open,
+    merge_targets,
+    rate_ticket,
+)
 from addon.models import BilledEntry, BilledExtra, BookedExtra, Invoice, InvoiceLine, Ticket, TimeEntry
 from addon.settings import Settings
 from addon.sync import runs
+from addon.sync.open_work import OPEN_WORK, merged_status, open_work_status, unbilled_entries
 from addon.sync.store import (
     advance_cursor,
     problems_text,
@@ -41,11 +50,12 @@ from connectors.base import (
     HelpdeskConnector,
     NotFound,
     RemoteExtra,
+    RemoteTicket,
 )
 
 log = logging.getLogger(__name__)
 
-STREAM = "closed_tickets"
+STREAM = "changed_tickets"  # tickets of every state (issue 11); the former stream polled closed ones
 LOCK = "sync"
 LOCK_LEASE = timedelta(minutes=30)
 
@@ -119,8 +129,14 @@ def collect(
     seen: set[int] = set()
     cursor_blocked = False
     reads_bookings = isinstance(connector, BookingReader)
-    for remote in connector.closed_tickets_since(cursor):
+    for remote in connector.changed_tickets_since(cursor):
         counts["tickets_seen"] += 1
+        if not needs_reading(factory, connector.kind, remote):
+            counts["tickets_unchanged"] += 1
+            if not cursor_blocked:
+                with transaction(factory) as session:
+                    advance_cursor(session, connector.kind, STREAM, remote.updated_at)
+            continue
         what = "time entries"
         extras: Sequence[RemoteExtra] = ()
         problems: Sequence[BookingProblem] = ()
@@ -153,6 +169,22 @@ def collect(
     return seen
 
 
+def needs_reading(factory: sessionmaker[Session], helpdesk: str, remote: RemoteTicket) -> bool:
+    """Whether a polled ticket's bookings must be read.
+
+    Not when ticketbill stored this very version already (same `updated_at`: the poll's overlap
+    window returns the newest tickets again and again), nor for an open or merged ticket without
+    any time that ticketbill does not hold (nothing to show, nothing stored). Everything else is
+    read: a closed ticket is billed now, open work gets its status.
+    """
+    with factory() as session:
+        stored = session.execute(select(Ticket.remote_updated_at).where(
+            Ticket.helpdesk == helpdesk, Ticket.remote_id == remote.remote_id)).first()
+    if stored is not None:
+        return stored[0] != remote.updated_at
+    return remote.state_type not in ("open", "merged") or remote.has_time is not False
+
+
 def bill_pending(
     factory: sessionmaker[Session],
     settings: Settings,
@@ -170,9 +202,12 @@ def bill_pending(
     with factory() as session:
         candidates = session.execute(
             select(Ticket.id)
-            .where(or_(Ticket.id.in_(seen), Ticket.billing_status.in_(("unbilled", "needs_attention", "cancelled"))))
+            .where(or_(Ticket.id.in_(seen), Ticket.billing_status.in_(("unbilled", "needs_attention", "cancelled")),
+                       Ticket.closed_at.is_not(None) & Ticket.attention_reason.like(f"{OPEN_WORK}%")))
             .order_by(Ticket.closed_at, Ticket.id)
         ).scalars().all()
+        targets = merge_targets(session)  # a merge seen now may bring time to its surviving ticket
+        candidates += sorted({t.id for s, t in targets.items() if s in seen} - set(candidates))
     for ticket_id in candidates:
         try:
             with transaction(factory) as session:
@@ -191,8 +226,10 @@ def bill_pending(
 def bill_ticket(session: Session, settings: Settings, render: Renderer, ticket: Ticket | None, now: datetime) -> str:
     """Decide one ticket: invoice its unbilled entries, or record why not. Returns the outcome."""
     assert ticket is not None
-    if ticket.closed_at is None:
-        return "still_open"  # only the push API stores open tickets; they are billed on close
+    if ticket.merged_into is not None:  # its time is billed with the ticket it was merged into
+        return merged_status(session, ticket, now)
+    if is_open(ticket):  # billed on close; until then the status says what will happen
+        return open_work_status(session, settings, ticket, now)
     if ticket.category in NOT_BILLABLE_CATEGORIES:  # set by the agent: nothing to bill, whoever pays
         reason = f"category {ticket.category}"
         billed_ids = billed_entry_ids(session, ticket)
@@ -233,13 +270,7 @@ def bill_ticket(session: Session, settings: Settings, render: Renderer, ticket: 
     ).scalars().all()
     for change in drift:  # the invoice keeps what it billed; a person decides what follows
         queue_review(session, ticket, "changed_after_invoice", change, now)
-    billed = select(BilledEntry.entry_id)
-    unbilled = session.execute(
-        select(TimeEntry).where(
-            TimeEntry.ticket_id == ticket.id, TimeEntry.removed_at.is_(None), TimeEntry.id.not_in(billed),
-            TimeEntry.written_off.is_(None),
-        ).order_by(TimeEntry.booked_at, TimeEntry.id)
-    ).scalars().all()
+    unbilled = unbilled_entries(session, ticket)
     extras_open = unbilled_extras(session, ticket)
     if not unbilled and not extras_open:
         if ticket.billing_status in ("invoiced", "draft"):
@@ -262,14 +293,17 @@ def bill_ticket(session: Session, settings: Settings, render: Renderer, ticket: 
             return "awaiting_period"
         set_status(session, ticket, "not_billable", "; ".join(sorted(set(rating.excluded.values()))), now)
         return "not_billable"
+    sources = sorted({e.ticket_id for e in unbilled} - {ticket.id})  # merged tickets billed with this one
+    tickets = [ticket, *(t for i in sources if (t := session.get(Ticket, i)) is not None)]
     if customer.approval_required:
-        draft = store_draft(session, settings, customer, [ticket], rating.draft, now)
+        draft = store_draft(session, settings, customer, tickets, rating.draft, now)
         record_billing(session, draft, rating, None, now)
         link_extras(session, draft)
         reason = f"draft {draft.id} waits for approval (`ticketbill invoices approve {draft.id}`)"
-        set_status(session, ticket, "draft", reason, now)
+        for each in tickets:
+            set_status(session, each, "draft", reason, now)
         return "drafted"
-    invoice = issue_invoice(session, settings, customer, [ticket], rating.draft, render, now)
+    invoice = issue_invoice(session, settings, customer, tickets, rating.draft, render, now)
     record_billing(session, invoice, rating, None, now)
     link_extras(session, invoice)
     return "invoiced"

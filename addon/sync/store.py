@@ -101,7 +101,10 @@ def upsert_ticket(session: Session, helpdesk: str, remote: RemoteTicket, now: da
     ticket.customer_id = customer.id if customer else None
     ticket.customer = customer
     ticket.state = remote.state
-    ticket.closed_at = remote.closed_at
+    closed = remote.state_type == "closed" if remote.state_type else remote.closed_at is not None
+    # a reopened Zammad ticket keeps its last close time: only a closed ticket has `closed_at`
+    ticket.closed_at = (remote.closed_at or remote.updated_at) if closed else None
+    ticket.merged_into = (remote.merged_into or "") if remote.state_type == "merged" else None
     ticket.remote_updated_at = remote.updated_at
     ticket.web_url = remote.web_url
     ticket.category = remote.category

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sync_fixtures import Sidecar, closed_ticket
 
 from addon.models import BilledEntry, Invoice, Outbox, ReviewItem, SyncCursor, Ticket, TimeEntry
+from addon.sync.jobs import STREAM
 
 REMOTE, ONSITE, INTERNAL = 1, 2, 4
 
@@ -78,7 +79,7 @@ def test_second_run_changes_nothing(sidecar: Sidecar, tmp_path: Path) -> None:
     writes = [r for r in list(sb.requests_seen)[requests_before:] if r[0] in ("PUT", "POST") and "search" not in r[1]]
     assert writes == []
     with sidecar.factory() as session:
-        cursor = session.get(SyncCursor, ("zammad", "closed_tickets"))
+        cursor = session.get(SyncCursor, ("zammad", STREAM))
         assert cursor is not None
         assert cursor.value >= session.execute(select(func.max(Ticket.remote_updated_at))).scalar_one()
 
