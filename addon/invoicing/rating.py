@@ -360,9 +360,40 @@ def engine_extras(booked: list[tuple[BookedExtra, Ticket]], infos: Mapping[str, 
     return found, texts, problems
 
 
+def _annex(results: list[billing.BillingResult], entries: dict[str, TimeEntry], settled_before: frozenset[str],
+           ticket_of: Mapping[str, str], timezone: str) -> tuple[AnnexEntry, ...]:
+    """The activity report: one row per booking this invoice settles or changes.
+
+    Booked minutes are the entry's own (once, however many lines a surcharge window splits it
+    into), shown on the invoice that settles the entry first; billed minutes are what this
+    invoice adds for it (a correction of earlier time: booked 0, billed the difference).
+    Covered and no-charge time is listed too: the report says what was done, not only what costs.
+    """
+    billed: dict[str, int] = {}
+    activity: dict[str, str] = {}
+    for result in results:
+        for allocation in result.state.documents[-1].allocations:
+            billed[allocation.entry_id] = billed.get(allocation.entry_id, 0) + allocation.minutes
+            activity.setdefault(allocation.entry_id, allocation.activity)
+    zone = ZoneInfo(timezone)
+    rows = []
+    for entry_id in sorted(set(billed) | _settled_without_line(results), key=int):
+        entry = entries.get(entry_id)
+        if entry is None:
+            continue
+        raw = Decimal(0) if entry_id in settled_before else entry.minutes
+        if raw == 0 and not billed.get(entry_id):
+            continue
+        rows.append(AnnexEntry(
+            ticket_number=ticket_of.get(entry_id, ""), date=entry.booked_at.astimezone(zone).date(),
+            agent=entry.agent_name or entry.agent, activity=activity.get(entry_id, entry.activity or NO_ACTIVITY),
+            raw_minutes=raw, billed_minutes=Decimal(billed.get(entry_id, 0))))
+    return tuple(sorted(rows, key=lambda a: (a.date, a.agent, a.ticket_number)))
+
+
 def _draft(session: Session, results: list[billing.BillingResult], by_number: dict[str, Ticket],
            entries: dict[str, TimeEntry], language: str, timezone: str, period: str | None,
-           invoiced: frozenset[str], extras: Mapping[str, ExtraInfo]) -> Draft | None:
+           invoiced: frozenset[str], extras: Mapping[str, ExtraInfo], annex: tuple[AnnexEntry, ...]) -> Draft | None:
     lines = [line for r in results for line in r.lines]
     if not lines:
         return None
@@ -400,25 +431,11 @@ def _draft(session: Session, results: list[billing.BillingResult], by_number: di
         )
         for index, line in enumerate(lines)
     )
-    zone = ZoneInfo(timezone)
-    annex = tuple(
-        AnnexEntry(
-            ticket_number=line.ticket or "",
-            date=entries[ref.entry_id].booked_at.astimezone(zone).date(),
-            agent=entries[ref.entry_id].agent_name or entries[ref.entry_id].agent,
-            activity=line.activity or NO_ACTIVITY,
-            raw_minutes=Decimal(ref.raw_minutes),
-            billed_minutes=Decimal(ref.billed_minutes),
-        )
-        for line in lines if line.kind in ("time", "overage", "surcharge_share", "no_charge")
-        for ref in line.entries if ref.entry_id in entries
-    )
     totals = compute_totals(tuple(lines))
     return Draft(
         lines=draft_lines,
         vat_groups=tuple(VatGroup("S", b.rate, b.base, b.vat) for b in totals.by_rate),
-        net=totals.net, vat=totals.vat, gross=totals.gross,
-        annex=tuple(sorted(annex, key=lambda a: (a.date, a.agent, a.ticket_number))),
+        net=totals.net, vat=totals.vat, gross=totals.gross, annex=annex,
     )
 
 
@@ -525,8 +542,8 @@ def rate_customer(session: Session, settings: Settings, customer: Customer, *, t
         return Rating(None, [f"no hourly rate for customer '{customer.name}' and no default_rate configured"])
     timezone = customer.timezone or settings.timezone
     states = customer_states(session, customer.id)
-    stored, tickets_by_id = _customer_entries(session, customer, ticket, include_open,
-                                              frozenset(settled_keys(states)))
+    settled = frozenset(settled_keys(states))
+    stored, tickets_by_id = _customer_entries(session, customer, ticket, include_open, settled)
     booked = _customer_extras(session, customer, ticket, include_open)
     tickets_by_id.update({t.id: t for _x, t in booked if t.id not in tickets_by_id})
     by_number = {t.number: t for t in tickets_by_id.values()}
@@ -584,7 +601,8 @@ def rate_customer(session: Session, settings: Settings, customer: Customer, *, t
     if trigger == "per_ticket" and reasons:
         return Rating(None, reasons, excluded, holds, warnings, waiting=tuple(waiting))
     invoiced = frozenset(d.period for st in states.values() for d in st.valid_invoices() if d.period)
-    draft = _draft(session, results, by_number, entries, language, timezone, period, invoiced, extra_infos)
+    annex = _annex(results, entries, settled, {e.id: e.ticket for e in core}, timezone)
+    draft = _draft(session, results, by_number, entries, language, timezone, period, invoiced, extra_infos, annex)
     if draft is not None:  # the ledger text and the month belong to the document (snapshot)
         bounds = (first_day(period), last_day(period)) if period else None
         draft = replace(draft, notes=notes, service_period=bounds)
