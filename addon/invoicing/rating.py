@@ -454,6 +454,27 @@ def _minutes_on(line: billing.Line, entry_id: str) -> int:
     return sum(r.billed_minutes for r in line.entries if r.entry_id == entry_id)
 
 
+def date_corrections(core: list[billing.TimeEntry], own_start: set[str]) -> list[billing.TimeEntry]:
+    """A correction booked without a start (Zammad, OTRS) corrects earlier work: it is dated to
+    the start of the latest positive booking of the same ticket, agent and activity booked
+    before it, so it nets in that work's period. Typed in a month later, it still becomes a
+    correction line on the next invoice (README "Corrections") instead of a "negative net" of
+    its own month. Without such a booking it keeps its booking time."""
+    dated = []
+    for entry in core:
+        if entry.minutes >= 0 or entry.id in own_start:
+            dated.append(entry)
+            continue
+        earlier = [e for e in core if e.minutes > 0 and (e.ticket, e.agent, e.activity) == (
+            entry.ticket, entry.agent, entry.activity) and e.booked_at is not None and entry.booked_at is not None
+            and e.booked_at <= entry.booked_at]
+        target = max(earlier, key=lambda e: (e.booked_at, e.id), default=None)
+        resolved = resolve_interval(target) if target is not None else None
+        dated.append(entry if resolved is None or isinstance(resolved, billing.Problem)
+                     else replace(entry, start=resolved[0]))
+    return dated
+
+
 def route_customer(session: Session, settings: Settings, customer: Customer, setups: list[ContractSetup],
                    core: list[billing.TimeEntry], infos: dict[str, billing.TicketInfo],
                    states: dict[str, billing.BillingState]) -> tuple[list[ContractSetup], billing.Routing]:
@@ -481,8 +502,9 @@ def unbilled_routing(session: Session, settings: Settings, customer: Customer) -
     entries no valid invoice or draft holds yet (what `contracts preview` compares)."""
     stored, tickets_by_id = _customer_entries(session, customer, None, include_open=True)
     billed = set(session.execute(select(BilledEntry.entry_id)).scalars())
-    core = [core_entry(e, tickets_by_id[e.ticket_id]) for e in stored
-            if tickets_by_id[e.ticket_id].category not in NOT_BILLABLE_CATEGORIES]
+    core = date_corrections([core_entry(e, tickets_by_id[e.ticket_id]) for e in stored
+                             if tickets_by_id[e.ticket_id].category not in NOT_BILLABLE_CATEGORIES],
+                            {str(e.id) for e in stored if e.start is not None})
     infos = {t.number: ticket_info(t) for t in tickets_by_id.values()}
     _setups, routing = route_customer(session, settings, customer, customer_contracts(session, settings, customer),
                                       core, infos, customer_states(session, customer.id))
@@ -549,7 +571,8 @@ def rate_customer(session: Session, settings: Settings, customer: Customer, *, t
     by_number = {t.number: t for t in tickets_by_id.values()}
     entries = {str(e.id): e for e in stored}
     blocked = {e.id: reason for e in stored if (reason := _blocked(e, tickets_by_id[e.ticket_id]))}
-    core = [core_entry(e, tickets_by_id[e.ticket_id]) for e in stored if e.id not in blocked]
+    core = date_corrections([core_entry(e, tickets_by_id[e.ticket_id]) for e in stored if e.id not in blocked],
+                            {str(e.id) for e in stored if e.start is not None})
     infos = {t.number: ticket_info(t) for t in tickets_by_id.values()}
     setups, routing = route_customer(session, settings, customer, setups, core, infos, states)
     agents = agents_for(session, stored)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -149,4 +150,28 @@ def test_time_held_on_an_invoiced_ticket_is_a_review_not_a_status(sidecar: Sidec
     assert status == "invoiced"
     assert len(reviews) == 1 and "Material: ein paar Kabel" in reviews[0]
     assert invoice_count(sidecar) == 1
+    assert_verified(sidecar.factory, sidecar.settings)
+
+
+def test_a_correction_booked_a_month_later_is_a_correction_line(sidecar: Sidecar, tmp_path: Path) -> None:
+    """Zammad books a correction without a start time; it corrects the work it refers to (the
+    agent's latest booking of that activity before it), not the month it was typed in."""
+    sb = sidecar.sandbox
+    sidecar.import_customers(tmp_path, [1])
+    sb.set_now(datetime(2026, 10, 20, 9, 0, tzinfo=UTC))
+    ticket_id = closed_ticket(sb, "Drucker", 1, [(60, ANNA, REMOTE)])
+    assert run_at(sidecar, datetime(2026, 10, 20, 12, 0, tzinfo=UTC)).ok
+    sb.set_now(datetime(2026, 11, 20, 9, 0, tzinfo=UTC))
+    sb.book_time(ticket_id, -15, agent_id=ANNA, type_id=REMOTE)
+
+    assert run_at(sidecar, datetime(2026, 11, 20, 12, 0, tzinfo=UTC)).ok
+
+    with sidecar.factory() as session:
+        first, second = session.execute(select(Invoice).order_by(Invoice.id)).scalars().all()
+        assert (first.net, second.net) == (Decimal("89.00"), Decimal("-22.25"))
+        [line] = second.lines
+        assert (line.quantity, line.unit_price) == (Decimal("-0.2500"), Decimal("89.0000"))
+        assert line.description.startswith("Korrektur: ")
+        assert not session.execute(select(ReviewItem)).scalars().all()  # no "negative net" flag
+    assert state(sidecar, ticket_id)[0] == "invoiced"
     assert_verified(sidecar.factory, sidecar.settings)
