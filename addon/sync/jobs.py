@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, or_, select
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from addon.contracts.periods import bill_due_periods, record_billing
 from addon.db import transaction
-from addon.invoicing.issue import Renderer, issue_invoice, store_draft
+from addon.invoicing.issue import Draft, Renderer, earlier_invoices, issue_invoice, store_draft
 from addon.invoicing.rating import (
     NOT_BILLABLE_CATEGORIES,
     billing_customer,
@@ -237,7 +237,7 @@ def bill_ticket(session: Session, settings: Settings, render: Renderer, ticket: 
             if entry.removed_at is None and entry.id not in billed_ids:
                 entry.not_billed_reason = reason
         if ticket.billing_status in ("invoiced", "draft"):
-            numbers = valid_invoice_numbers(session, ticket)
+            numbers = earlier_invoices(session, [ticket])
             if numbers:  # the team lead decides; an issued invoice is never changed by a category
                 queue_review(session, ticket, "category_after_invoice",
                              f"category changed to {ticket.category} after {', '.join(numbers)} was issued; "
@@ -295,28 +295,31 @@ def bill_ticket(session: Session, settings: Settings, render: Renderer, ticket: 
         return "not_billable"
     sources = sorted({e.ticket_id for e in unbilled} - {ticket.id})  # merged tickets billed with this one
     tickets = [ticket, *(t for i in sources if (t := session.get(Ticket, i)) is not None)]
+    draft = supplementary(rating.draft, earlier_invoices(session, tickets), customer.language or
+                          settings.invoice_language)
     if customer.approval_required:
-        draft = store_draft(session, settings, customer, tickets, rating.draft, now)
-        record_billing(session, draft, rating, None, now)
-        link_extras(session, draft)
-        reason = f"draft {draft.id} waits for approval (`ticketbill invoices approve {draft.id}`)"
+        stored = store_draft(session, settings, customer, tickets, draft, now)
+        record_billing(session, stored, rating, None, now)
+        link_extras(session, stored)
+        reason = f"draft {stored.id} waits for approval (`ticketbill invoices approve {stored.id}`)"
         for each in tickets:
             set_status(session, each, "draft", reason, now)
         return "drafted"
-    invoice = issue_invoice(session, settings, customer, tickets, rating.draft, render, now)
+    invoice = issue_invoice(session, settings, customer, tickets, draft, render, now)
     record_billing(session, invoice, rating, None, now)
     link_extras(session, invoice)
     return "invoiced"
 
 
-def valid_invoice_numbers(session: Session, ticket: Ticket) -> list[str]:
-    """Numbers of the issued, uncancelled invoices that bill this ticket's entries, in order."""
-    rows = session.execute(
-        select(Invoice.number).join(BilledEntry, BilledEntry.invoice_id == Invoice.id)
-        .join(TimeEntry, TimeEntry.id == BilledEntry.entry_id)
-        .where(TimeEntry.ticket_id == ticket.id, Invoice.number.is_not(None), Invoice.state != "cancelled")
-        .distinct().order_by(Invoice.number)).scalars().all()
-    return [str(n) for n in rows]
+def supplementary(draft: Draft, earlier: list[str], language: str) -> Draft:
+    """More time on a ticket that was invoiced already is billed on a new invoice that says it
+    supplements the earlier one (printed note); the issued invoice never changes."""
+    if not earlier:
+        return draft
+    numbers = ", ".join(earlier)
+    text = (f"Nachberechnung zu Rechnung {numbers}: Zeit, die nach deren Ausstellung gebucht wurde."
+            if language == "de" else f"Supplementary to invoice {numbers}: time booked after it was issued.")
+    return replace(draft, notes=(*draft.notes, text))
 
 
 def latest_invoice_id(factory: sessionmaker[Session]) -> int:

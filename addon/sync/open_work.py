@@ -23,6 +23,7 @@ from addon import billing
 from addon.billing.classify import resolve_interval
 from addon.billing.periods import period_of_instant
 from addon.contracts.engine import core_entry
+from addon.invoicing.issue import earlier_invoices
 from addon.invoicing.rating import (
     NO_CHARGE_CATEGORIES,
     NOT_BILLABLE_CATEGORIES,
@@ -31,7 +32,7 @@ from addon.invoicing.rating import (
     merge_targets,
     rate_customer,
 )
-from addon.models import BilledEntry, Invoice, Ticket, TimeEntry
+from addon.models import BilledEntry, Ticket, TimeEntry
 from addon.settings import Settings
 from addon.sync.writeback import queue_review, set_status
 
@@ -54,14 +55,6 @@ def unbilled_entries(session: Session, ticket: Ticket) -> list[TimeEntry]:
             TimeEntry.id.not_in(select(BilledEntry.entry_id)), TimeEntry.written_off.is_(None),
         ).order_by(TimeEntry.booked_at, TimeEntry.id)
     ).scalars())
-
-
-def _invoice_numbers(session: Session, ticket: Ticket) -> list[str]:
-    return [str(n) for n in session.execute(
-        select(Invoice.number).join(BilledEntry, BilledEntry.invoice_id == Invoice.id)
-        .join(TimeEntry, TimeEntry.id == BilledEntry.entry_id)
-        .where(TimeEntry.ticket_id == ticket.id, Invoice.number.is_not(None), Invoice.state != "cancelled")
-        .distinct().order_by(Invoice.number)).scalars()]
 
 
 def merged_status(session: Session, ticket: Ticket, now: datetime) -> str:
@@ -110,7 +103,7 @@ def _priced(rating: Rating, number: str) -> bool:
 
 def open_work_status(session: Session, settings: Settings, ticket: Ticket, now: datetime) -> str:
     """Keep `billing_status` current on an open ticket with time; billing waits for the close."""
-    numbers = _invoice_numbers(session, ticket)
+    numbers = earlier_invoices(session, [ticket])
     if numbers:  # a billed ticket reopened: the invoice stays; new time goes onto a new one
         queue_review(session, ticket, "reopened_after_invoice",
                      f"reopened after {', '.join(numbers)} was issued; the invoice stays as it is, time booked "

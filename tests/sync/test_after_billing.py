@@ -8,6 +8,7 @@ silent, and `ticketbill verify` finds nothing."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -174,4 +175,24 @@ def test_a_correction_booked_a_month_later_is_a_correction_line(sidecar: Sidecar
         assert line.description.startswith("Korrektur: ")
         assert not session.execute(select(ReviewItem)).scalars().all()  # no "negative net" flag
     assert state(sidecar, ticket_id)[0] == "invoiced"
+    assert_verified(sidecar.factory, sidecar.settings)
+
+
+def test_more_time_on_an_invoiced_closed_ticket_is_a_supplementary_invoice(sidecar: Sidecar, tmp_path: Path) -> None:
+    """The rule (README "Guarantees"): the issued invoice stays; the later time is billed on a new
+    invoice that names the earlier one, on the invoice and in the ticket's note."""
+    ticket_id = invoiced(sidecar, tmp_path, [(50, ANNA, REMOTE)])
+    sidecar.sandbox.advance(3600)
+    sidecar.sandbox.book_time(ticket_id, 20, agent_id=ANNA, type_id=REMOTE)  # booked on the closed ticket
+
+    assert sidecar.run().ok
+
+    with sidecar.factory() as session:
+        first, second = session.execute(select(Invoice).order_by(Invoice.id)).scalars().all()
+        assert (first.net, second.net) == (Decimal("89.00"), Decimal("44.50"))
+        notes = json.loads(second.snapshot or "{}")["notes"]
+        assert notes == ["Nachberechnung zu Rechnung RE-2026-00001: Zeit, die nach deren Ausstellung gebucht wurde."]
+    assert any("Nachberechnung zu RE-2026-00001" in n["body"] and "RE-2026-00002" in n["body"]
+               for n in sidecar.notes(ticket_id))
+    assert sidecar.sandbox.ticket(ticket_id)["billing_invoice_ref"] == "RE-2026-00002"
     assert_verified(sidecar.factory, sidecar.settings)
