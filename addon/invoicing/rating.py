@@ -297,11 +297,15 @@ def _markup(category: str | None, markups: Mapping[str, Decimal]) -> Decimal:
 
 def engine_extras(booked: list[tuple[BookedExtra, Ticket]], infos: Mapping[str, billing.TicketInfo],
                   setups: list[ContractSetup], routing: billing.Routing, timezone: str,
+                  claiming: list[ContractSetup] | None = None, pinned: Mapping[str, str] | None = None,
                   ) -> tuple[dict[str, list[billing.Extra]], dict[str, ExtraInfo], list[billing.Problem]]:
     """Booked extras as engine extras per contract key, with their texts and the holds.
 
-    An extra goes to the contract that would bill time booked on its ticket at its booking time
-    (routed like a one-minute probe entry). A visit is an extra of one piece at the contract's
+    An extra a valid invoice billed stays with that contract (`pinned`, engine extra id → key).
+    Any other extra goes with its ticket's time: to the contract that bills most of the ticket's
+    routed entries; on a ticket without routed time, to the contract that would bill time booked
+    there at its booking time (a one-minute probe through the claims of `claiming`, the
+    customer's own contracts). A visit is an extra of one piece at the contract's
     flat fee, unless the contract already bills visits from on-site time of that ticket (then
     the engine's own travel flat covers it; two fees for one trip would be wrong). Missing
     prices (km rate, flat fee) hold the ticket with the reason; nothing is guessed.
@@ -312,15 +316,28 @@ def engine_extras(booked: list[tuple[BookedExtra, Ticket]], infos: Mapping[str, 
     found: dict[str, list[billing.Extra]] = {}
     texts: dict[str, ExtraInfo] = {}
     problems: list[billing.Problem] = []
+    ticket_keys: dict[str, list[str]] = {}
+    for routed_key, routed_entries in routing.by_contract.items():
+        for e in routed_entries:
+            ticket_keys.setdefault(e.ticket, []).append(routed_key)
     for row, ticket in booked:
         if ticket.category in NOT_BILLABLE_CATEGORIES or ticket.booking_problems or ticket.billing_hold:
             continue
-        probe = billing.TimeEntry(id=f"probe:{row.id}", ticket=ticket.number, agent=row.agent, activity=NO_ACTIVITY,
-                                  start=row.booked_at, minutes=1, booked_at=row.booked_at)
-        routed = route([probe], {ticket.number: infos[ticket.number]}, setups, timezone)
-        key = next(iter(routed.by_contract), None)
+        key = (pinned or {}).get(f"{EXTRA_PREFIX}{row.id}")
+        keys = ticket_keys.get(ticket.number)
+        if key is None and keys:
+            key = max(sorted(set(keys)), key=keys.count)
         if key is None:
-            problems += [replace(p, entry_ids=()) for p in routed.problems]
+            probe = billing.TimeEntry(id=f"probe:{row.id}", ticket=ticket.number, agent=row.agent,
+                                      activity=NO_ACTIVITY, start=row.booked_at, minutes=1, booked_at=row.booked_at)
+            routed = route([probe], {ticket.number: infos[ticket.number]}, claiming or setups, timezone)
+            key = next(iter(routed.by_contract), None)
+            if key is None:
+                problems += [replace(p, entry_ids=()) for p in routed.problems]
+                continue
+        if key not in by_key:
+            problems.append(billing.Problem("contract gone", f"contract {key} billed {row.description} and no "
+                                            "longer exists", ticket=ticket.number))
             continue
         setup = by_key[key]
         terms = f" in contract {key}" if setup.row is not None else ""
@@ -574,6 +591,7 @@ def rate_customer(session: Session, settings: Settings, customer: Customer, *, t
     core = date_corrections([core_entry(e, tickets_by_id[e.ticket_id]) for e in stored if e.id not in blocked],
                             {str(e.id) for e in stored if e.start is not None})
     infos = {t.number: ticket_info(t) for t in tickets_by_id.values()}
+    own_setups = setups
     setups, routing = route_customer(session, settings, customer, setups, core, infos, states)
     agents = agents_for(session, stored)
     scope = frozenset({ticket.number}) if ticket is not None else None
@@ -587,7 +605,9 @@ def rate_customer(session: Session, settings: Settings, customer: Customer, *, t
     problems = [p for p in routing.problems if relevant(p.ticket)]
     problems += [billing.Problem("booking problem", t.booking_problems.replace("\n", "; "), ticket=t.number)
                  for t in tickets_by_id.values() if t.booking_problems and relevant(t.number)]
-    extras, extra_infos, extra_problems = engine_extras(booked, infos, setups, routing, timezone)
+    billed_extras = {x: key for key, st in states.items() for d in st.valid_invoices() for x in d.extra_ids}
+    extras, extra_infos, extra_problems = engine_extras(booked, infos, setups, routing, timezone,
+                                                        claiming=own_setups, pinned=billed_extras)
     problems += [p for p in extra_problems if relevant(p.ticket)]
     # reasons a valid invoice already gave (internal, netted to zero) stay the entry's reasons:
     # the engine reports an exclusion once, but the entry remains excluded on every later run
