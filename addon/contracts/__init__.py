@@ -34,7 +34,10 @@ Importing replaces each named contract completely (by `code`) and, when the file
 all customer and global rate rules; contracts not named in the file are left alone. Issued
 invoices never change: they remember what they billed, so an edited rate shows up on the next
 invoice as a correction of the earlier ones. To change terms from a date on, end the old
-contract (`valid_until`) and add a new one (`valid_from`).
+contract (`valid_until`) and add a new one (`valid_from`). A new contract reaches the time that
+arrives after its import; time already held keeps its terms unless the import applies the
+contract to it explicitly (`apply_from`, after `addon.contracts.preview.preview_import`), and
+time on a valid invoice stays with the contract that billed it.
 """
 
 from __future__ import annotations
