@@ -359,11 +359,13 @@ def _srgb_icc_profile() -> bytes:
 
 
 def _with_srgb_output_intent(pdf_bytes: bytes) -> bytes:
-    """Add a /GTS_PDFA1 sRGB OutputIntent unless the PDF already has one."""
-    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf_bytes)))
-    root = writer._root_object
-    if "/OutputIntents" in root:
+    """Add a /GTS_PDFA1 sRGB OutputIntent unless the PDF already has one (the renderer's do:
+    then the file is not rewritten, which for a long invoice saves a full pypdf pass)."""
+    reader = PdfReader(io.BytesIO(pdf_bytes))
+    if "/OutputIntents" in reader.trailer["/Root"]:
         return pdf_bytes
+    writer = PdfWriter(clone_from=reader)
+    root = writer._root_object
     profile = DecodedStreamObject()
     profile.set_data(_srgb_icc_profile())
     profile[NameObject("/N")] = NumberObject(3)
