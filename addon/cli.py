@@ -148,7 +148,8 @@ def customers_import(ctx: click.Context, path: Path, helpdesk: str | None) -> No
     settings = _settings(ctx)
     try:
         with _database(settings) as factory, transaction(factory) as session:
-            result = import_customers(session, helpdesk or settings.helpdesk_kind, path)
+            result = import_customers(session, helpdesk or settings.helpdesk_kind, path,
+                                      template_dir=settings.invoice_template_dir)
     except CustomerImportError as exc:
         click.echo(f"import refused, nothing written: {exc}", err=True)
         sys.exit(2)

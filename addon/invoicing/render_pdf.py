@@ -405,3 +405,55 @@ def pdf_filename(snapshot: InvoiceSnapshot) -> str:
     """The name to offer, e.g. Rechnung_RE-2026-00042.pdf: safe on every file system and mailer."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{document_title(snapshot)} {snapshot.number}")
     return f"{safe.strip('_.')}.pdf"
+
+
+def layout_samples(template: str, letterhead: str | None, language: str) -> tuple[InvoiceSnapshot, ...]:
+    """An invoice, its cancellation and an activity report in one customer layout, with every
+    optional part a template may print (contact, reference, VAT ID, annex, allowance, notes)."""
+    from datetime import date
+
+    from addon.invoicing.snapshot import Allowance, Party, TicketRef, VatGroup
+
+    seller = Party("Muster IT GmbH", "Hauptstraße 1", "10115", "Berlin", "DE", vat_id="DE136695976",
+                   tax_number="27/123/45678", email="rechnung@muster-it.example", phone="+49 30 123456",
+                   iban="DE89370400440532013000", bic="COBADEFFXXX", bank="Musterbank",
+                   legal_registration_id="HRB 1, AG Berlin", contact_name="Anna Schmidt")
+    buyer = Party("Beispiel GmbH", "Ringstraße 2", "20095", "Hamburg", "DE", vat_id="DE811907980",
+                  customer_number="K-1", contact_name="Petra Müller")
+    line = Line(1, "Remote (Anna Schmidt)", Decimal("1.0000"), "HUR", Decimal("100.00"), Decimal("100.00"),
+                Decimal("19"), ticket_number="1001", service_start=date(2026, 11, 2), service_end=date(2026, 11, 2))
+    allowance = Allowance("Rabatt", Decimal("10.00"), Decimal("19"), percent=Decimal("10"), base=Decimal("100.00"))
+    invoice = InvoiceSnapshot(
+        type_code=INVOICE, number="RE-2026-00001", issue_date=date(2026, 11, 30), due_date=date(2026, 12, 14),
+        service_start=date(2026, 11, 1), service_end=date(2026, 11, 30), currency="EUR", language=language,
+        seller=seller, buyer=buyer, lines=(line,), allowances=(allowance,),
+        vat_groups=(VatGroup("S", Decimal("19"), Decimal("90.00"), Decimal("17.10")),),
+        net=Decimal("90.00"), vat=Decimal("17.10"), gross=Decimal("107.10"),
+        tickets=(TicketRef("1001", "Drucker offline"),),
+        annex=(AnnexEntry("1001", date(2026, 11, 2), "Anna Schmidt", "Remote", Decimal(50), Decimal(60)),),
+        notes=("Hinweis",), payment_terms="Zahlbar in 14 Tagen.", buyer_reference="PO-1",
+        billing_month="2026-11", template=template, letterhead=letterhead,
+    )
+    from dataclasses import replace
+
+    cancellation = replace(invoice, type_code=CANCELLATION, number="ST-2026-00001", due_date=None, annex=(),
+                           preceding_number=invoice.number, preceding_date=invoice.issue_date, payment_terms=None)
+    free = replace(line, unit_price=Decimal("0.00"), net=Decimal("0.00"))
+    report = replace(invoice, type_code=ACTIVITY_REPORT, number="LN-2026-00001", lines=(free,), allowances=(),
+                     vat_groups=(VatGroup("S", Decimal("19"), Decimal("0.00"), Decimal("0.00")),),
+                     net=Decimal("0.00"), vat=Decimal("0.00"), gross=Decimal("0.00"), due_date=None,
+                     payment_terms=None, billing_month=None)
+    return invoice, cancellation, report
+
+
+def check_layout(template: str, letterhead: str | None, language: str, *, template_dir: Path | None = None) -> None:
+    """Render every document type in a customer layout; raise ValueError saying what broke
+    (a template that does not exist, a syntax error, an unknown variable, an unreadable
+    letterhead, a layout xhtml2pdf refuses). Called by the customers import."""
+    template_path(template)
+    for snapshot in layout_samples(template, letterhead, language):
+        try:
+            render_pdf(snapshot, template_dir=template_dir)
+        except Exception as exc:  # any failure of this layout is the answer we are asked for
+            where = f" ({exc.filename}, line {exc.lineno})" if isinstance(exc, jinja2.TemplateSyntaxError) else ""
+            raise ValueError(f"{document_title(snapshot)}: {type(exc).__name__}: {exc}{where}") from exc
