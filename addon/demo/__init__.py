@@ -68,7 +68,9 @@ def demo_customers(sandbox_url: str, token: str, target: Path) -> Path:
     """Billing data for the sandbox's organizations, matched by name from `customers.json`.
 
     Organizations without an entry there stay unconfigured on purpose: their tickets show
-    how ticketbill flags `needs_attention` instead of billing an incomplete address.
+    how ticketbill flags `needs_attention` instead of billing an incomplete address. The file
+    also shows what accountants ask about: a discount (Müller), a customer layout with its own
+    letterhead (Richter: template "modern") and a public buyer with a Leitweg-ID (XRechnung).
     """
     addresses = json.loads(DEMO_ADDRESSES.read_text(encoding="utf-8"))
     response = requests.get(
@@ -79,7 +81,7 @@ def demo_customers(sandbox_url: str, token: str, target: Path) -> Path:
     )
     response.raise_for_status()
     customers = [
-        {"remote_id": str(org["id"]), "name": org["name"], **addresses["by_name"][org["name"]]}
+        {"remote_id": str(org["id"]), "name": org["name"], **_located(addresses["by_name"][org["name"]])}
         for org in response.json()
         if org["name"] in addresses["by_name"]
     ]
@@ -90,6 +92,13 @@ def demo_customers(sandbox_url: str, token: str, target: Path) -> Path:
     }
     target.write_text(json.dumps(document, indent=2, ensure_ascii=False), encoding="utf-8")
     return target
+
+
+def _located(entry: dict[str, Any]) -> dict[str, Any]:
+    """A customer entry with its letterhead file name made a path next to this module."""
+    if "letterhead" in entry:
+        return {**entry, "letterhead": str(Path(__file__).with_name(entry["letterhead"]))}
+    return entry
 
 
 def demo_contracts(customers_file: Path, today: date) -> dict[str, Any]:

@@ -90,14 +90,14 @@ TEXTS: dict[str, dict[str, str]] = {
         "col_activity": "Tätigkeit",
         "col_raw": "Erfasst",
         "col_billed": "Abgerechnet",
-        "col_covered": "davon Kontingent",
+        "col_covered": "Kontingent",
         "no_charge": "ohne Berechnung",
         "annex_ticket_total": "Summe Ticket {number}",
         "annex_total": "Gesamtsumme",
         "annex_hint": "Zeiten in Stunden:Minuten. „Abgerechnet“ ist die Zeit nach den "
         "vertraglichen Taktungs- und Mindestzeitregeln.",
-        "annex_hint_covered": "„davon Kontingent“ ist im Kontingent enthaltene Zeit; sie ist "
-        "mit der Pauschale abgegolten.",
+        "annex_hint_covered": "„Kontingent“ ist der Teil der abgerechneten Zeit, den das "
+        "Kontingent enthält; er ist mit der Pauschale abgegolten.",
         "vat_id": "USt-IdNr.",
         "tax_number": "Steuernr.",
         "iban": "IBAN",
@@ -183,14 +183,14 @@ TEXTS: dict[str, dict[str, str]] = {
         "col_activity": "Activity",
         "col_raw": "Recorded",
         "col_billed": "Billed",
-        "col_covered": "in contingent",
+        "col_covered": "Contingent",
         "no_charge": "no charge",
         "annex_ticket_total": "Total ticket {number}",
         "annex_total": "Grand total",
         "annex_hint": "Times in hours:minutes. \"Billed\" is the time after the contract's "
         "rounding and minimum-time rules.",
-        "annex_hint_covered": "\"In contingent\" is time the contingent includes; the flat fee "
-        "pays for it.",
+        "annex_hint_covered": "\"Contingent\" is the part of the billed time the contingent "
+        "includes; the flat fee pays for it.",
         "vat_id": "VAT ID",
         "tax_number": "Tax no.",
         "iban": "IBAN",

@@ -386,6 +386,8 @@ def build_seed(reference_date: date | None = None, rng_seed: int = RNG_SEED) -> 
     simple = {"updated_by_id": 1, "created_by_id": 1, "created_at": origin_iso,
               "updated_at": origin_iso}
     _book_onsite_extras(tickets, articles, bookings)
+    _public_sector(users, organizations, tickets, articles, bookings, agent_ids, end, origin_iso,
+                   random.Random(rng_seed + 4))
 
     return {
         "schema": 1,
@@ -427,6 +429,66 @@ def build_seed(reference_date: date | None = None, rng_seed: int = RNG_SEED) -> 
                                "permission": ["ticket.agent", "admin.time_accounting"]},
         },
     }
+
+
+#: A public-sector customer (a Leitweg-ID in the demo customers) so that every demo run issues
+#: XRechnung files too. Added after the main history with a generator of its own, so the other
+#: organizations' tickets stay exactly as they were.
+PUBLIC_ORGANIZATION = ("Bezirksamt Hamburg-Nord", "bezirksamt-nord.example", ("Jan", "Petersen"))
+PUBLIC_TICKETS = ("Fachverfahren startet nicht nach Update", "Scanner in der Meldestelle einrichten")
+
+
+def _public_sector(users: dict[int, dict[str, Any]], organizations: dict[int, dict[str, Any]],
+                   tickets: dict[int, dict[str, Any]], articles: dict[int, dict[str, Any]],
+                   bookings: dict[int, dict[str, Any]], agent_ids: list[int], end: datetime,
+                   origin_iso: str, rng: random.Random) -> None:
+    """Organization, contact and two closed tickets with remote bookings of the public buyer."""
+    name, domain, (first, last) = PUBLIC_ORGANIZATION
+    oid = max(organizations) + 1
+    organizations[oid] = {
+        "id": oid, "name": name, "shared": True, "domain": domain, "domain_assignment": False,
+        "active": True, "vip": False, "note": "", "updated_by_id": 1, "created_by_id": 1,
+        "created_at": origin_iso, "updated_at": origin_iso,
+    }
+    customer = max(users) + 1
+    users[customer] = _user(customer, f"{first}.{last}@{domain}".lower(), first, last, roles=[3],
+                            organization_id=oid, at=origin_iso)
+    for offset, title in enumerate(PUBLIC_TICKETS):
+        tid = max(tickets) + 1
+        agent = rng.choice(agent_ids)
+        created = (end - timedelta(days=20 - 7 * offset)).replace(hour=9, minute=rng.randint(0, 59))
+        while created.weekday() >= 5:
+            created -= timedelta(days=1)
+        closed = created + timedelta(hours=6)
+        tickets[tid] = {
+            "id": tid, "group_id": 1, "priority_id": 2, "state_id": 4, "organization_id": oid,
+            "number": str(31000 + tid), "title": title, "owner_id": agent, "customer_id": customer,
+            "note": None, "first_response_at": iso(created + timedelta(hours=1)),
+            "first_response_escalation_at": None, "close_at": iso(closed), "close_escalation_at": None,
+            "last_close_at": iso(closed), "update_escalation_at": None, "last_contact_at": iso(created),
+            "last_contact_agent_at": iso(created + timedelta(hours=2)), "last_contact_customer_at": iso(created),
+            "last_owner_update_at": None, "create_article_type_id": 1, "create_article_sender_id": 2,
+            "article_count": 0, "escalation_at": None, "pending_time": None, "type": None, "time_unit": "0",
+            "preferences": {}, "updated_by_id": agent, "created_by_id": customer, "created_at": iso(created),
+            "updated_at": iso(closed), "checklist_id": None, "_tags": [],
+        }
+        total = Decimal(0)
+        for hours, minutes in ((1, rng.choice([30, 45, 60])), (3, rng.choice([15, 30]))):
+            stamp = iso(created + timedelta(hours=hours))
+            aid, bid = max(articles) + 1, max(bookings) + 1
+            articles[aid] = {
+                "id": aid, "ticket_id": tid, "type_id": 10, "sender_id": 1,
+                "from": f"{users[agent]['firstname']} {users[agent]['lastname']}", "to": None, "cc": None,
+                "subject": "Zeit: Remote", "reply_to": None, "message_id": None, "message_id_md5": None,
+                "in_reply_to": None, "content_type": "text/plain", "references": None, "body": NOTES[1],
+                "internal": True, "preferences": {}, "updated_by_id": agent, "created_by_id": agent,
+                "origin_by_id": None, "created_at": stamp, "updated_at": stamp,
+            }
+            bookings[bid] = {"id": bid, "ticket_id": tid, "ticket_article_id": aid, "time_unit": str(minutes),
+                             "type_id": 1, "created_by_id": agent, "created_at": stamp, "updated_at": stamp}
+            total += minutes
+            tickets[tid]["article_count"] += 1
+        tickets[tid]["time_unit"] = decimal_string(total)
 
 
 # What technicians write into the note of an on-site booking (the syntax of

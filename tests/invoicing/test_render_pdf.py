@@ -513,3 +513,40 @@ def test_long_activity_report_has_running_head_footer_and_page_numbers() -> None
     assert "Gesamtsumme" in pages[-1]
     assert all(embedded for _, embedded in fonts_of(rendered))
     assert b"Helvetica" not in rendered.content
+
+
+def test_allowance_is_printed_between_line_total_and_net() -> None:
+    from addon.invoicing.snapshot import Allowance
+
+    allowance = Allowance("Kanzleinachlass", D("38.93"), D("19"), percent=D("3"), base=D("1297.60"))
+    snapshot = fx.invoice(allowances=(allowance,), net=D("1258.67"), vat=D("239.15"), gross=D("1497.82"),
+                          vat_groups=(VatGroup("S", D("19"), D("1258.67"), D("239.15")),), annex=())
+    text = all_text(render_pdf(snapshot))
+    assert ("Summe Positionen 1.297,60 € abzüglich Kanzleinachlass (3 % auf 1.297,60 €) -38,93 € "
+            "Summe netto 1.258,67 € Umsatzsteuer 19 % auf 1.258,67 € 239,15 € Gesamtbetrag 1.497,82 €") in text
+
+
+def test_activity_report_asks_for_nothing_and_shows_no_prices() -> None:
+    from addon.invoicing.snapshot import ACTIVITY_REPORT
+
+    free = tuple(replace(line, unit_price=D("0.00"), net=D("0.00")) for line in fx.lines_19()[:2])
+    snapshot = fx.invoice(type_code=ACTIVITY_REPORT, number="LN-2026-00001", lines=free, due_date=None,
+                          payment_terms=None, net=D("0.00"), vat=D("0.00"), gross=D("0.00"),
+                          vat_groups=(VatGroup("S", D("19"), D("0.00"), D("0.00")),))
+    rendered = render_pdf(snapshot)
+    text = all_text(rendered)
+    for item in ("Leistungsnachweis ohne Berechnung LN-2026-00001", "Nachweisnr. LN-2026-00001",
+                 "haben wir für Sie ohne Berechnung erbracht", "eine Zahlung ist nicht zu leisten",
+                 "Vielen Dank für Ihr Vertrauen."):
+        assert item in text, item
+    for phrase in ("Bitte überweisen", "Gesamtbetrag", "Einzelpreis", "Fällig am", "0,00 €",
+                   "Vielen Dank für Ihren Auftrag"):
+        assert phrase not in text, phrase
+    assert rendered.filename == "Leistungsnachweis_ohne_Berechnung_LN-2026-00001.pdf"
+
+
+def test_english_cancellation_is_worded_as_a_cancellation() -> None:
+    text = all_text(render_pdf(fx.cancellation(language="en")))
+    assert "we hereby cancel invoice no. RE-2026-00042 of 30 Nov 2026 in full" in text
+    assert "Please book invoice RE-2026-00042 and this cancellation invoice against each other." in text
+    assert "Thank you for your business" not in text and "Tickets billed" not in text
