@@ -29,6 +29,7 @@ from addon.settings import Settings, load_settings
 from addon.sync.jobs import run_sync
 from connectors import get_connector
 from connectors.sandbox.zammad import ZammadSandbox
+from connectors.sandbox.zammad_seed import add_public_sector
 
 DEMO_SELLER: Mapping[str, str] = {
     "SELLER_NAME": "Nordlicht IT-Service GmbH",
@@ -198,6 +199,9 @@ def run_demo(helpdesk: str, data_dir: Path, keep_running: bool, port: int = DEMO
     started = time.monotonic()
     sandbox_state = data_dir / "zammad-sandbox.json"
     with ZammadSandbox.running(state_file=sandbox_state, port=port, seed_reference_date=date.today()) as sandbox:
+        with sandbox.lock:  # the public buyer (XRechnung), once; a second run finds it in the state file
+            if add_public_sector(sandbox.state, date.today()):
+                sandbox.persist()
         settings = demo_settings(sandbox.url, sandbox.admin_token, data_dir)
         engine = make_engine(settings.database_url)
         upgrade(engine)
