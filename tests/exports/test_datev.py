@@ -221,3 +221,18 @@ def test_letters_outside_cp1252_are_transliterated_not_question_marks() -> None:
     # ó is Windows-1252 and stays; Ł, ź, ł have no cp1252 code and are transliterated
     assert row[col("Buchungstext")] == "Lódz Spólka – Oddzial Kraków RE-2026-00043"
     assert b"?" not in data
+
+
+def test_a_discounted_invoice_is_booked_at_its_discounted_gross() -> None:
+    """Discounts reach DATEV through the VAT breakdown: the booking is what the customer owes."""
+    from addon.invoicing.snapshot import Allowance
+
+    base = samples.invoice()
+    allowance = Allowance("Kanzleinachlass", D("38.93"), D("19"), percent=D("3"), base=base.net)
+    net = base.net - allowance.amount
+    vat = (net * D("0.19")).quantize(D("0.01"))
+    snapshot = replace(base, allowances=(allowance,), net=net, vat=vat, gross=net + vat,
+                       vat_groups=(VatGroup("S", D("19"), net, vat),))
+    [row] = parse(export([snapshot]))[2:]
+    assert row[col("Umsatz (ohne Soll/Haben-Kz)")] == f"{net + vat:.2f}".replace(".", ",")
+    assert row[col("Gegenkonto (ohne BU-Schlüssel)")] == "8400"
