@@ -24,6 +24,7 @@ from addon.contracts.ledger import contingent_report
 from addon.customers import import_customers
 from addon.db import make_engine, make_session_factory, migrated, transaction, upgrade
 from addon.invoicing.issue import pdf_renderer
+from addon.invoicing.snapshot import ACTIVITY_REPORT
 from addon.models import BilledEntry, Invoice, Ticket
 from addon.settings import Settings, load_settings
 from addon.sync.jobs import run_sync
@@ -173,7 +174,9 @@ def print_report(factory: sessionmaker[Session], links_title: str, link: Callabl
                 f"{inv.net:>10}  {inv.number:15} {inv.pdf_path}"
             )
         total = sum((inv.net for inv in invoices), Decimal(0))
-        print(f"{len(invoices)} invoices, net total {total} EUR")
+        reports = sum(1 for inv in invoices if inv.type_code == ACTIVITY_REPORT)
+        print(f"{len(invoices) - reports} invoices and {reports} activity report(s) of no-charge work, "
+              f"net total {total} EUR")
         flagged = session.execute(
             select(Ticket).where(Ticket.billing_status != "invoiced").order_by(Ticket.number)
         ).scalars().all()
