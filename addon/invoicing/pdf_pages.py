@@ -57,7 +57,7 @@ INK, MUTED, ACCENT = HexColor("#1a1a1a"), HexColor("#555555"), HexColor("#1f3a5f
 HEAD_FILL, RULE = HexColor("#e6ebf2"), HexColor("#c8ced6")
 #: Column widths (mm) of the activity report: date, agent, activity, recorded, billed[, covered].
 ANNEX_COLUMNS = (22.0, 33.0, 68.0, 18.0, 24.0)
-ANNEX_COLUMNS_COVERED = (22.0, 29.0, 54.0, 18.0, 24.0, 18.0)
+ANNEX_COLUMNS_COVERED = (22.0, 27.0, 54.0, 18.0, 24.0, 20.0)
 
 @dataclass(frozen=True)
 class Fonts:
