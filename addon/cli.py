@@ -148,7 +148,8 @@ def customers_import(ctx: click.Context, path: Path, helpdesk: str | None) -> No
     settings = _settings(ctx)
     try:
         with _database(settings) as factory, transaction(factory) as session:
-            result = import_customers(session, helpdesk or settings.helpdesk_kind, path)
+            result = import_customers(session, helpdesk or settings.helpdesk_kind, path,
+                                      template_dir=settings.invoice_template_dir)
     except CustomerImportError as exc:
         click.echo(f"import refused, nothing written: {exc}", err=True)
         sys.exit(2)
@@ -371,7 +372,7 @@ def export_datev(ctx: click.Context, start: Any, end: Any, out: Path) -> None:
     """DATEV EXTF Buchungsstapel (cp1252, CRLF) of the invoices issued in the period."""
     import hashlib
 
-    from addon.exports.datev import datev_buchungsstapel
+    from addon.exports.datev import datev_export
     from addon.invoicing.audit import cli_actor, record
     from addon.invoicing.store import debtor_accounts, fiscal_year_start, issued_documents, revenue_accounts
 
@@ -389,7 +390,7 @@ def export_datev(ctx: click.Context, start: Any, end: Any, out: Path) -> None:
             sys.exit(1)
         try:
             accounts = debtor_accounts(settings, documents)
-            content = datev_buchungsstapel(
+            export = datev_export(
                 [d.snapshot for d in documents],
                 consultant_number=settings.datev_consultant_number or 0,
                 client_number=settings.datev_client_number or 0,
@@ -404,13 +405,15 @@ def export_datev(ctx: click.Context, start: Any, end: Any, out: Path) -> None:
         except ValueError as exc:
             _refuse(exc)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(content)
-        numbers = [d.snapshot.number for d in documents]
+        out.write_bytes(export.content)
         record(session, "export", cli_actor(), _now(), None, {
             "kind": "datev", "from": str(first), "to": str(last), "file": str(out),
-            "sha256": hashlib.sha256(content).hexdigest(), "numbers": numbers,
+            "sha256": hashlib.sha256(export.content).hexdigest(), "numbers": list(export.booked),
+            "not_booked": [number for number, _why in export.not_booked],
         })
-    click.echo(f"{len(numbers)} documents → {out}")
+    click.echo(f"{len(export.booked)} documents booked in {export.rows} rows → {out}")
+    for number, why in export.not_booked:
+        click.echo(f"  not booked: {number} ({why})")
 
 
 @export.command("csv")

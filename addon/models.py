@@ -89,6 +89,13 @@ class Customer(Base):
     xrechnung: Mapped[bool] = mapped_column(default=False)
     #: BT-10 buyer reference (Leitweg-ID for public buyers).
     buyer_reference: Mapped[str | None] = mapped_column(String(100))
+    #: Invoice layout: a template name (invoice/<name>.html; None = "standard") and a
+    #: letterhead image replacing INVOICE_LOGO for this customer (migration i13).
+    invoice_template: Mapped[str | None] = mapped_column(String(50))
+    letterhead: Mapped[str | None] = mapped_column(String(500))
+    #: Discounts for every contract of the customer: the import's list as JSON text (Text, not
+    #: JSON: PostgreSQL cannot compare json, and customers are selected DISTINCT).
+    discounts: Mapped[str | None] = mapped_column(Text)
 
     @property
     def configured(self) -> bool:
@@ -429,6 +436,8 @@ class Contract(Base):
     #: Price per km for travel booked in km (a note's own price wins).
     travel_km_rate: Mapped[Decimal | None] = mapped_column(MONEY)
     material_markup: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    #: Discounts of this contract (import format, see addon/discounts.py; migration i13).
+    discounts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
     customer: Mapped[Customer] = relationship()
     assignments: Mapped[list[ContractAssignment]] = relationship(

@@ -105,6 +105,13 @@ class Settings:
     smtp_user: str | None = None
     smtp_password: str | None = field(default=None, repr=False)
     smtp_sender: str | None = None
+    #: The customer-facing ticket URL with {number}, e.g. a customer portal; the PDF links a
+    #: ticket only then (agent URLs of the helpdesk are never printed for customers).
+    customer_ticket_url: str | None = None
+    #: A deployment's own invoice templates (DIR/invoice/<name>.html), chosen per customer.
+    invoice_template_dir: Path | None = None
+    #: Number series of activity reports (documents of no-charge work, not invoices).
+    activity_report_number_pattern: str = "LN-{YYYY}-{seq:05}"
 
     @property
     def invoice_dir(self) -> Path:
@@ -268,6 +275,25 @@ def _image(env: Mapping[str, str], key: str) -> Path | None:
     return path
 
 
+def _ticket_url(env: Mapping[str, str], key: str) -> str | None:
+    value = _optional(env, key)
+    if value is None:
+        return None
+    if "{number}" not in value or not value.startswith(("https://", "http://")):
+        raise SettingsError(key, f"{value!r} must be an http(s) URL containing {{number}}")
+    return value
+
+
+def _directory(env: Mapping[str, str], key: str) -> Path | None:
+    value = _optional(env, key)
+    if value is None:
+        return None
+    path = Path(value).expanduser().resolve()
+    if not path.is_dir():
+        raise SettingsError(key, f"{value!r} is not a directory")
+    return path
+
+
 def _push_token(env: Mapping[str, str], key: str) -> str | None:
     token = _optional(env, key)
     if token is not None and len(token) < 24:
@@ -352,6 +378,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         smtp_user=_optional(env, "SMTP_USER"),
         smtp_password=_optional(env, "SMTP_PASSWORD"),
         smtp_sender=_smtp_sender(env, smtp_host),
+        customer_ticket_url=_ticket_url(env, "CUSTOMER_TICKET_URL"),
+        invoice_template_dir=_directory(env, "INVOICE_TEMPLATE_DIR"),
+        activity_report_number_pattern=_number_pattern(env, "ACTIVITY_REPORT_NUMBER_PATTERN", "LN-{YYYY}-{seq:05}"),
     )
 
 

@@ -28,3 +28,39 @@ def test_demo_issues_invoices_and_a_second_run_creates_nothing(helpdesk: str, tm
 
     assert run_demo(helpdesk, tmp_path, keep_running=False, port=0) == 0
     assert invoices_and_writes(tmp_path) == first
+
+
+def test_zammad_demo_documents_answer_the_accountants_questions(tmp_path: Path) -> None:
+    """What issue 13 found on the demo documents, checked on a fresh demo run: no PDF link
+    annotation without the print flag, no agent-only URL, no 0,00 € payment request, the buyer's
+    VAT ID never the seller's, XRechnung files for the public buyer, a discount and a customer
+    layout in use."""
+    import io
+
+    from pypdf import PdfReader
+
+    from addon.demo import DEMO_SELLER
+    from addon.invoicing.snapshot import InvoiceSnapshot
+
+    assert run_demo("zammad", tmp_path, keep_running=False, port=0) == 0
+    with migrated(f"sqlite:///{tmp_path / 'ticketbill.sqlite'}") as factory, factory() as session:
+        snapshots = [InvoiceSnapshot.from_json(row.snapshot)
+                     for row in session.execute(select(Invoice).order_by(Invoice.id)).scalars() if row.snapshot]
+    invoices = [s for s in snapshots if s.type_code == "380"]
+    assert all(s.gross > 0 for s in invoices)  # a goodwill-only ticket is an activity report
+    assert [s.number for s in snapshots if s.type_code == "LN"] == ["LN-2026-00001"]
+    assert all(s.buyer.vat_id != DEMO_SELLER["SELLER_VAT_ID"] for s in snapshots)
+    assert any(s.template == "modern" and s.letterhead for s in snapshots)
+    assert any(s.allowances for s in snapshots)  # the retainer's document-level discount
+    assert any(line.explanation.get("kind") == "discount" for s in snapshots for line in s.lines)
+    public = [s.number for s in invoices if s.buyer_reference]
+    assert public and all((tmp_path / "invoices" / f"{n}-xrechnung.xml").is_file() for n in public)
+    for snapshot in invoices:  # BT-73/74 covers every line (PEPPOL-EN16931-R110/R111)
+        assert all(snapshot.service_start <= line.service_start and line.service_end <= snapshot.service_end
+                   for line in snapshot.lines if line.service_start and line.service_end)
+    for pdf in (tmp_path / "invoices").glob("*.pdf"):
+        content = pdf.read_bytes()
+        assert b"#ticket/zoom" not in content, pdf.name
+        for page in PdfReader(io.BytesIO(content)).pages:
+            for annotation in page.get("/Annots") or ():
+                assert int(annotation.get_object()["/F"]) & 4, pdf.name

@@ -24,11 +24,13 @@ from addon.contracts.ledger import contingent_report
 from addon.customers import import_customers
 from addon.db import make_engine, make_session_factory, migrated, transaction, upgrade
 from addon.invoicing.issue import pdf_renderer
+from addon.invoicing.snapshot import ACTIVITY_REPORT
 from addon.models import BilledEntry, Invoice, Ticket
 from addon.settings import Settings, load_settings
 from addon.sync.jobs import run_sync
 from connectors import get_connector
 from connectors.sandbox.zammad import ZammadSandbox
+from connectors.sandbox.zammad_seed import add_public_sector
 
 DEMO_SELLER: Mapping[str, str] = {
     "SELLER_NAME": "Nordlicht IT-Service GmbH",
@@ -68,7 +70,9 @@ def demo_customers(sandbox_url: str, token: str, target: Path) -> Path:
     """Billing data for the sandbox's organizations, matched by name from `customers.json`.
 
     Organizations without an entry there stay unconfigured on purpose: their tickets show
-    how ticketbill flags `needs_attention` instead of billing an incomplete address.
+    how ticketbill flags `needs_attention` instead of billing an incomplete address. The file
+    also shows what accountants ask about: a discount (Müller), a customer layout with its own
+    letterhead (Richter: template "modern") and a public buyer with a Leitweg-ID (XRechnung).
     """
     addresses = json.loads(DEMO_ADDRESSES.read_text(encoding="utf-8"))
     response = requests.get(
@@ -79,7 +83,7 @@ def demo_customers(sandbox_url: str, token: str, target: Path) -> Path:
     )
     response.raise_for_status()
     customers = [
-        {"remote_id": str(org["id"]), "name": org["name"], **addresses["by_name"][org["name"]]}
+        {"remote_id": str(org["id"]), "name": org["name"], **_located(addresses["by_name"][org["name"]])}
         for org in response.json()
         if org["name"] in addresses["by_name"]
     ]
@@ -90,6 +94,13 @@ def demo_customers(sandbox_url: str, token: str, target: Path) -> Path:
     }
     target.write_text(json.dumps(document, indent=2, ensure_ascii=False), encoding="utf-8")
     return target
+
+
+def _located(entry: dict[str, Any]) -> dict[str, Any]:
+    """A customer entry with its letterhead file name made a path next to this module."""
+    if "letterhead" in entry:
+        return {**entry, "letterhead": str(Path(__file__).with_name(entry["letterhead"]))}
+    return entry
 
 
 def demo_contracts(customers_file: Path, today: date) -> dict[str, Any]:
@@ -163,7 +174,9 @@ def print_report(factory: sessionmaker[Session], links_title: str, link: Callabl
                 f"{inv.net:>10}  {inv.number:15} {inv.pdf_path}"
             )
         total = sum((inv.net for inv in invoices), Decimal(0))
-        print(f"{len(invoices)} invoices, net total {total} EUR")
+        reports = sum(1 for inv in invoices if inv.type_code == ACTIVITY_REPORT)
+        print(f"{len(invoices) - reports} invoices and {reports} activity report(s) of no-charge work, "
+              f"net total {total} EUR")
         flagged = session.execute(
             select(Ticket).where(Ticket.billing_status != "invoiced").order_by(Ticket.number)
         ).scalars().all()
@@ -189,6 +202,9 @@ def run_demo(helpdesk: str, data_dir: Path, keep_running: bool, port: int = DEMO
     started = time.monotonic()
     sandbox_state = data_dir / "zammad-sandbox.json"
     with ZammadSandbox.running(state_file=sandbox_state, port=port, seed_reference_date=date.today()) as sandbox:
+        with sandbox.lock:  # the public buyer (XRechnung), once; a second run finds it in the state file
+            if add_public_sector(sandbox.state, date.today()):
+                sandbox.persist()
         settings = demo_settings(sandbox.url, sandbox.admin_token, data_dir)
         engine = make_engine(settings.database_url)
         upgrade(engine)
