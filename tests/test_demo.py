@@ -21,10 +21,10 @@ def invoices_and_writes(data_dir: Path) -> tuple[int, int]:
 
 @pytest.mark.parametrize("helpdesk", ["zammad", "otrs"])
 def test_demo_issues_invoices_and_a_second_run_creates_nothing(helpdesk: str, tmp_path: Path) -> None:
-    assert run_demo(helpdesk, tmp_path, keep_running=False, port=0) == 0
+    assert run_demo(helpdesk, tmp_path, keep_running=False, port=0, sidecar_port=0) == 0
     first = invoices_and_writes(tmp_path)
     assert first[0] >= 15
     assert len(list((tmp_path / "invoices").glob("*.pdf"))) >= first[0]
 
-    assert run_demo(helpdesk, tmp_path, keep_running=False, port=0) == 0
+    assert run_demo(helpdesk, tmp_path, keep_running=False, port=0, sidecar_port=0) == 0
     assert invoices_and_writes(tmp_path) == first
