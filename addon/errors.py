@@ -51,13 +51,16 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0].strip() if text else type(exc).__name__
 
 
-def describe_database_error(exc: DBAPIError, database_url: str) -> str:
+def database_reason(exc: DBAPIError, database_url: str) -> str:
     """The driver's first line (it names host and port) and the URL without its password."""
-    original = exc.orig if exc.orig is not None else exc
-    reason = _first_line(original)
+    reason = _first_line(exc.orig if exc.orig is not None else exc)
     if database_url.startswith("sqlite"):
-        return f"database {database_url}: {reason} (can {_user()} write the data directory?)"
-    return f"database: {reason} ({mask_url(database_url)})"
+        return f"{reason} ({database_url}; can {_user()} write the data directory?)"
+    return f"{reason} ({mask_url(database_url)})"
+
+
+def describe_database_error(exc: DBAPIError, database_url: str) -> str:
+    return f"database: {database_reason(exc, database_url)}"
 
 
 def describe_os_error(exc: OSError) -> str:
@@ -80,13 +83,18 @@ def describe(exc: BaseException, database_url: str | None = None) -> str | None:
     """The one-line description of an expected failure, or None if `exc` is not one (a bug)."""
     if isinstance(exc, ConnectorError):
         return describe_connector_error(exc)
-    if isinstance(exc, OperationalError | InterfaceError):  # server down, file not openable; not a bad query
+    if is_connection_error(exc):
         return describe_database_error(exc, database_url or "")
     if isinstance(exc, PermissionError | IsADirectoryError | NotADirectoryError | FileNotFoundError) or (
         isinstance(exc, OSError) and exc.errno == errno.EROFS
     ):
         return describe_os_error(exc)
     return None
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """Server down or file not openable, as opposed to a bad query (a bug)."""
+    return isinstance(exc, OperationalError | InterfaceError)
 
 
 def _user() -> str:

@@ -27,13 +27,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from addon.db import pending_migrations, transaction
-from addon.errors import describe, probe_tcp
+from addon.errors import database_reason, is_connection_error, probe_tcp
 from addon.models import SchedulerHeartbeat, SyncRun
 from addon.settings import Settings
 from addon.sync.runs import HOLDER
 
 SCHEDULER = "sync"
-HEARTBEAT_SECONDS = 15
+HEARTBEAT_SECONDS = 10
 #: Six missed beats: long enough for a busy SQLite writer, short enough for a pager.
 HEARTBEAT_MAX_AGE = timedelta(seconds=6 * HEARTBEAT_SECONDS)
 HELPDESK_PROBE_TTL = 30.0
@@ -128,9 +128,11 @@ def readiness(
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
-        pending = pending_migrations(engine)
+        pending = pending_migrations(engine)[::-1]  # oldest first
     except SQLAlchemyError as exc:
-        checks["database"] = describe(exc, settings.database_url) or f"{type(exc).__name__}: {exc}"
+        if not is_connection_error(exc):
+            raise
+        checks["database"] = database_reason(exc, settings.database_url)  # type: ignore[arg-type]
     else:
         checks["database"] = OK
         if pending:
@@ -147,7 +149,10 @@ def readiness(
 
 
 def _data_dir(settings: Settings) -> str:
+    """The invoice directory, or the nearest existing directory it would be created in."""
     existing = next(p for p in (settings.invoice_dir, settings.data_dir, *settings.data_dir.parents) if p.exists())
+    if not existing.is_dir():
+        return f"not a directory: {existing} (DATA_DIR; invoices cannot be stored)"
     if not os.access(existing, os.W_OK | os.X_OK):
         return f"not writable: {existing} (DATA_DIR; invoices cannot be stored)"
     return OK
