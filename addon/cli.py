@@ -510,6 +510,57 @@ def export_csv(ctx: click.Context, start: Any, end: Any, out_dir: Path) -> None:
         click.echo(f"{len(documents)} documents → {out_dir / name}")
 
 
+@main.command("backup")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The archive to write (tar.gz, mode 0600).")
+@click.pass_context
+def backup_command(ctx: click.Context, out: Path) -> None:
+    """One consistent archive: the database and every invoice file, each with its SHA-256.
+
+    Exit code 1 also when a stored invoice file no longer matches its row (the archive is
+    written all the same).
+    """
+    from addon.backup import BackupError, backup
+
+    settings = _settings(ctx)
+    try:
+        report = backup(settings, out)
+    except BackupError as exc:
+        click.echo(f"backup failed: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"{report.path}: {sum(report.rows.values())} rows in {len(report.rows)} tables, "
+               f"{report.files} invoice files ({report.invoices} issued documents)")
+    click.echo(f"archive sha256 {report.sha256}")
+    for problem in report.problems:
+        click.echo(f"warning: {problem}", err=True)
+    if report.problems:
+        sys.exit(1)
+
+
+@main.command("restore")
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace a database that has tables and invoice files already there "
+              "(an SQLite file is kept beside as .before-restore-<time>).")
+@click.pass_context
+def restore_command(ctx: click.Context, archive: Path, force: bool) -> None:
+    """Restore a `ticketbill backup` archive: hashes checked first, then files, database, migrations.
+
+    Stop `serve`/`sync` first (e.g. systemctl stop ticketbill-web ticketbill-sync).
+    """
+    from addon.backup import BackupError, restore
+
+    settings = _settings(ctx)
+    try:
+        report = restore(settings, archive, force=force)
+    except BackupError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    click.echo(f"restored {report.files} invoice files and {sum(report.rows.values())} rows in "
+               f"{len(report.rows)} tables; {report.invoices_verified} issued documents match their stored hashes")
+    if report.migrations:
+        click.echo(f"migrated to the current schema: {', '.join(report.migrations)}")
+
+
 def _register_contract_commands() -> None:
     """`contracts`, `invoice-period` and `contingents` live in addon/contracts/cli.py."""
     from addon.contracts.cli import COMMANDS
