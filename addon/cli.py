@@ -561,6 +561,43 @@ def restore_command(ctx: click.Context, archive: Path, force: bool) -> None:
         click.echo(f"migrated to the current schema: {', '.join(report.migrations)}")
 
 
+@main.group()
+def service() -> None:
+    """systemd units for `serve --no-scheduler` and `sync` (used by `sudo ./install.sh --service`)."""
+
+
+@service.command("units")
+@click.option("--user", default="ticketbill", show_default=True, help="The unprivileged user the units run as.")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("/etc/systemd/system"),
+              show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Where the web unit listens (the reverse proxy's upstream).")
+@click.option("--port", default=8400, show_default=True, type=int)
+@click.pass_context
+def service_units(ctx: click.Context, user: str, out_dir: Path, host: str, port: int) -> None:
+    """Write ticketbill-web.service and ticketbill-sync.service for this checkout and settings file."""
+    from addon.deploy import render_units
+
+    settings = _settings(ctx)
+    env_file = ctx.obj["env_file"] or Path(".env")
+    units = render_units(settings, repo=Path(__file__).resolve().parents[1], env_file=env_file, user=user,
+                         host=host, port=port)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, content in units.items():
+        (out_dir / name).write_text(content, encoding="utf-8")
+        click.echo(out_dir / name)
+
+
+@service.command("paths")
+@click.pass_context
+def service_paths(ctx: click.Context) -> None:
+    """The directories the services must be able to write, one per line (for chown)."""
+    from addon.deploy import writable_paths
+
+    for path in writable_paths(_settings(ctx)):
+        click.echo(path)
+
+
 def _register_contract_commands() -> None:
     """`contracts`, `invoice-period` and `contingents` live in addon/contracts/cli.py."""
     from addon.contracts.cli import COMMANDS
