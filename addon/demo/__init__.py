@@ -85,15 +85,24 @@ def reserve_port(preferred: int, explicit: bool) -> socket.socket:
 
 
 def start_sandbox(state_file: Path, preferred: int) -> ZammadSandbox:
-    """The Zammad sandbox on `preferred` if free, else on a free port."""
+    """The Zammad sandbox on `preferred` if that is free, else on a free port.
+
+    Checked with a socket of our own first: werkzeug's server ends the process (SystemExit)
+    on a taken port instead of raising.
+    """
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sandbox = ZammadSandbox(state_file=state_file, port=preferred, seed_reference_date=date.today())
-        sandbox.start()
+        probe.bind(("127.0.0.1", preferred))
+        port = preferred
     except OSError as exc:
-        if exc.errno != errno.EADDRINUSE or preferred == 0:
+        if exc.errno != errno.EADDRINUSE:
             raise
-        sandbox = ZammadSandbox(state_file=state_file, port=0, seed_reference_date=date.today())
-        sandbox.start()
+        port = 0
+    finally:
+        probe.close()
+    sandbox = ZammadSandbox(state_file=state_file, port=port, seed_reference_date=date.today())
+    sandbox.start()
     return sandbox
 
 
