@@ -14,16 +14,13 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from conftest import PG_URL, server_missing
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import make_url
 
 from addon.health import HEARTBEAT_SECONDS
 
@@ -100,25 +97,9 @@ class Forwarder:
             self._connections.clear()
 
 
-@pytest.fixture
-def pg_schema() -> Iterator[str]:
-    """A fresh schema on the shared PostgreSQL (the conftest convention), dropped afterwards."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL)
-    try:
-        with admin.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        server_missing(f"PostgreSQL at {PG_URL} ({str(exc).splitlines()[0]})")
-    yield schema
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
-
-
-def database_url(port: int, schema: str) -> str:
-    return f"postgresql+psycopg://postgres@127.0.0.1:{port}/test?options=-csearch_path%3D{schema}"
+def through(database_url: str, port: int) -> str:
+    """The PostgreSQL URL of the conftest fixture, but connecting to `port` (the forwarder)."""
+    return make_url(database_url).set(port=port).render_as_string(hide_password=False)
 
 
 def start(tmp_path: Path, name: str, url: str, *command: str) -> subprocess.Popen[str]:
@@ -156,10 +137,15 @@ def stop(process: subprocess.Popen[str]) -> str:
     return output
 
 
-def test_serve_survives_its_database_down_at_start_and_later(tmp_path: Path, pg_schema: str) -> None:
-    forwarder = Forwarder(("127.0.0.1", 5432))
+POSTGRESQL = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+
+
+@POSTGRESQL
+def test_serve_survives_its_database_down_at_start_and_later(tmp_path: Path, database_url: str) -> None:
+    target = make_url(database_url)
+    forwarder = Forwarder((target.host or "127.0.0.1", target.port or 5432))
     port = free_port()
-    serve = start(tmp_path, "serve", database_url(forwarder.port, pg_schema), "serve", "--port", str(port))
+    serve = start(tmp_path, "serve", through(database_url, forwarder.port), "serve", "--port", str(port))
     try:
         wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).ok, 30, "serve answers")
         status, body = ready(port)
@@ -180,8 +166,9 @@ def test_serve_survives_its_database_down_at_start_and_later(tmp_path: Path, pg_
     assert "sync run not started: " in output or "scheduler heartbeat not written" in output, output
 
 
-def test_web_and_scheduler_as_two_processes(tmp_path: Path, pg_schema: str) -> None:
-    url = database_url(5432, pg_schema)
+@POSTGRESQL
+def test_web_and_scheduler_as_two_processes(tmp_path: Path, database_url: str) -> None:
+    url = database_url
     port = free_port()
     web = start(tmp_path, "web", url, "serve", "--no-scheduler", "--port", str(port))
     scheduler: subprocess.Popen[str] | None = None

@@ -23,7 +23,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
 
 from addon import health
-from addon.db import make_engine, make_session_factory, migrated, upgrade
+from addon.db import make_engine, make_session_factory, migrate, migrated, upgrade
 from addon.errors import describe
 from addon.invoicing.issue import pdf_renderer
 from addon.settings import Settings
@@ -178,10 +178,14 @@ def serve(settings: Settings, host: str, port: int, with_scheduler: bool = True)
 
     app = create_app(settings)
     if with_scheduler:
-        try:
+        try:  # ready before the first request when database and data directory are fine
             settings.invoice_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            log.error("%s; serving anyway, /readyz reports it", describe(exc) or exc)
+            migrate(settings.database_url)
+        except Exception as exc:
+            expected = describe(exc, settings.database_url)
+            if expected is None:
+                raise
+            log.error("%s; serving anyway, /readyz reports it", expected)
         scheduler = start_scheduler(settings)
         # a close announced through the push API starts the next run now instead of at the interval
         app.config["TICKETBILL_REQUEST_SYNC"] = lambda: scheduler.modify_job("sync", next_run_time=datetime.now(UTC))
