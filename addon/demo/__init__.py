@@ -64,24 +64,31 @@ class PortTaken(RuntimeError):
     """The port asked for with --port is in use; the message says which and what to do."""
 
 
+def _bind(port: int) -> socket.socket | None:
+    """A socket bound to 127.0.0.1:`port`, or None when another program holds the port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        return None
+    return sock
+
+
 def reserve_port(preferred: int, explicit: bool) -> socket.socket:
     """A listening socket on 127.0.0.1: `preferred` if free, else (unless the user asked for
     exactly that port) a free one."""
-    for port in (preferred, 0):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError as exc:
-            sock.close()
-            if exc.errno != errno.EADDRINUSE:
-                raise
-            if explicit:
-                raise PortTaken(f"port {preferred} on 127.0.0.1 is taken; choose another with --port") from None
-            continue
-        sock.listen(64)
-        return sock
-    raise PortTaken("no free port on 127.0.0.1")  # port 0 never fails with EADDRINUSE
+    sock = _bind(preferred)
+    if sock is None:
+        if explicit:
+            raise PortTaken(f"port {preferred} on 127.0.0.1 is taken; choose another with --port")
+        sock = _bind(0)
+        assert sock is not None  # port 0 is never taken
+    sock.listen(64)
+    return sock
 
 
 def start_sandbox(state_file: Path, preferred: int) -> ZammadSandbox:
@@ -90,18 +97,10 @@ def start_sandbox(state_file: Path, preferred: int) -> ZammadSandbox:
     Checked with a socket of our own first: werkzeug's server ends the process (SystemExit)
     on a taken port instead of raising.
     """
-    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        probe.bind(("127.0.0.1", preferred))
-        port = preferred
-    except OSError as exc:
-        if exc.errno != errno.EADDRINUSE:
-            raise
-        port = 0
-    finally:
+    probe = _bind(preferred)
+    if probe is not None:
         probe.close()
-    sandbox = ZammadSandbox(state_file=state_file, port=port, seed_reference_date=date.today())
+    sandbox = ZammadSandbox(state_file=state_file, port=preferred if probe else 0, seed_reference_date=date.today())
     sandbox.start()
     return sandbox
 
