@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -150,21 +150,10 @@ def all_rows(engine: Engine, columns: dict[str, list[str]]) -> dict[str, list[tu
                 for name, cols in columns.items()}
 
 
-@pytest.fixture
-def sandbox_without_tickets() -> Any:
-    with ZammadSandbox.running(restart_seconds=0, seed_reference_date=date(2026, 11, 1)) as sb:
-        sb.set_now(datetime(2026, 11, 2, 9, 0, tzinfo=UTC))
-        with sb.lock:
-            ticket_ids = list(sb.state.data["tickets"])
-        for ticket_id in ticket_ids:
-            sb.delete_ticket(ticket_id)
-        yield sb
-
-
 def test_first_release_database_upgrades_and_keeps_working(
-    database_url: str, tmp_path: Path, sandbox_without_tickets: ZammadSandbox
+    database_url: str, tmp_path: Path, sandbox: ZammadSandbox
 ) -> None:
-    sb = sandbox_without_tickets
+    sb = sandbox  # the sync fixtures' sandbox: seeded, emptied of tickets
     settings = make_settings(sb, database_url, tmp_path / "data")
     engine = first_release_database(database_url)
     write_release_data(engine, settings.invoice_dir)
