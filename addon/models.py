@@ -527,3 +527,21 @@ class ContingentLedger(Base):
     expired: Mapped[int] = mapped_column(Integer, default=0)
     overage: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class SchedulerHeartbeat(Base):
+    """The scheduler's sign of life, rewritten every few seconds (`addon.health`).
+
+    Why a row and not a file: the web process that answers `/readyz` may run in another unit
+    or on another host than the one scheduler; the database is what both share. The web
+    process also leaves `sync_requested_at` here when a close is pushed, and the scheduler
+    starts the next run on its next beat.
+    """
+
+    __tablename__ = "scheduler_heartbeat"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    beat_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    sync_requested_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

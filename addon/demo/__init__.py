@@ -2,11 +2,19 @@
 
 The sandbox keeps its state in the demo's data directory, so a second demo run sees the
 tickets as the first one left them (status, reference, note) and creates nothing new.
+
+Ports: the sandbox prefers 8401 and the sidecar's links 8400; a port that is taken is
+replaced by a free one and the demo says which. The sidecar's port is reserved (bound) for
+the whole demo, because the invoice links written into the tickets name it. The demo writes
+its settings to `DATA_DIR/ticketbill.env`, so the CLI can look at the demo instance with
+`ticketbill --env-file instance/demo/ticketbill.env invoices list`.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -51,19 +59,77 @@ DEMO_ADDRESSES = Path(__file__).with_name("customers.json")
 DEMO_CONTRACTS = Path(__file__).with_name("contracts.json")
 DEMO_PORT = 8401
 SIDECAR_PORT = 8400
+ENV_FILE = "ticketbill.env"
+
+
+class PortTaken(RuntimeError):
+    """The port asked for with --port is in use; the message says which and what to do."""
+
+
+def _bind(port: int) -> socket.socket | None:
+    """A socket bound to 127.0.0.1:`port`, or None when another program holds the port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        return None
+    return sock
+
+
+def reserve_port(preferred: int, explicit: bool) -> socket.socket:
+    """A listening socket on 127.0.0.1: `preferred` if free, else (unless the user asked for
+    exactly that port) a free one."""
+    sock = _bind(preferred)
+    if sock is None:
+        if explicit:
+            raise PortTaken(f"port {preferred} on 127.0.0.1 is taken; choose another with --port")
+        sock = _bind(0)
+        assert sock is not None  # port 0 is never taken
+    sock.listen(64)
+    return sock
+
+
+def start_sandbox(state_file: Path, preferred: int) -> ZammadSandbox:
+    """The Zammad sandbox on `preferred` if that is free, else on a free port.
+
+    Checked with a socket of our own first: werkzeug's server ends the process (SystemExit)
+    on a taken port instead of raising.
+    """
+    probe = _bind(preferred)
+    if probe is not None:
+        probe.close()
+    sandbox = ZammadSandbox(state_file=state_file, port=preferred if probe else 0, seed_reference_date=date.today())
+    sandbox.start()
+    return sandbox
+
+
+def demo_environment(kind: str, helpdesk: Mapping[str, str], data_dir: Path, public_url: str) -> dict[str, str]:
+    """The demo instance's settings as `.env` keys (also written to `DATA_DIR/ticketbill.env`)."""
+    return {"HELPDESK_KIND": kind, **helpdesk, "DATA_DIR": str(data_dir), "PUBLIC_URL": public_url, **DEMO_SELLER}
+
+
+def write_env_file(data_dir: Path, environment: Mapping[str, str]) -> Path:
+    """Write the demo's settings for the CLI; every value quoted (names with spaces, ß, &)."""
+    target = data_dir / ENV_FILE
+    lines = [
+        "# Written by `ticketbill demo` on every run: the demo instance's settings for the CLI, e.g.",
+        f"#   .venv/bin/ticketbill --env-file {target} invoices list",
+        "# The sandbox helpdesk answers only while the demo runs (or with --keep-running).",
+    ]
+    for key, value in environment.items():
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        lines.append(f'{key}="{escaped}"')
+    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return target
 
 
 def demo_settings(sandbox_url: str, token: str, data_dir: Path) -> Settings:
-    return load_settings(
-        {
-            "HELPDESK_KIND": "zammad",
-            "HELPDESK_URL": sandbox_url,
-            "HELPDESK_TOKEN": token,
-            "DATA_DIR": str(data_dir),
-            "PUBLIC_URL": f"http://127.0.0.1:{SIDECAR_PORT}",
-            **DEMO_SELLER,
-        }
-    )
+    return load_settings(demo_environment("zammad", {"HELPDESK_URL": sandbox_url, "HELPDESK_TOKEN": token},
+                                          data_dir, f"http://127.0.0.1:{SIDECAR_PORT}"))
 
 
 def demo_customers(sandbox_url: str, token: str, target: Path) -> Path:
@@ -192,20 +258,43 @@ def print_report(factory: sessionmaker[Session], links_title: str, link: Callabl
             print(f"  … and {len(invoices) - len(shown)} more")
 
 
-def run_demo(helpdesk: str, data_dir: Path, keep_running: bool, port: int = DEMO_PORT) -> int:
-    """Sandbox up → register → customers → sync → report. Returns the exit code."""
-    if helpdesk == "otrs":
-        return run_otrs_demo(data_dir, keep_running)
-    if helpdesk != "zammad":
+def run_demo(
+    helpdesk: str, data_dir: Path, keep_running: bool, port: int = DEMO_PORT, sidecar_port: int | None = None
+) -> int:
+    """Sandbox up → register → customers → sync → report. Returns the exit code.
+
+    `port` is the sandbox's preferred port (0: any free one), `sidecar_port` the one the user
+    asked for with --port (taken: an error) or None (8400 if free, else any free one).
+    """
+    if helpdesk not in ("zammad", "otrs"):
         raise ValueError(f"no sandbox for {helpdesk!r}")
+    try:
+        listener = reserve_port(SIDECAR_PORT if sidecar_port is None else sidecar_port, sidecar_port is not None)
+    except PortTaken as exc:
+        print(f"demo: {exc}")
+        return 1
+    public_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        if helpdesk == "otrs":
+            return run_otrs_demo(data_dir, keep_running, public_url)
+        return _run_zammad_demo(data_dir, keep_running, port, public_url, listener)
+    finally:
+        listener.close()
+
+
+def _run_zammad_demo(data_dir: Path, keep_running: bool, port: int, public_url: str, listener: socket.socket) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    sandbox_state = data_dir / "zammad-sandbox.json"
-    with ZammadSandbox.running(state_file=sandbox_state, port=port, seed_reference_date=date.today()) as sandbox:
+    sandbox = start_sandbox(data_dir / "zammad-sandbox.json", port)
+    try:
         with sandbox.lock:  # the public buyer (XRechnung), once; a second run finds it in the state file
             if add_public_sector(sandbox.state, date.today()):
                 sandbox.persist()
-        settings = demo_settings(sandbox.url, sandbox.admin_token, data_dir)
+        environment = demo_environment(
+            "zammad", {"HELPDESK_URL": sandbox.url, "HELPDESK_TOKEN": sandbox.admin_token}, data_dir, public_url)
+        settings = load_settings(environment)
+        env_file = write_env_file(data_dir, environment)
+        print(f"Zammad sandbox at {sandbox.url}; invoice links point to the sidecar at {public_url}")
         engine = make_engine(settings.database_url)
         upgrade(engine)
         factory = make_session_factory(engine)
@@ -229,25 +318,38 @@ def run_demo(helpdesk: str, data_dir: Path, keep_running: bool, port: int = DEMO
         with transaction(factory) as session:
             print("\ncontingents:", *contingent_report(session, settings, datetime.now(UTC)), sep="\n  ")
         engine.dispose()
+        print(f"\ninvoices (PDF with embedded XML): {settings.invoice_dir}")
+        print(f"look at the demo instance with: .venv/bin/ticketbill --env-file {_shown(env_file)} invoices list")
         print(f"\ndemo finished in {time.monotonic() - started:.1f} s")
         if result.error:
             print(f"sync reported: {result.error}")
         if keep_running:
-            _serve_until_interrupted(settings)
+            _serve_until_interrupted(settings, listener)
         return 0 if result.ok else 1
+    finally:
+        sandbox.stop()
 
 
-def run_otrs_demo(data_dir: Path, keep_running: bool) -> int:
+def _shown(path: Path) -> Path:
+    """`path` relative to the working directory when it is below it (shorter to copy)."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
+
+
+def run_otrs_demo(data_dir: Path, keep_running: bool, public_url: str) -> int:
     """The same flow against the OTRS/Znuny sandbox (in memory, so no --keep-running)."""
     from addon.demo.otrs import run_otrs_sync
 
-    settings, connector, result, seconds = run_otrs_sync(
-        data_dir, dict(DEMO_SELLER), f"http://127.0.0.1:{SIDECAR_PORT}"
-    )
+    settings, connector, result, seconds = run_otrs_sync(data_dir, dict(DEMO_SELLER), public_url)
     print("sync:", ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items())))
     with migrated(settings.database_url) as factory:
         print_report(factory, "sandbox tickets (the OTRS sandbox lives in memory during the demo):",
                      connector.ticket_url)
+    print(f"\ninvoices (PDF with embedded XML): {settings.invoice_dir}")
+    print(f"look at the demo instance with: .venv/bin/ticketbill --env-file {_shown(data_dir / ENV_FILE)} "
+          "invoices list")
     print(f"\ndemo finished in {seconds:.1f} s")
     if keep_running:
         print("--keep-running needs the Zammad sandbox (it keeps its state in a file); ignored for otrs")
@@ -256,12 +358,12 @@ def run_otrs_demo(data_dir: Path, keep_running: bool) -> int:
     return 0 if result.ok else 1
 
 
-def _serve_until_interrupted(settings: Settings) -> None:
+def _serve_until_interrupted(settings: Settings, listener: socket.socket) -> None:
     from waitress import create_server
 
     from addon import create_app
 
-    server: Any = create_server(create_app(settings), host="127.0.0.1", port=SIDECAR_PORT)
+    server: Any = create_server(create_app(settings), sockets=[listener])
     threading.Thread(target=server.run, daemon=True).start()
     print(f"sidecar at {settings.public_url} — Ctrl-C to stop")
     try:

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "i13_layouts_discounts"
-down_revision = "0002"
+down_revision = "i10_scheduler_heartbeat"
 branch_labels = None
 depends_on = None
 
