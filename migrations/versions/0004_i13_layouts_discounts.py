@@ -6,7 +6,7 @@ Configuration columns only; issued documents keep what was used in their frozen 
 Plain add_column: works on SQLite and PostgreSQL without recreating any table.
 
 Revision ID: i13_layouts_discounts
-Revises: 0002
+Revises: i10_scheduler_heartbeat
 """
 
 import sqlalchemy as sa
