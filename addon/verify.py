@@ -176,24 +176,30 @@ def _number_regex(pattern: str) -> re.Pattern[str]:
 
 
 def _check_numbers(session: Session, settings: Settings) -> tuple[list[Finding], int]:
-    """Per counter (series, year): the numbers used are exactly 1 .. next_value − 1, once each."""
-    from addon.invoicing.issue import CANCELLATION_SERIES, SERIES
+    """Per counter (series, year): the numbers used are exactly 1 .. next_value − 1, once each.
+
+    A number belongs to the counter whose pattern it matches (an activity report is a document
+    of the invoice table numbered from its own counter).
+    """
+    from addon.invoicing.issue import ACTIVITY_REPORT_SERIES, CANCELLATION_SERIES, SERIES
 
     findings: list[Finding] = []
-    patterns = {SERIES: settings.invoice_number_pattern, CANCELLATION_SERIES: settings.cancellation_number_pattern}
+    patterns = {SERIES: settings.invoice_number_pattern, CANCELLATION_SERIES: settings.cancellation_number_pattern,
+                ACTIVITY_REPORT_SERIES: settings.activity_report_number_pattern}
     numbered = session.execute(select(Invoice).where(Invoice.number.is_not(None)).order_by(Invoice.id)).scalars().all()
     used: dict[tuple[str, int], list[int]] = defaultdict(list)
     for invoice in numbered:
-        pattern = patterns.get(invoice.series)
-        match = _number_regex(pattern).match(invoice.number or "") if pattern else None
-        if match is None:
-            findings.append(Finding("numbers", str(invoice.number),
-                                    f"does not match the {invoice.series} pattern {pattern!r}; not checked"))
+        found = next(((series, pattern, match) for series, pattern in patterns.items()
+                      if (match := _number_regex(pattern).match(invoice.number or ""))), None)
+        if found is None:
+            findings.append(Finding("numbers", str(invoice.number), "matches no number pattern "
+                                    f"({', '.join(repr(p) for p in patterns.values())}); not checked"))
             continue
+        series, pattern, match = found
         year = 0
-        if "{YY" in (pattern or ""):
+        if "{YY" in pattern:
             year = int(match.group("year")) if match.groupdict().get("year") else 2000 + int(match.group("yy"))
-        used[(invoice.series, year)].append(int(match.group("seq")))
+        used[(series, year)].append(int(match.group("seq")))
     counters = {(row.name, row.year): row.next_value for row in session.execute(select(NumberSeries)).scalars()}
     for key in sorted(set(used) | set(counters)):
         series, year = key

@@ -29,6 +29,7 @@ from addon.demo import demo_settings, run_demo
 from addon.invoicing.cancel import Decision, cancel_invoice
 from addon.invoicing.issue import pdf_renderer
 from addon.invoicing.lifecycle import LifecycleError
+from addon.invoicing.snapshot import CANCELLATION
 from addon.models import BilledEntry, Customer, Invoice, Outbox, Ticket, TimeEntry
 from addon.settings import Settings
 from addon.sync.jobs import RunResult, run_sync
@@ -164,7 +165,7 @@ def test_the_open_demo_tickets_show_what_will_happen_to_their_time(demo: Demo) -
 def test_the_activity_reports_list_each_booked_minute_once(demo: Demo) -> None:
     """Defect 6: split entries were listed once per line with their full minutes."""
     with demo.factory() as session:
-        invoices = session.execute(select(Invoice).where(Invoice.type_code == "380", Invoice.number.is_not(None))
+        invoices = session.execute(select(Invoice).where(Invoice.type_code != CANCELLATION, Invoice.number.is_not(None))
                                    ).scalars().all()
         annexed = sum((Decimal(a["raw_minutes"]) for i in invoices for a in json.loads(i.snapshot or "{}")["annex"]),
                       Decimal(0))

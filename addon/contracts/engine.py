@@ -19,6 +19,7 @@ from addon import billing
 from addon.billing.classify import resolve_interval
 from addon.billing.periods import local_date
 from addon.contracts.state import DEFAULT_CONTRACT
+from addon.discounts import engine_discounts
 from addon.models import (
     ActivityType,
     AgentRole,
@@ -109,8 +110,10 @@ def _time(text: str | None) -> time | None:
 
 
 def engine_contract(row: Contract, rates: tuple[billing.RateRule, ...], internal: frozenset[str],
-                    known: frozenset[str] | None, timezone: str, vat_rate: Decimal) -> billing.Contract:
-    """One contract row with its windows, blocks and rate rules as the engine's `Contract`."""
+                    known: frozenset[str] | None, timezone: str, vat_rate: Decimal,
+                    discounts: tuple[billing.Discount, ...] = ()) -> billing.Contract:
+    """One contract row with its windows, blocks and rate rules as the engine's `Contract`;
+    `discounts` (the customer's) follow the contract's own."""
     retainer = None
     if row.kind == "retainer":
         retainer = billing.Retainer(
@@ -137,6 +140,7 @@ def engine_contract(row: Contract, rates: tuple[billing.RateRule, ...], internal
                 if row.travel_flat is not None else None),
         material_markup={k: Decimal(v) for k, v in (row.material_markup or {}).items()},
         internal_activities=internal, known_activities=known,
+        discounts=engine_discounts(row.discounts) + discounts,
     )
 
 
@@ -151,6 +155,7 @@ def default_setup(session: Session, settings: Settings, customer: Customer) -> C
         id=DEFAULT_CONTRACT, timezone=customer.timezone or settings.timezone, vat_rate=settings.vat_rate,
         rounding=billing.Rounding(scope="entry", mode="up", increment=ROUNDING_INCREMENT),
         rates=shared_rates(session, customer), internal_activities=internal, known_activities=known,
+        discounts=engine_discounts(customer.discounts),
     )
     return ContractSetup(DEFAULT_CONTRACT, contract, "per_ticket")
 
@@ -169,7 +174,8 @@ def customer_contracts(session: Session, settings: Settings, customer: Customer)
         own = tuple(_rule(r) for r in session.execute(
             select(RateRuleRow).where(RateRuleRow.contract_id == row.id).order_by(RateRuleRow.id)).scalars())
         setups.append(ContractSetup(row.code, engine_contract(row, own + shared, internal, known, timezone,
-                                                              settings.vat_rate), row.trigger, row))
+                                                              settings.vat_rate, engine_discounts(customer.discounts)),
+                                    row.trigger, row))
     return setups
 
 

@@ -6,14 +6,14 @@ ticketbill already held then keep the terms they had (unless applied explicitly)
 (`ticketbill contracts import --apply-from`, after a preview).
 
 Revision ID: i11_contract_reach
-Revises: 0002
+Revises: i13_layouts_discounts
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "i11_contract_reach"
-down_revision = "0002"
+down_revision = "i13_layouts_discounts"
 branch_labels = None
 depends_on = None
 

@@ -41,5 +41,5 @@ def test_an_entry_split_at_the_night_boundary_is_listed_once(sidecar: Sidecar, t
     assert sorted((Decimal(a["raw_minutes"]), Decimal(a["billed_minutes"])) for a in annex) == [
         (Decimal(25), Decimal(30)), (Decimal(120), Decimal(120))]
     assert sum(Decimal(a["raw_minutes"]) for a in annex) == sum(booked) == Decimal(145)
-    assert "Gesamtsumme" in pdf_text(invoice.pdf_path or "")
+    assert f"Summe Ticket {ticket['number']}\n 2:25\n 2:30" in pdf_text(invoice.pdf_path or "")  # booked 2:25
     assert_verified(sidecar.factory, sidecar.settings)
