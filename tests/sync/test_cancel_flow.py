@@ -202,7 +202,7 @@ def test_cancellation_of_an_xrechnung_customers_invoice_is_an_xrechnung_too(
     from dataclasses import replace
     from datetime import UTC, datetime
 
-    from addon.invoicing.cancel import cancel_invoice
+    from addon.invoicing.cancel import REBILL, cancel_invoice
     from addon.invoicing.render_pdf import render_pdf
     from addon.invoicing.validate import validate_xrechnung
 
@@ -216,7 +216,7 @@ def test_cancellation_of_an_xrechnung_customers_invoice_is_an_xrechnung_too(
     assert (directory / "RE-2026-00001-xrechnung.xml").is_file()
     with transaction(sidecar.factory) as session:
         cancellation = cancel_invoice(session, sidecar.settings, "RE-2026-00001", "Leitweg-ID falsch", render_pdf,
-                                      datetime.now(UTC), "test")
+                                      datetime.now(UTC), "test", decision=REBILL)
         number = cancellation.number
     public = directory / f"{number}-xrechnung.xml"
     assert public.is_file(), sorted(p.name for p in directory.iterdir())
