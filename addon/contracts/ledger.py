@@ -45,10 +45,10 @@ def contingent_report(session: Session, settings: Settings, now: datetime, remot
                 lines.append(f"{ledger.setup.key} ({customer.name}): no contingent in {month} "
                              f"(the retainer starts {retainer.start_period})")
                 continue
-            granted = sum(snap.consumed.values()) + sum(snap.remaining.values())
             opened = with_open.get((ledger.setup.key, month))
             used, on_open = open_share(snap, opened)
-            shown = opened if opened is not None else snap  # buckets and overage with open work
+            shown = opened if opened is not None else snap  # buckets, grants and overage with open work
+            granted = sum(shown.consumed.values()) + sum(shown.remaining.values())
             when = "this month" if month == current else f"in {month}"
             lines.append(f"{ledger.setup.key} ({customer.name}): {hours(used)} h of {hours(granted)} h used {when}"
                          + (f", {hours(on_open)} h of it on open tickets" if on_open else "")

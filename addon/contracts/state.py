@@ -180,8 +180,8 @@ def ledger_summary(snap: billing.ContingentSnapshot, retainer: billing.Retainer,
     """"Kontingent November 2026: 7:45 h von 10:00 h verbraucht" for one period, with
     rollover/blocks/overage, and the share of open tickets when they use the contingent too
     ("2:45 h of it on open tickets"); the covered bookings themselves are in the activity report."""
-    closed = sum(snap.consumed.values())
-    granted = closed + sum(snap.remaining.values())
+    shown = with_open or snap  # open work may shrink what rolls over from earlier months
+    granted = sum(shown.consumed.values()) + sum(shown.remaining.values())
     used, on_open = open_share(snap, with_open)
     month = month_name(snap.period, language)
     if language == "de":
