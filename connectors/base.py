@@ -53,6 +53,7 @@ BILLING_STATUS_LABELS = {
     "not_billable": "Nicht abrechenbar / not billable",
     "needs_attention": "Bitte prüfen / needs attention",
     "draft": "Rechnungsentwurf / draft",
+    "covered": "Im Vertrag enthalten / covered",
     "invoiced": "Abgerechnet / invoiced",
     "cancelled": "Storniert / cancelled",
 }
@@ -110,7 +111,15 @@ class RemoteTimeEntry:
 
 @dataclass(frozen=True)
 class RemoteTicket:
-    """A closed ticket with what billing needs to know about it."""
+    """A ticket with what billing needs to know about it.
+
+    `state_type` is the helpdesk's kind of state: "closed" (billed on close), "open" (new,
+    open, pending: its time is shown, not billed) or "merged" (merged into another ticket); None
+    means "closed if `closed_at` is set". `merged_into` is the surviving ticket's remote id when
+    the time stays on the merged one (Zammad), "" when the helpdesk moved the time to the
+    survivor itself (OTRS/Znuny, RT). `has_time` says whether the ticket has booked time at all
+    (None: unknown), so a poll need not read the bookings of every open ticket.
+    """
 
     remote_id: str
     number: str
@@ -125,6 +134,9 @@ class RemoteTicket:
     category: str | None = None
     group: str | None = None
     tags: tuple[str, ...] = field(default=())
+    state_type: str | None = None
+    merged_into: str | None = None
+    has_time: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -208,6 +220,12 @@ class HelpdeskConnector(Protocol):
 
     def closed_tickets_since(self, cursor: datetime | None) -> Iterator[RemoteTicket]:
         """Closed tickets updated at or after `cursor` (minus the overlap), ascending."""
+
+    def changed_tickets_since(self, cursor: datetime | None) -> Iterator[RemoteTicket]:
+        """Tickets of any state (open, closed, merged) updated at or after `cursor` (minus the
+        overlap), ascending, each with `state_type`, `merged_into` and `has_time` set. One
+        search per page, like `closed_tickets_since`: the sync polls this stream, so open work
+        is visible and merged time is not lost."""
 
     def time_entries(self, ticket_remote_id: str) -> Sequence[RemoteTimeEntry]:
         """All time bookings of one ticket; raises `NotFound` if the ticket is gone."""

@@ -25,7 +25,7 @@ import logging
 import secrets
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -591,8 +591,11 @@ class OTRSConnector:
                 ) from None
         return result
 
-    def _closed_ids_between(self, start: datetime, end: datetime, open_end: bool) -> set[int]:
-        """Closed tickets with a history row in the whole seconds [start, end], both inclusive.
+    def _closed_ids_between(
+        self, start: datetime, end: datetime, open_end: bool, state_types: tuple[str, ...] | None = ("closed",)
+    ) -> set[int]:
+        """Closed tickets with a history row in the whole seconds [start, end], both inclusive
+        (tickets of `state_types`; None: of any state).
 
         TicketSearch has no offset: a full answer (== Limit) may hide more tickets, so the
         window is halved into [start, middle] and [middle + 1 s, end] until each part fits;
@@ -601,7 +604,7 @@ class OTRSConnector:
         leaves the newest part unbounded, so a Znuny clock ahead of ours loses nothing.
         """
         criteria: dict[str, Any] = {
-            "StateType": ["closed"],
+            **({"StateType": list(state_types)} if state_types else {}),
             "TicketChangeTimeNewerDate": _otrs_date(start, self.zone),
             "Limit": self.search_limit,
             "SortBy": "TicketNumber",  # unique: a total order for the two-ended read below
@@ -614,8 +617,8 @@ class OTRSConnector:
             return set(ids)
         if end <= start:
             if open_end:  # the open newest part: bound it at "now" and look again
-                return self._closed_ids_between(start, start, False) | self._closed_ids_between(
-                    start + MIN_WINDOW, start + MIN_WINDOW, True
+                return self._closed_ids_between(start, start, False, state_types) | self._closed_ids_between(
+                    start + MIN_WINDOW, start + MIN_WINDOW, True, state_types
                 )
             # One second, a full answer: the same search from the other end of the (unique)
             # ticket number order. If both halves meet, together they are the whole set.
@@ -628,8 +631,8 @@ class OTRSConnector:
             )
         half = int((end - start).total_seconds()) // 2
         middle = start + timedelta(seconds=half)
-        return self._closed_ids_between(start, middle, False) | self._closed_ids_between(
-            middle + MIN_WINDOW, end, open_end
+        return self._closed_ids_between(start, middle, False, state_types) | self._closed_ids_between(
+            middle + MIN_WINDOW, end, open_end, state_types
         )
 
     def _get_tickets(
@@ -673,18 +676,43 @@ class OTRSConnector:
         self._learn_logins(records[0])
         return dict(records[0])
 
-    def closed_tickets_since(self, cursor: datetime | None) -> Iterator[RemoteTicket]:
-        """Closed tickets with any change at or after `cursor - overlap`, oldest change first."""
+    def _window(self, cursor: datetime | None) -> tuple[datetime, datetime]:
         start = (cursor - self.overlap) if cursor is not None else self.history_start
         start = start.astimezone(UTC).replace(microsecond=0)
         end = self.now().astimezone(UTC).replace(microsecond=0)
-        if start > end:
-            start = end
+        return min(start, end), end
+
+    def closed_tickets_since(self, cursor: datetime | None) -> Iterator[RemoteTicket]:
+        """Closed tickets with any change at or after `cursor - overlap`, oldest change first."""
+        start, end = self._window(cursor)
         ids = sorted(self._closed_ids_between(start, end, True))
         # The search asked for StateType closed; a reopen between search and fetch drops it.
         tickets = [
             self._remote_ticket(t) for t in self._get_tickets(ids) if t.get("StateType") == "closed"
         ]
+        tickets.sort(key=lambda t: (t.updated_at, int(t.remote_id)))
+        yield from tickets
+
+    def changed_tickets_since(self, cursor: datetime | None) -> Iterator[RemoteTicket]:
+        """Tickets of any state with a change at or after `cursor - overlap`, oldest first.
+
+        `TicketMerge` moves the merged ticket's articles and `time_accounting` rows to the
+        surviving ticket (article ids unchanged), so merged time arrives with the survivor
+        under the same entry ids; the merged ticket itself reports `merged` and no time.
+        The ticket-level `TimeUnit` says whether an open ticket has time at all.
+        """
+        start, end = self._window(cursor)
+        ids = sorted(self._closed_ids_between(start, end, True, None))
+        tickets = []
+        for record in self._get_tickets(ids):
+            kind = str(record.get("StateType") or "")
+            if kind == "removed":
+                continue
+            state_type = kind if kind in ("closed", "merged") else "open"
+            ticket = self._remote_ticket(record)
+            tickets.append(replace(
+                ticket, state_type=state_type, merged_into="" if state_type == "merged" else None,
+                has_time=self._units(record.get("TimeUnit"), f"ticket {ticket.remote_id}") != 0))
         tickets.sort(key=lambda t: (t.updated_at, int(t.remote_id)))
         yield from tickets
 

@@ -39,6 +39,9 @@ class PushConnector:
     def closed_tickets_since(self, cursor: datetime | None) -> Iterator[RemoteTicket]:
         return iter(())
 
+    def changed_tickets_since(self, cursor: datetime | None) -> Iterator[RemoteTicket]:
+        return iter(())  # pushed tickets, open or closed, arrive through the push API
+
     def time_entries(self, ticket_remote_id: str) -> Sequence[RemoteTimeEntry]:
         raise NotFound(f"ticket {ticket_remote_id}: pushed tickets carry their entries")
 

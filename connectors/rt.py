@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -69,7 +69,7 @@ CUSTOMER_SOURCES = ("queue", "custom_field", "requestor_domain")
 
 # Same vocabulary as the other connectors; a Select CF offers exactly these.
 BILLING_STATUSES = tuple(BILLING_STATUS_LABELS)
-TICKET_FIELDS = "Subject,Status,Resolved,LastUpdated,Queue,Requestor,CustomFields,EffectiveId"
+TICKET_FIELDS = "Subject,Status,Resolved,LastUpdated,Queue,Requestor,CustomFields,EffectiveId,TimeWorked"
 HISTORY_FIELDS = "Type,TimeTaken,Creator,Created,Data,ObjectId"
 ATTACHMENT_FIELDS = "ContentType,Content,Filename"
 
@@ -379,7 +379,22 @@ class RTConnector:
 
     def closed_tickets_since(self, cursor: datetime | None) -> Iterator[RemoteTicket]:
         """TicketSQL search, ascending by LastUpdated (then id), `page`/`per_page` paging."""
-        clauses = [" OR ".join(f"Status = {_quote_sql(s)}" for s in self.closed_statuses)]
+        clause = " OR ".join(f"Status = {_quote_sql(s)}" for s in self.closed_statuses)
+        yield from self._tickets_since(cursor, clause)
+
+    def changed_tickets_since(self, cursor: datetime | None) -> Iterator[RemoteTicket]:
+        """Tickets of any status but deleted, as `closed_tickets_since` pages them.
+
+        RT's searches leave merged tickets out (their id differs from their EffectiveId), and the
+        survivor's history lists the merged tickets' transactions under their own ids, so merged
+        time simply arrives with the survivor. `TimeWorked` tells whether an open ticket has time.
+        """
+        for ticket in self._tickets_since(cursor, "Status != 'deleted'"):
+            closed = ticket.state in self.closed_statuses
+            yield replace(ticket, state_type="closed" if closed else "open")
+
+    def _tickets_since(self, cursor: datetime | None, status_clause: str) -> Iterator[RemoteTicket]:
+        clauses = [status_clause]
         if cursor is not None:
             clauses.append(f"LastUpdated >= {_quote_sql(self._sql_date(cursor - self.overlap))}")
         if self.queues:
@@ -565,6 +580,7 @@ class RTConnector:
             category=(next((v for v in cfs.get(self.category_field.casefold(), []) if v), None)
                       if self.category_field else None),
             group=queue_name,
+            has_time=_minutes(item["TimeWorked"], f"ticket {ticket_id}") != 0 if "TimeWorked" in item else None,
         )
 
     def _customer(

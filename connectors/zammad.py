@@ -29,6 +29,7 @@ import html
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -182,6 +183,16 @@ def parse_time(value: Any) -> datetime | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
+
+
+def _has_time(time_unit: Any) -> bool | None:
+    """Whether a ticket's `time_unit` (the sum of its bookings) says it has time; None: unsure."""
+    if time_unit in (None, ""):
+        return False
+    try:
+        return Decimal(str(time_unit)) != 0
+    except InvalidOperation:
+        return None
 
 
 def format_time(value: datetime) -> str:
@@ -528,6 +539,47 @@ class ZammadConnector:
             if isinstance(state, Mapping) and state.get("state_type") == "closed"
         }
 
+    def state_types(self) -> dict[int, tuple[str, str]]:
+        """Every ticket state, id → (name, state type): one `GET /ticket_states?expand=true`."""
+        states = self.http.get_json(f"{API}/ticket_states", {"expand": "true"}) or []
+        return {
+            int(state["id"]): (str(state.get("name")), str(state.get("state_type")))
+            for state in states
+            if isinstance(state, Mapping) and "id" in state
+        }
+
+    def changed_tickets_since(self, cursor: datetime | None) -> Iterator[RemoteTicket]:
+        """Tickets of every state updated at or after `cursor - overlap`, oldest update first.
+
+        The same keyset paging as `closed_tickets_since`, over all state ids; each ticket says
+        its state type (closed / merged / open for new, open and pending), whether it has time
+        (`time_unit`, the ticket's sum of bookings) and, when merged, which ticket survived:
+        Zammad leaves the time rows on the merged ticket, and its merge link (`GET /links`,
+        type `parent`) names the ticket whose invoice bills them. One extra request per merged
+        ticket; an idle poll costs two (states, search).
+        """
+        self._reset_caches()
+        states = self.state_types()
+        names = {state_id: name for state_id, (name, _kind) in states.items()}
+        for record in self._keyset_search(states, cursor):
+            kind = states.get(int(record.get("state_id") or -1), ("", "open"))[1]
+            state_type = kind if kind in ("closed", "merged") else "open"
+            ticket = self._ticket_record(record, names)
+            yield replace(
+                ticket, state_type=state_type, has_time=_has_time(record.get("time_unit")),
+                merged_into=self._merged_into(int(ticket.remote_id)) if state_type == "merged" else None,
+            )
+
+    def _merged_into(self, ticket_id: int) -> str:
+        """The surviving ticket of a merged one, from its merge link; "" when Zammad names none."""
+        answer = self.http.get_json(f"{API}/links", {"link_object": "Ticket", "link_object_value": ticket_id})
+        links = answer.get("links") if isinstance(answer, Mapping) else None
+        for link in links or []:
+            if (isinstance(link, Mapping) and link.get("link_type") == "parent"
+                    and link.get("link_object") == "Ticket"):
+                return str(link.get("link_object_value"))
+        return ""
+
     def closed_tickets_since(self, cursor: datetime | None) -> Iterator[RemoteTicket]:
         """Closed tickets updated at or after `cursor - overlap`, oldest update first.
 
@@ -543,12 +595,17 @@ class ZammadConnector:
         closed = self.closed_state_ids()
         if not closed:
             raise RemoteError("Zammad reports no ticket state of type 'closed'")
+        for record in self._keyset_search(closed, cursor):
+            yield self._ticket_record(record, closed)
+
+    def _keyset_search(self, states: Mapping[int, Any], cursor: datetime | None) -> Iterator[Mapping[str, Any]]:
+        """Ticket records in the given states updated since `cursor - overlap`, by keyset."""
         after = format_time(cursor - self.overlap) if cursor is not None else None
         page = 1
         previous_ids: tuple[Any, ...] | None = None
         seen: set[tuple[Any, Any]] = set()
         for _ in range(MAX_SEARCH_PAGES):
-            records = self._search_page(closed, after, page)
+            records = self._search_page(states, after, page)
             ids = tuple(record.get("id") for record in records)
             if ids and ids == previous_ids:
                 raise RemoteError(
@@ -560,7 +617,7 @@ class ZammadConnector:
                 key = (record.get("id"), record.get("updated_at"))
                 if key not in seen:
                     seen.add(key)
-                    yield self._ticket_record(record, closed)
+                    yield record
             if len(records) < SEARCH_PAGE_SIZE:
                 return
             last = str(records[-1].get("updated_at"))
@@ -573,10 +630,10 @@ class ZammadConnector:
         raise RemoteError(f"ticket search exceeded {MAX_SEARCH_PAGES} pages; giving up")
 
     def _search_page(
-        self, closed: Mapping[int, str], after: str | None, page: int
+        self, states: Mapping[int, Any], after: str | None, page: int
     ) -> list[Mapping[str, Any]]:
         condition: dict[str, Any] = {
-            "ticket.state_id": {"operator": "is", "value": [str(i) for i in sorted(closed)]},
+            "ticket.state_id": {"operator": "is", "value": [str(i) for i in sorted(states)]},
         }
         if after is not None:
             condition["ticket.updated_at"] = {"operator": "after (absolute)", "value": after}

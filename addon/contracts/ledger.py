@@ -2,7 +2,9 @@
 
 The numbers come from the engine (the same run a monthly invoice would make, never issued
 here) and are written to the `contingent_ledger` table on the way, so the ledger always shows
-the month so far, not only what the last invoice saw.
+the month so far, not only what the last invoice saw. Open tickets are billed on close, but
+their time already uses the contingent: the figures count it and say how much of the use is
+on open tickets ("4:30 h of 5:00 h used this month, 2:45 h of it on open tickets").
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from addon.billing.periods import period_of_instant
-from addon.contracts.state import hours, record_ledger
-from addon.invoicing.rating import rate_customer
+from addon.contracts.state import hours, open_share, record_ledger
+from addon.invoicing.rating import open_snapshots, rate_customer
 from addon.models import Contract, Customer
 from addon.settings import Settings
 
@@ -33,6 +35,7 @@ def contingent_report(session: Session, settings: Settings, now: datetime, remot
         rating = rate_customer(session, settings, customer, trigger="monthly", period=month)
         if rating.problems:
             lines.append(f"{customer.name}: {'; '.join(rating.problems)}")
+        with_open = open_snapshots(session, settings, customer, month)
         for ledger in rating.ledgers:
             retainer = ledger.setup.engine.retainer
             assert ledger.setup.row is not None and retainer is not None
@@ -42,14 +45,17 @@ def contingent_report(session: Session, settings: Settings, now: datetime, remot
                 lines.append(f"{ledger.setup.key} ({customer.name}): no contingent in {month} "
                              f"(the retainer starts {retainer.start_period})")
                 continue
-            used = sum(snap.consumed.values())
-            granted = used + sum(snap.remaining.values())
+            opened = with_open.get((ledger.setup.key, month))
+            used, on_open = open_share(snap, opened)
+            shown = opened if opened is not None else snap  # buckets, grants and overage with open work
+            granted = sum(shown.consumed.values()) + sum(shown.remaining.values())
             when = "this month" if month == current else f"in {month}"
-            lines.append(f"{ledger.setup.key} ({customer.name}): {hours(used)} h of {hours(granted)} h "
-                         f"used {when}" + (f", {hours(snap.overage)} h overage" if snap.overage else ""))
-            for bucket in sorted(snap.consumed):
-                left = snap.remaining.get(bucket, 0)
-                lines.append(f"  {bucket:20} {hours(snap.consumed[bucket]):>7} h used, {hours(left):>7} h left")
-            if snap.rollover_out:
-                lines.append(f"  rolls over into the next month: {hours(snap.rollover_out)} h")
+            lines.append(f"{ledger.setup.key} ({customer.name}): {hours(used)} h of {hours(granted)} h used {when}"
+                         + (f", {hours(on_open)} h of it on open tickets" if on_open else "")
+                         + (f", {hours(shown.overage)} h overage" if shown.overage else ""))
+            for bucket in sorted(shown.consumed):
+                left = shown.remaining.get(bucket, 0)
+                lines.append(f"  {bucket:20} {hours(shown.consumed[bucket]):>7} h used, {hours(left):>7} h left")
+            if shown.rollover_out:
+                lines.append(f"  rolls over into the next month: {hours(shown.rollover_out)} h")
     return lines

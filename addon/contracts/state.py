@@ -89,6 +89,27 @@ def customer_states(session: Session, customer_id: int) -> dict[str, billing.Bil
     return {key: billing.BillingState(tuple(docs)) for key, docs in documents.items()}
 
 
+def settled_keys(states: dict[str, billing.BillingState]) -> dict[str, str]:
+    """Entry id → the contract key whose valid documents bill or settle it.
+
+    Billed (an allocation, even one corrected to zero), excluded on a valid invoice (internal,
+    netted to zero) or netted into a billed entry as a correction: from then on the entry
+    belongs to that contract's memory. If (from before issue 11) two keys hold one entry, the
+    first document's key wins.
+    """
+    found: dict[str, tuple[str, int]] = {}
+    for key, state in states.items():
+        for position, document in enumerate(state.valid_invoices()):
+            order = int(document.document_id) if document.document_id.isdigit() else position
+            ids = {a.entry_id for a in document.allocations} | {x.entry_id for x in document.excluded}
+            ids |= {str(c) for line in document.lines
+                    for c in line.explanation.get("corrections_netted", ())}  # type: ignore[attr-defined]
+            for entry_id in ids:
+                if entry_id not in found or order < found[entry_id][1]:
+                    found[entry_id] = (key, order)
+    return {entry_id: key for entry_id, (key, _order) in found.items()}
+
+
 def legacy_billed_entries(session: Session, customer_id: int) -> set[int]:
     """Entries on valid invoices issued before the engine's memory was stored (no documents):
     kept out of the engine's input, so they can never be billed again."""
@@ -141,22 +162,42 @@ def month_name(period: str, language: str) -> str:
     return format_date(date.fromisoformat(f"{period}-01"), "LLLL yyyy", locale="de_DE" if language == "de" else "en_GB")
 
 
-def ledger_summary(snap: billing.ContingentSnapshot, retainer: billing.Retainer, language: str = "en") -> str:
-    """"Kontingent November 2026: 7:45 h von 10:00 h verbraucht" for one period, with
-    rollover/blocks/overage; the covered bookings themselves are in the activity report."""
+def open_share(snap: billing.ContingentSnapshot, with_open: billing.ContingentSnapshot | None) -> tuple[int, int]:
+    """(minutes used including open work, of them on open tickets) of one period.
+
+    `snap` is what closed tickets use (what invoices bill); `with_open` the same period rated
+    with the work of open tickets too. The difference is the open tickets' share.
+    """
     used = sum(snap.consumed.values())
-    granted = used + sum(snap.remaining.values())
+    if with_open is None:
+        return used, 0
+    total = sum(with_open.consumed.values())
+    return max(total, used), max(total - used, 0)
+
+
+def ledger_summary(snap: billing.ContingentSnapshot, retainer: billing.Retainer, language: str = "en",
+                   with_open: billing.ContingentSnapshot | None = None) -> str:
+    """"Kontingent November 2026: 7:45 h von 10:00 h verbraucht" for one period, with
+    rollover/blocks/overage, and the share of open tickets when they use the contingent too
+    ("2:45 h of it on open tickets"); the covered bookings themselves are in the activity report."""
+    shown = with_open or snap  # open work may shrink what rolls over from earlier months
+    granted = sum(shown.consumed.values()) + sum(shown.remaining.values())
+    used, on_open = open_share(snap, with_open)
     month = month_name(snap.period, language)
     if language == "de":
         text = f"Kontingent {month}: {hours(used)} h von {hours(granted)} h verbraucht"
         if granted != retainer.included_minutes:
             text += f" (davon {hours(retainer.included_minutes)} h monatlich inklusive)"
+        if on_open:
+            text += f", davon {hours(on_open)} h auf offenen Tickets (berechnet mit ihrem Abschluss)"
         if snap.overage:
             text += f"; {hours(snap.overage)} h darüber hinaus berechnet"
         return text + "."
     text = f"Contingent {month}: {hours(used)} h of {hours(granted)} h used"
     if granted != retainer.included_minutes:
         text += f" ({hours(retainer.included_minutes)} h included per month)"
+    if on_open:
+        text += f", {hours(on_open)} h of it on open tickets (billed when they are closed)"
     if snap.overage:
         text += f"; {hours(snap.overage)} h overage billed"
     return text + "."

@@ -49,7 +49,7 @@ from addon.invoicing.snapshot import (
 )
 from addon.invoicing.validate import ensure_valid
 from addon.invoicing.vat import vat_category
-from addon.models import BilledEntry, BillingHistory, Customer, Invoice, InvoiceLine, Ticket
+from addon.models import BilledEntry, BillingHistory, Customer, Invoice, InvoiceLine, Ticket, TimeEntry
 from addon.settings import Settings
 from addon.sync.writeback import queue_email, queue_invoiced
 
@@ -443,13 +443,36 @@ def issue_stored_draft(
     record(session, "issue", actor, now, invoice, {"number": number, "gross": str(invoice.gross), "files": stored})
     gross_text = format_currency(draft.gross, "EUR", locale="de_DE" if snapshot.language == "de" else "en_GB")
     url = invoice_url(settings, invoice)
-    history = rebilling_chain(session, invoice, [link.entry_id for link in links])
+    history = rebilling_chain(session, invoice, [link.entry_id for link in links]) or supplement_of(
+        session, invoice, tickets)
     for ticket in tickets:
         ticket.billing_status = "invoiced"
         ticket.attention_reason = None
         queue_invoiced(session, ticket, invoice.id, number, url, gross_text, now, history=history)
     queue_delivery(session, settings, invoice, customer, now)
     return invoice
+
+
+def earlier_invoices(session: Session, tickets: list[Ticket], invoice: Invoice | None = None) -> list[str]:
+    """Numbers of the valid invoices (other than `invoice`) that already bill these tickets."""
+    query = (select(Invoice.number).join(BilledEntry, BilledEntry.invoice_id == Invoice.id)
+             .join(TimeEntry, TimeEntry.id == BilledEntry.entry_id)
+             .where(TimeEntry.ticket_id.in_([t.id for t in tickets]), Invoice.number.is_not(None),
+                    Invoice.state.not_in(("draft", "cancelled"))))
+    if invoice is not None:
+        query = query.where(Invoice.id != invoice.id)
+    return sorted({str(n) for n in session.execute(query).scalars()})
+
+
+def supplement_of(session: Session, invoice: Invoice, tickets: list[Ticket]) -> str | None:
+    """"Nachberechnung zu RE-1 …" when this invoice bills time booked on a ticket after an earlier
+    invoice of it was issued (the rule for more time on an invoiced ticket: a supplementary
+    invoice that says so, on the invoice and in the ticket's note)."""
+    numbers = earlier_invoices(session, tickets, invoice)
+    if not numbers:
+        return None
+    return (f"Nachberechnung zu {', '.join(numbers)}: später gebuchte Zeit / supplementary invoice to "
+            f"{', '.join(numbers)}: time booked later")
 
 
 def rebilling_chain(session: Session, invoice: Invoice, entry_ids: list[int]) -> str | None:

@@ -23,17 +23,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from babel.numbers import format_currency, format_decimal
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from addon import billing
+from addon.billing.classify import resolve_interval
 from addon.billing.contingents import OVERAGE, TIME_AND_MATERIAL
 from addon.billing.lines import NO_CHARGE
-from addon.billing.periods import first_day, last_day
+from addon.billing.periods import first_day, last_day, period_of_instant
 from addon.billing.totals import compute_totals
 from addon.contracts.engine import (
     NO_ACTIVITY,
@@ -41,14 +43,22 @@ from addon.contracts.engine import (
     agents_for,
     core_entry,
     customer_contracts,
+    default_setup,
+    reach,
     route,
     ticket_info,
 )
-from addon.contracts.state import customer_states, ledger_summary, legacy_billed_entries
+from addon.contracts.state import (
+    DEFAULT_CONTRACT,
+    customer_states,
+    ledger_summary,
+    legacy_billed_entries,
+    settled_keys,
+)
 from addon.invoicing.formatting import Formats
 from addon.invoicing.issue import Draft, DraftLine, EntryLink
 from addon.invoicing.snapshot import Allowance, AnnexEntry, VatGroup
-from addon.models import BilledEntry, BookedExtra, Customer, Ticket, TimeEntry
+from addon.models import BilledEntry, BookedExtra, Customer, Invoice, Ticket, TimeEntry
 from addon.settings import Settings
 
 CUSTOMER = ""  # key of review flags that concern the customer, not one ticket
@@ -196,30 +206,108 @@ def line_order(lines: list[billing.Line]) -> list[billing.Line]:
     return sorted(lines, key=key)
 
 
-def _customer_entries(session: Session, customer: Customer,
-                      ticket: Ticket | None) -> tuple[list[TimeEntry], dict[int, Ticket]]:
-    """The entries the engine needs: all of the customer's for a month; for one ticket only its
-    own, since every per-ticket step (netting, rounding, overlaps, visits) stays in the ticket."""
+#: who pays for a ticket's work: a cancellation may have moved it away from the organization
+paying_customer = func.coalesce(Ticket.billing_customer_id, Ticket.customer_id)
+
+
+def billing_customer(session: Session, ticket: Ticket) -> Customer | None:
+    """The customer a ticket's unbilled work is billed to (see `paying_customer`)."""
+    return session.get(Customer, ticket.billing_customer_id) if ticket.billing_customer_id else ticket.customer
+
+
+def merge_targets(session: Session) -> dict[int, Ticket]:
+    """Merged ticket id → the ticket that bills its time (the end of a chain of merges).
+
+    Zammad leaves the time on the merged ticket; its invoice is the surviving ticket's. Only
+    tickets whose helpdesk names a survivor (`merged_into` set, not "") are in the map.
+    """
+    merged = session.execute(select(Ticket).where(Ticket.merged_into.is_not(None), Ticket.merged_into != "")
+                             ).scalars().all()
+    if not merged:
+        return {}
+    wanted = {(t.helpdesk, t.merged_into) for t in merged}
+    by_key = {(t.helpdesk, t.remote_id): t for t in session.execute(select(Ticket).where(
+        Ticket.remote_id.in_({remote for _h, remote in wanted}))).scalars()}
+    targets: dict[int, Ticket] = {}
+    for source in merged:
+        target, hops = by_key.get((source.helpdesk, source.merged_into or "")), 0
+        while target is not None and target.merged_into and hops < 20:  # merged on: follow the chain
+            target, hops = by_key.get((target.helpdesk, target.merged_into)) or session.execute(
+                select(Ticket).where(Ticket.helpdesk == target.helpdesk, Ticket.remote_id == target.merged_into)
+            ).scalar_one_or_none(), hops + 1
+        if target is not None and target.id != source.id:
+            targets[source.id] = target
+    return targets
+
+
+def is_open(ticket: Ticket) -> bool:
+    """Open work is shown, not billed: a ticket is billed once it is closed (issue 11)."""
+    return ticket.closed_at is None
+
+
+def _customer_entries(session: Session, customer: Customer, ticket: Ticket | None, include_open: bool = False,
+                      settled: frozenset[str] = frozenset()) -> tuple[list[TimeEntry], dict[int, Ticket]]:
+    """The entries the engine needs, and the ticket that bills each entry's ticket.
+
+    All of the customer's for a month; for one ticket only its own (and those of tickets merged
+    into it), since every per-ticket step (netting, rounding, overlaps, visits) stays in the
+    ticket. The customer's are the entries of the tickets it pays for, except those a valid
+    invoice of another customer holds, plus those its own valid invoices hold wherever their
+    ticket went: time stays with the customer that was billed for it. A merged ticket's time is
+    billed with the ticket it was merged into. Entries of open tickets are left out unless
+    `include_open` (status and contingent figures of open work): billing happens on close. What
+    valid documents already settled (`settled`, entry ids) always counts, reopened or not, or
+    the engine would take it back.
+    """
     legacy = legacy_billed_entries(session, customer.id)
+    targets = merge_targets(session)
+    on_own_invoices = (select(BilledEntry.entry_id).join(Invoice, Invoice.id == BilledEntry.invoice_id)
+                       .where(Invoice.customer_id == customer.id, Invoice.state != "cancelled"))
+    merged_in = [source for source, target in targets.items() if _payer_id(target) == customer.id]
     query = (select(TimeEntry, Ticket).join(Ticket, Ticket.id == TimeEntry.ticket_id)
-             .where(Ticket.customer_id == customer.id, TimeEntry.removed_at.is_(None))
+             .where(or_(paying_customer == customer.id, TimeEntry.id.in_(on_own_invoices), Ticket.id.in_(merged_in)),
+                    TimeEntry.removed_at.is_(None))
              .order_by(TimeEntry.booked_at, TimeEntry.id))
     if ticket is not None:
-        query = query.where(Ticket.id == ticket.id)
+        query = query.where(Ticket.id.in_([ticket.id, *(s for s, t in targets.items() if t.id == ticket.id)]))
     rows = session.execute(query).all()
-    entries = [e for e, _t in rows if e.id not in legacy]
-    return entries, {t.id: t for _e, t in rows}
+    payer = dict(session.execute(
+        select(BilledEntry.entry_id, Invoice.customer_id).join(Invoice, Invoice.id == BilledEntry.invoice_id)
+        .where(BilledEntry.entry_id.in_([e.id for e, _t in rows]), Invoice.state != "cancelled")).all())
+    billing_ticket = {t.id: targets.get(t.id, t) for _e, t in rows}
+    entries = [e for e, _t in rows if e.id not in legacy and payer.get(
+        e.id, _payer_id(billing_ticket[e.ticket_id])) == customer.id
+        and (include_open or str(e.id) in settled or not is_open(billing_ticket[e.ticket_id]))]
+    return entries, billing_ticket
 
 
-def _customer_extras(session: Session, customer: Customer, ticket: Ticket | None) -> list[tuple[BookedExtra, Ticket]]:
+def _payer_id(ticket: Ticket) -> int | None:
+    return ticket.billing_customer_id or ticket.customer_id
+
+
+def _customer_extras(session: Session, customer: Customer, ticket: Ticket | None,
+                     include_open: bool = False) -> list[tuple[BookedExtra, Ticket]]:
     """The customer's current booked extras (one ticket's for per_ticket), billed ones included:
     the engine skips what valid invoices already hold, and bills again what a cancellation released."""
     query = (select(BookedExtra, Ticket).join(Ticket, Ticket.id == BookedExtra.ticket_id)
-             .where(Ticket.customer_id == customer.id, BookedExtra.removed_at.is_(None))
+             .where(paying_customer == customer.id, BookedExtra.removed_at.is_(None),
+                    BookedExtra.written_off.is_(None))
              .order_by(BookedExtra.booked_at, BookedExtra.id))
     if ticket is not None:
         query = query.where(Ticket.id == ticket.id)
-    return [(x, t) for x, t in session.execute(query).all()]
+    return [(x, t) for x, t in session.execute(query).all() if include_open or not is_open(t)]
+
+
+def _blocked(entry: TimeEntry, ticket: Ticket) -> str | None:
+    """Why an entry stays out of the engine altogether: its ticket's category bills nothing,
+    it was written off, or its ticket waits for a decision after a cancellation."""
+    if entry.written_off:
+        return entry.written_off
+    if ticket.category in NOT_BILLABLE_CATEGORIES:
+        return f"category {ticket.category}"
+    if ticket.billing_hold:
+        return f"on hold after {ticket.billing_hold}"
+    return None
 
 
 def with_category(routed: Iterable[billing.TimeEntry], by_number: Mapping[str, Ticket],
@@ -243,11 +331,15 @@ def _markup(category: str | None, markups: Mapping[str, Decimal]) -> Decimal:
 
 def engine_extras(booked: list[tuple[BookedExtra, Ticket]], infos: Mapping[str, billing.TicketInfo],
                   setups: list[ContractSetup], routing: billing.Routing, timezone: str,
+                  claiming: list[ContractSetup] | None = None, pinned: Mapping[str, str] | None = None,
                   ) -> tuple[dict[str, list[billing.Extra]], dict[str, ExtraInfo], list[billing.Problem]]:
     """Booked extras as engine extras per contract key, with their texts and the holds.
 
-    An extra goes to the contract that would bill time booked on its ticket at its booking time
-    (routed like a one-minute probe entry). A visit is an extra of one piece at the contract's
+    An extra a valid invoice billed stays with that contract (`pinned`, engine extra id → key).
+    Any other extra goes with its ticket's time: to the contract that bills most of the ticket's
+    routed entries; on a ticket without routed time, to the contract that would bill time booked
+    there at its booking time (a one-minute probe through the claims of `claiming`, the
+    customer's own contracts). A visit is an extra of one piece at the contract's
     flat fee, unless the contract already bills visits from on-site time of that ticket (then
     the engine's own travel flat covers it; two fees for one trip would be wrong). Missing
     prices (km rate, flat fee) hold the ticket with the reason; nothing is guessed.
@@ -258,15 +350,28 @@ def engine_extras(booked: list[tuple[BookedExtra, Ticket]], infos: Mapping[str, 
     found: dict[str, list[billing.Extra]] = {}
     texts: dict[str, ExtraInfo] = {}
     problems: list[billing.Problem] = []
+    ticket_keys: dict[str, list[str]] = {}
+    for routed_key, routed_entries in routing.by_contract.items():
+        for e in routed_entries:
+            ticket_keys.setdefault(e.ticket, []).append(routed_key)
     for row, ticket in booked:
-        if ticket.category in NOT_BILLABLE_CATEGORIES or ticket.booking_problems:
+        if ticket.category in NOT_BILLABLE_CATEGORIES or ticket.booking_problems or ticket.billing_hold:
             continue
-        probe = billing.TimeEntry(id=f"probe:{row.id}", ticket=ticket.number, agent=row.agent, activity=NO_ACTIVITY,
-                                  start=row.booked_at, minutes=1, booked_at=row.booked_at)
-        routed = route([probe], {ticket.number: infos[ticket.number]}, setups, timezone)
-        key = next(iter(routed.by_contract), None)
+        key = (pinned or {}).get(f"{EXTRA_PREFIX}{row.id}")
+        keys = ticket_keys.get(ticket.number)
+        if key is None and keys:
+            key = max(sorted(set(keys)), key=keys.count)
         if key is None:
-            problems += [replace(p, entry_ids=()) for p in routed.problems]
+            probe = billing.TimeEntry(id=f"probe:{row.id}", ticket=ticket.number, agent=row.agent,
+                                      activity=NO_ACTIVITY, start=row.booked_at, minutes=1, booked_at=row.booked_at)
+            routed = route([probe], {ticket.number: infos[ticket.number]}, claiming or setups, timezone)
+            key = next(iter(routed.by_contract), None)
+            if key is None:
+                problems += [replace(p, entry_ids=()) for p in routed.problems]
+                continue
+        if key not in by_key:
+            problems.append(billing.Problem("contract gone", f"contract {key} billed {row.description} and no "
+                                            "longer exists", ticket=ticket.number))
             continue
         setup = by_key[key]
         terms = f" in contract {key}" if setup.row is not None else ""
@@ -308,7 +413,8 @@ def engine_extras(booked: list[tuple[BookedExtra, Ticket]], infos: Mapping[str, 
 
 def _draft(session: Session, results: list[billing.BillingResult], by_number: dict[str, Ticket],
            entries: dict[str, TimeEntry], language: str, timezone: str,
-           extras: Mapping[str, ExtraInfo]) -> Draft | None:
+           extras: Mapping[str, ExtraInfo], settled_before: frozenset[str] = frozenset(),
+           ticket_of: Mapping[str, str] | None = None) -> Draft | None:
     lines = line_order([line for r in results for line in r.lines])
     if not lines:
         return None
@@ -358,16 +464,23 @@ def _draft(session: Session, results: list[billing.BillingResult], by_number: di
         lines=draft_lines,
         vat_groups=tuple(VatGroup("S", b.rate, b.base, b.vat) for b in totals.by_rate),
         net=totals.net, vat=totals.vat, gross=totals.gross,
-        annex=annex_entries(results, entries, ZoneInfo(timezone)),
+        annex=annex_entries(results, entries, ZoneInfo(timezone), settled_before, ticket_of or {}),
         allowances=allowances,
     )
 
 
-def annex_entries(results: list[billing.BillingResult], entries: Mapping[str, TimeEntry],
-                  zone: ZoneInfo) -> tuple[AnnexEntry, ...]:
-    """One activity report row per booking this document settles, from what the engine
-    allocated: raw minutes as booked, billed minutes, and how many of those a contingent
-    covered (they cost nothing on their own, so no line shows them; the report must)."""
+def annex_entries(results: list[billing.BillingResult], entries: Mapping[str, TimeEntry], zone: ZoneInfo,
+                  settled_before: frozenset[str] = frozenset(),
+                  ticket_of: Mapping[str, str] | None = None) -> tuple[AnnexEntry, ...]:
+    """One activity report row per booking this document settles or changes, from what the
+    engine allocated: raw minutes as booked, billed minutes, and how many of those a contingent
+    covered (they cost nothing on their own, so no line shows them; the report must).
+
+    Booked minutes are the entry's own, once per entry however many lines a surcharge window
+    splits it into, and only on the invoice that settles the entry first (`settled_before`: the
+    entries earlier valid documents hold); a later correction of that time shows booked 0 and the
+    billed difference. Corrections netted into billed time are listed with their own minutes.
+    """
     rows: dict[str, dict[str, object]] = {}
     for result in results:
         document = result.state.documents[-1] if result.state.documents else None
@@ -385,15 +498,23 @@ def annex_entries(results: list[billing.BillingResult], entries: Mapping[str, Ti
                 row["no_charge"] = True
             elif allocation.coverage not in (TIME_AND_MATERIAL, OVERAGE):
                 row["covered"] = int(row["covered"]) + allocation.minutes  # type: ignore[call-overload]
-    annex = [
-        AnnexEntry(
-            ticket_number=str(row["ticket"]), date=entries[entry_id].booked_at.astimezone(zone).date(),
-            agent=entries[entry_id].agent_name or entries[entry_id].agent, activity=str(row["activity"]),
-            raw_minutes=entries[entry_id].minutes, billed_minutes=Decimal(int(row["billed"])),  # type: ignore[call-overload]
+    for entry_id in _settled_without_line(results) - set(rows):
+        entry = entries.get(entry_id)
+        if entry is not None:
+            rows[entry_id] = {"ticket": (ticket_of or {}).get(entry_id, ""), "activity": entry.activity or NO_ACTIVITY,
+                              "billed": 0, "covered": 0, "no_charge": False}
+    annex = []
+    for entry_id, row in rows.items():
+        entry = entries[entry_id]
+        raw = Decimal(0) if entry_id in settled_before else entry.minutes
+        if not row["billed"] and not raw:
+            continue
+        annex.append(AnnexEntry(
+            ticket_number=str(row["ticket"]), date=entry.booked_at.astimezone(zone).date(),
+            agent=entry.agent_name or entry.agent, activity=str(row["activity"]),
+            raw_minutes=raw, billed_minutes=Decimal(int(row["billed"])),  # type: ignore[call-overload]
             covered_minutes=Decimal(int(row["covered"])), no_charge=bool(row["no_charge"]),  # type: ignore[call-overload]
-        )
-        for entry_id, row in rows.items() if row["billed"]
-    ]
+        ))
     return tuple(sorted(annex, key=lambda a: (a.date, a.agent, a.ticket_number)))
 
 
@@ -412,6 +533,95 @@ def _minutes_on(line: billing.Line, entry_id: str) -> int:
     return sum(r.billed_minutes for r in line.entries if r.entry_id == entry_id)
 
 
+def date_corrections(core: list[billing.TimeEntry], own_start: set[str]) -> list[billing.TimeEntry]:
+    """A correction booked without a start (Zammad, OTRS) corrects earlier work: it is dated to
+    the start of the latest positive booking of the same ticket, agent and activity booked
+    before it, so it nets in that work's period. Typed in a month later, it still becomes a
+    correction line on the next invoice (README "Corrections") instead of a "negative net" of
+    its own month. Without such a booking it keeps its booking time."""
+    dated = []
+    for entry in core:
+        if entry.minutes >= 0 or entry.id in own_start:
+            dated.append(entry)
+            continue
+        earlier = [e for e in core if e.minutes > 0 and (e.ticket, e.agent, e.activity) == (
+            entry.ticket, entry.agent, entry.activity) and e.booked_at is not None and entry.booked_at is not None
+            and e.booked_at <= entry.booked_at]
+        target = max(earlier, key=lambda e: (e.booked_at, e.id), default=None)
+        resolved = resolve_interval(target) if target is not None else None
+        dated.append(entry if resolved is None or isinstance(resolved, billing.Problem)
+                     else replace(entry, start=resolved[0]))
+    return dated
+
+
+def route_customer(session: Session, settings: Settings, customer: Customer, setups: list[ContractSetup],
+                   core: list[billing.TimeEntry], infos: dict[str, billing.TicketInfo],
+                   states: dict[str, billing.BillingState]) -> tuple[list[ContractSetup], billing.Routing]:
+    """Which contract bills each entry: billed time stays with the contract that billed it, the
+    rest goes to the contracts that reach it (new time; known time only where applied)."""
+    timezone = customer.timezone or settings.timezone
+    pinned = pinned_entries(core, states, timezone)
+    numbers = {t.number: t for t in session.execute(select(Ticket).where(
+        Ticket.number.in_({e.ticket for e in core}), Ticket.billing_contract.is_not(None))).scalars()}
+    for entry in core:  # a cancellation moved the ticket's unbilled work to another contract
+        ticket = numbers.get(entry.ticket)
+        if ticket is not None and ticket.billing_contract and ticket.helpdesk == customer.helpdesk:
+            pinned.setdefault(entry.id, ticket.billing_contract)
+    reachable = None
+    rows = [s for s in setups if s.row is not None]
+    if rows:
+        reachable = {e.id: reach(e, rows, timezone) for e in core if e.id not in pinned}
+        if DEFAULT_CONTRACT in pinned.values() or any(DEFAULT_CONTRACT in r for r in reachable.values()):
+            setups = [*setups, default_setup(session, settings, customer)]
+    return setups, route(core, infos, setups, timezone, pinned=pinned, reachable=reachable)
+
+
+def unbilled_routing(session: Session, settings: Settings, customer: Customer) -> dict[int, str | None]:
+    """Entry id → the contract that would bill it now (None: held), for the customer's stored
+    entries no valid invoice or draft holds yet (what `contracts preview` compares)."""
+    stored, tickets_by_id = _customer_entries(session, customer, None, include_open=True)
+    billed = set(session.execute(select(BilledEntry.entry_id)).scalars())
+    core = date_corrections([core_entry(e, tickets_by_id[e.ticket_id]) for e in stored
+                             if tickets_by_id[e.ticket_id].category not in NOT_BILLABLE_CATEGORIES],
+                            {str(e.id) for e in stored if e.start is not None})
+    infos = {t.number: ticket_info(t) for t in tickets_by_id.values()}
+    _setups, routing = route_customer(session, settings, customer, customer_contracts(session, settings, customer),
+                                      core, infos, customer_states(session, customer.id))
+    found: dict[int, str | None] = {int(x.entry_id): None for x in routing.held}
+    found.update({int(e.id): key for key, routed in routing.by_contract.items() for e in routed})
+    return {entry_id: key for entry_id, key in found.items() if entry_id not in billed}
+
+
+def pinned_entries(core: list[billing.TimeEntry], states: dict[str, billing.BillingState],
+                   timezone: str) -> dict[str, str]:
+    """Entry id → contract key for everything a valid invoice billed or settled, plus the
+    unsettled corrections of such time.
+
+    A correction is netted against the latest positive entry of its (ticket, agent, activity,
+    period): when that entry was billed under contract K, the correction must be rated under K
+    too, or it would either vanish in another contract ("negative net") or be ignored while K
+    keeps billing the uncorrected time.
+    """
+    settled = settled_keys(states)
+    pinned = {e.id: settled[e.id] for e in core if e.id in settled}
+    groups: dict[tuple[str, str, str, str], list[tuple[datetime, billing.TimeEntry]]] = {}
+    for entry in core:
+        resolved = resolve_interval(entry)
+        if isinstance(resolved, billing.Problem):
+            continue
+        group = (entry.ticket, entry.agent, entry.activity, period_of_instant(resolved[0], timezone))
+        groups.setdefault(group, []).append((resolved[0], entry))
+    for members in groups.values():
+        positives = sorted((start, e.id, e) for start, e in members if e.minutes > 0)
+        if not positives or positives[-1][2].id not in pinned:
+            continue
+        key = pinned[positives[-1][2].id]
+        for _start, entry in members:
+            if entry.minutes < 0:
+                pinned.setdefault(entry.id, key)
+    return pinned
+
+
 def _flags(problems: Iterable[billing.Problem], severity: str) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for p in problems:
@@ -423,24 +633,28 @@ def _flags(problems: Iterable[billing.Problem], severity: str) -> dict[str, list
 
 
 def rate_customer(session: Session, settings: Settings, customer: Customer, *, trigger: str,
-                  ticket: Ticket | None = None, period: str | None = None) -> Rating:
+                  ticket: Ticket | None = None, period: str | None = None, include_open: bool = False) -> Rating:
     """Rate what is due for one customer: one ticket's contracts with trigger per_ticket, or
-    the month `period` (and earlier, not yet billed) of the contracts with trigger monthly."""
+    the month `period` (and earlier, not yet billed) of the contracts with trigger monthly.
+    `include_open` rates the work of open tickets too (their status and contingent figures;
+    never issued)."""
     setups = customer_contracts(session, settings, customer)
     if setups[0].key == "default" and not setups[0].engine.rates:
         return Rating(None, [f"no hourly rate for customer '{customer.name}' and no default_rate configured"])
     timezone = customer.timezone or settings.timezone
-    stored, tickets_by_id = _customer_entries(session, customer, ticket)
-    booked = _customer_extras(session, customer, ticket)
-    tickets_by_id.update({t.id: t for _x, t in booked})
+    states = customer_states(session, customer.id)
+    settled = frozenset(settled_keys(states))
+    stored, tickets_by_id = _customer_entries(session, customer, ticket, include_open, settled)
+    booked = _customer_extras(session, customer, ticket, include_open)
+    tickets_by_id.update({t.id: t for _x, t in booked if t.id not in tickets_by_id})
     by_number = {t.number: t for t in tickets_by_id.values()}
     entries = {str(e.id): e for e in stored}
-    blocked = {e.id: f"category {tickets_by_id[e.ticket_id].category}" for e in stored
-               if tickets_by_id[e.ticket_id].category in NOT_BILLABLE_CATEGORIES}
-    core = [core_entry(e, tickets_by_id[e.ticket_id]) for e in stored if e.id not in blocked]
+    blocked = {e.id: reason for e in stored if (reason := _blocked(e, tickets_by_id[e.ticket_id]))}
+    core = date_corrections([core_entry(e, tickets_by_id[e.ticket_id]) for e in stored if e.id not in blocked],
+                            {str(e.id) for e in stored if e.start is not None})
     infos = {t.number: ticket_info(t) for t in tickets_by_id.values()}
-    routing = route(core, infos, setups, timezone)
-    states = customer_states(session, customer.id)
+    own_setups = setups
+    setups, routing = route_customer(session, settings, customer, setups, core, infos, states)
     agents = agents_for(session, stored)
     scope = frozenset({ticket.number}) if ticket is not None else None
 
@@ -453,9 +667,15 @@ def rate_customer(session: Session, settings: Settings, customer: Customer, *, t
     problems = [p for p in routing.problems if relevant(p.ticket)]
     problems += [billing.Problem("booking problem", t.booking_problems.replace("\n", "; "), ticket=t.number)
                  for t in tickets_by_id.values() if t.booking_problems and relevant(t.number)]
-    extras, extra_infos, extra_problems = engine_extras(booked, infos, setups, routing, timezone)
+    billed_extras = {x: key for key, st in states.items() for d in st.valid_invoices() for x in d.extra_ids}
+    extras, extra_infos, extra_problems = engine_extras(booked, infos, setups, routing, timezone,
+                                                        claiming=own_setups, pinned=billed_extras)
     problems += [p for p in extra_problems if relevant(p.ticket)]
-    excluded = {int(x.entry_id): x.reason for x in routing.held} | blocked
+    # reasons a valid invoice already gave (internal, netted to zero) stay the entry's reasons:
+    # the engine reports an exclusion once, but the entry remains excluded on every later run
+    excluded = {int(x.entry_id): x.reason for st in states.values() for d in st.valid_invoices()
+                for x in d.excluded if x.entry_id.isdigit()}
+    excluded |= {int(x.entry_id): x.reason for x in routing.held} | blocked
     waiting: list[str] = []
     for setup in setups:
         routed = with_category(routing.by_contract.get(setup.key, ()), by_number, setup)
@@ -478,12 +698,15 @@ def rate_customer(session: Session, settings: Settings, customer: Customer, *, t
             ledgers.append(Ledger(setup, result.contingents))
     holds, warnings = _flags(problems, "hold"), _flags(problems, "warning")
     language = customer.language or settings.invoice_language
-    notes = tuple(ledger_summary(s, ledger.setup.engine.retainer, language)  # type: ignore[arg-type]
+    with_open = open_snapshots(session, settings, customer, period) if ledgers and not include_open else {}
+    notes = tuple(ledger_summary(s, ledger.setup.engine.retainer, language,  # type: ignore[arg-type]
+                                 with_open.get((ledger.setup.key, s.period)))
                   for ledger in ledgers for s in ledger.snapshots if s.period == period)
     reasons = [r for key, rs in holds.items() if key in (CUSTOMER, *(scope or ())) for r in rs]
     if trigger == "per_ticket" and reasons:
         return Rating(None, reasons, excluded, holds, warnings, waiting=tuple(waiting))
-    draft = _draft(session, results, by_number, entries, language, timezone, extra_infos)
+    draft = _draft(session, results, by_number, entries, language, timezone, extra_infos, settled,
+                   {e.id: e.ticket for e in core})
     if draft is not None:  # the ledger text and the month belong to the document (snapshot)
         bounds = (first_day(period), last_day(period)) if period else None
         draft = replace(draft, notes=notes, service_period=bounds)
@@ -492,6 +715,14 @@ def rate_customer(session: Session, settings: Settings, customer: Customer, *, t
     invoice_tickets = sorted((by_number[n] for n in touched if n in by_number), key=lambda t: t.number)
     return Rating(draft, reasons if trigger == "per_ticket" else [], excluded, holds, warnings, documents,
                   invoice_tickets, ledgers, notes, tuple(waiting))
+
+
+def open_snapshots(session: Session, settings: Settings, customer: Customer,
+                   period: str | None) -> dict[tuple[str, str], billing.ContingentSnapshot]:
+    """(contract key, period) → the contingent snapshot with the work of open tickets counted:
+    the figures a team lead (and the customer) must see, although open work is billed later."""
+    rating = rate_customer(session, settings, customer, trigger="monthly", period=period, include_open=True)
+    return {(ledger.setup.key, snap.period): snap for ledger in rating.ledgers for snap in ledger.snapshots}
 
 
 def rate_ticket(session: Session, settings: Settings, customer: Customer, ticket: Ticket) -> Rating:

@@ -1,10 +1,11 @@
-"""The sync job: poll closed tickets, store them, bill them, write back. Idempotent.
+"""The sync job: poll changed tickets, store them, bill the closed ones, write back. Idempotent.
 
-One run = collect (cursor-based poll, upserts, cursor moved in the same transaction as the
-data) → bill (one transaction per ticket: an invoice, or a status with its reason) → write
-back (outbox). A ticket that cannot be billed is flagged `needs_attention` with the reason
-and the run goes on; a helpdesk that fails mid-way fails the run with its message, keeps
-everything committed so far, and leaves the cursor before the first ticket it could not read.
+One run = collect (cursor-based poll of tickets of every state, upserts, cursor moved in the
+same transaction as the data) → bill (one transaction per ticket: an invoice for a closed
+ticket, the status of open work, or a status with its reason) → write back (outbox). A ticket
+that cannot be billed is flagged `needs_attention` with the reason and the run goes on; a
+helpdesk that fails mid-way fails the run with its message, keeps everything committed so
+far, and leaves the cursor before the first ticket it could not read.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, or_, select
@@ -20,11 +21,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from addon.contracts.periods import bill_due_periods, record_billing
 from addon.db import transaction
-from addon.invoicing.issue import Renderer, issue_invoice, store_draft
-from addon.invoicing.rating import NOT_BILLABLE_CATEGORIES, extra_row_id, rate_ticket
+from addon.invoicing.issue import Draft, Renderer, earlier_invoices, issue_invoice, store_draft
+from addon.invoicing.rating import (
+    NOT_BILLABLE_CATEGORIES,
+    billing_customer,
+    extra_row_id,
+    is_open,
+    merge_targets,
+    rate_ticket,
+)
 from addon.models import BilledEntry, BilledExtra, BookedExtra, Invoice, InvoiceLine, Ticket, TimeEntry
 from addon.settings import Settings
 from addon.sync import runs
+from addon.sync.open_work import OPEN_WORK, merged_status, open_work_status, unbilled_entries
 from addon.sync.store import (
     advance_cursor,
     problems_text,
@@ -33,7 +42,7 @@ from addon.sync.store import (
     upsert_extras,
     upsert_ticket,
 )
-from addon.sync.writeback import perform_deliveries, perform_pending, set_status
+from addon.sync.writeback import perform_deliveries, perform_pending, queue_review, set_status
 from connectors.base import (
     BookingProblem,
     BookingReader,
@@ -41,11 +50,12 @@ from connectors.base import (
     HelpdeskConnector,
     NotFound,
     RemoteExtra,
+    RemoteTicket,
 )
 
 log = logging.getLogger(__name__)
 
-STREAM = "closed_tickets"
+STREAM = "changed_tickets"  # tickets of every state (issue 11); the former stream polled closed ones
 LOCK = "sync"
 LOCK_LEASE = timedelta(minutes=30)
 
@@ -119,8 +129,14 @@ def collect(
     seen: set[int] = set()
     cursor_blocked = False
     reads_bookings = isinstance(connector, BookingReader)
-    for remote in connector.closed_tickets_since(cursor):
+    for remote in connector.changed_tickets_since(cursor):
         counts["tickets_seen"] += 1
+        if not needs_reading(factory, connector.kind, remote):
+            counts["tickets_unchanged"] += 1
+            if not cursor_blocked:
+                with transaction(factory) as session:
+                    advance_cursor(session, connector.kind, STREAM, remote.updated_at)
+            continue
         what = "time entries"
         extras: Sequence[RemoteExtra] = ()
         problems: Sequence[BookingProblem] = ()
@@ -153,6 +169,22 @@ def collect(
     return seen
 
 
+def needs_reading(factory: sessionmaker[Session], helpdesk: str, remote: RemoteTicket) -> bool:
+    """Whether a polled ticket's bookings must be read.
+
+    Not when ticketbill stored this very version already (same `updated_at`: the poll's overlap
+    window returns the newest tickets again and again), nor for an open or merged ticket without
+    any time that ticketbill does not hold (nothing to show, nothing stored). Everything else is
+    read: a closed ticket is billed now, open work gets its status.
+    """
+    with factory() as session:
+        stored = session.execute(select(Ticket.remote_updated_at).where(
+            Ticket.helpdesk == helpdesk, Ticket.remote_id == remote.remote_id)).first()
+    if stored is not None:
+        return stored[0] != remote.updated_at
+    return remote.state_type not in ("open", "merged") or remote.has_time is not False
+
+
 def bill_pending(
     factory: sessionmaker[Session],
     settings: Settings,
@@ -170,9 +202,12 @@ def bill_pending(
     with factory() as session:
         candidates = session.execute(
             select(Ticket.id)
-            .where(or_(Ticket.id.in_(seen), Ticket.billing_status.in_(("unbilled", "needs_attention", "cancelled"))))
+            .where(or_(Ticket.id.in_(seen), Ticket.billing_status.in_(("unbilled", "needs_attention", "cancelled")),
+                       Ticket.closed_at.is_not(None) & Ticket.attention_reason.like(f"{OPEN_WORK}%")))
             .order_by(Ticket.closed_at, Ticket.id)
         ).scalars().all()
+        targets = merge_targets(session)  # a merge seen now may bring time to its surviving ticket
+        candidates += sorted({t.id for s, t in targets.items() if s in seen} - set(candidates))
     for ticket_id in candidates:
         try:
             with transaction(factory) as session:
@@ -191,8 +226,10 @@ def bill_pending(
 def bill_ticket(session: Session, settings: Settings, render: Renderer, ticket: Ticket | None, now: datetime) -> str:
     """Decide one ticket: invoice its unbilled entries, or record why not. Returns the outcome."""
     assert ticket is not None
-    if ticket.closed_at is None:
-        return "still_open"  # only the push API stores open tickets; they are billed on close
+    if ticket.merged_into is not None:  # its time is billed with the ticket it was merged into
+        return merged_status(session, ticket, now)
+    if is_open(ticket):  # billed on close; until then the status says what will happen
+        return open_work_status(session, settings, ticket, now)
     if ticket.category in NOT_BILLABLE_CATEGORIES:  # set by the agent: nothing to bill, whoever pays
         reason = f"category {ticket.category}"
         billed_ids = billed_entry_ids(session, ticket)
@@ -200,10 +237,18 @@ def bill_ticket(session: Session, settings: Settings, render: Renderer, ticket: 
             if entry.removed_at is None and entry.id not in billed_ids:
                 entry.not_billed_reason = reason
         if ticket.billing_status in ("invoiced", "draft"):
+            numbers = earlier_invoices(session, [ticket])
+            if numbers:  # the team lead decides; an issued invoice is never changed by a category
+                queue_review(session, ticket, "category_after_invoice",
+                             f"category changed to {ticket.category} after {', '.join(numbers)} was issued; "
+                             f"cancel it (`ticketbill invoices cancel {numbers[-1]} --then write-off --reason …`) "
+                             "if the customer is not to pay", now)
             return f"already_{ticket.billing_status}"
         set_status(session, ticket, "not_billable", reason, now)
         return "not_billable"
-    customer = ticket.customer
+    if ticket.billing_hold:  # a cancellation put its work on hold; `invoices release` decides
+        return "on_hold"
+    customer = billing_customer(session, ticket)
     if customer is None:
         set_status(session, ticket, "needs_attention", "ticket has no organization/customer to bill", now)
         return "needs_attention"
@@ -223,20 +268,15 @@ def bill_ticket(session: Session, settings: Settings, render: Renderer, ticket: 
     drift += session.execute(
         select(BookedExtra.drift).where(BookedExtra.ticket_id == ticket.id, BookedExtra.drift.is_not(None))
     ).scalars().all()
-    if drift:
-        set_status(session, ticket, "needs_attention", "; ".join(drift), now)
-        return "needs_attention"
-    billed = select(BilledEntry.entry_id)
-    unbilled = session.execute(
-        select(TimeEntry).where(
-            TimeEntry.ticket_id == ticket.id, TimeEntry.removed_at.is_(None), TimeEntry.id.not_in(billed)
-        ).order_by(TimeEntry.booked_at, TimeEntry.id)
-    ).scalars().all()
+    for change in drift:  # the invoice keeps what it billed; a person decides what follows
+        queue_review(session, ticket, "changed_after_invoice", change, now)
+    unbilled = unbilled_entries(session, ticket)
     extras_open = unbilled_extras(session, ticket)
     if not unbilled and not extras_open:
         if ticket.billing_status in ("invoiced", "draft"):
             return f"already_{ticket.billing_status}"
-        set_status(session, ticket, "not_billable", "closed without booked time", now)
+        written_off = sorted({e.written_off for e in ticket.entries if e.written_off and e.removed_at is None})
+        set_status(session, ticket, "not_billable", "; ".join(written_off) or "closed without booked time", now)
         return "not_billable"
     rating = rate_ticket(session, settings, customer, ticket)
     for entry in unbilled:
@@ -253,17 +293,33 @@ def bill_ticket(session: Session, settings: Settings, render: Renderer, ticket: 
             return "awaiting_period"
         set_status(session, ticket, "not_billable", "; ".join(sorted(set(rating.excluded.values()))), now)
         return "not_billable"
+    sources = sorted({e.ticket_id for e in unbilled} - {ticket.id})  # merged tickets billed with this one
+    tickets = [ticket, *(t for i in sources if (t := session.get(Ticket, i)) is not None)]
+    draft = supplementary(rating.draft, earlier_invoices(session, tickets), customer.language or
+                          settings.invoice_language)
     if customer.approval_required:
-        draft = store_draft(session, settings, customer, [ticket], rating.draft, now)
-        record_billing(session, draft, rating, None, now)
-        link_extras(session, draft)
-        reason = f"draft {draft.id} waits for approval (`ticketbill invoices approve {draft.id}`)"
-        set_status(session, ticket, "draft", reason, now)
+        stored = store_draft(session, settings, customer, tickets, draft, now)
+        record_billing(session, stored, rating, None, now)
+        link_extras(session, stored)
+        reason = f"draft {stored.id} waits for approval (`ticketbill invoices approve {stored.id}`)"
+        for each in tickets:
+            set_status(session, each, "draft", reason, now)
         return "drafted"
-    invoice = issue_invoice(session, settings, customer, [ticket], rating.draft, render, now)
+    invoice = issue_invoice(session, settings, customer, tickets, draft, render, now)
     record_billing(session, invoice, rating, None, now)
     link_extras(session, invoice)
     return "invoiced"
+
+
+def supplementary(draft: Draft, earlier: list[str], language: str) -> Draft:
+    """More time on a ticket that was invoiced already is billed on a new invoice that says it
+    supplements the earlier one (printed note); the issued invoice never changes."""
+    if not earlier:
+        return draft
+    numbers = ", ".join(earlier)
+    text = (f"Nachberechnung zu Rechnung {numbers}: Zeit, die nach deren Ausstellung gebucht wurde."
+            if language == "de" else f"Supplementary to invoice {numbers}: time booked after it was issued.")
+    return replace(draft, notes=(*draft.notes, text))
 
 
 def latest_invoice_id(factory: sessionmaker[Session]) -> int:
@@ -295,7 +351,8 @@ def unbilled_extras(session: Session, ticket: Ticket) -> list[BookedExtra]:
               .where(Invoice.state != "cancelled"))
     return list(session.execute(
         select(BookedExtra).where(BookedExtra.ticket_id == ticket.id, BookedExtra.removed_at.is_(None),
-                                  BookedExtra.id.not_in(billed)).order_by(BookedExtra.id)
+                                  BookedExtra.written_off.is_(None), BookedExtra.id.not_in(billed))
+        .order_by(BookedExtra.id)
     ).scalars())
 
 

@@ -24,6 +24,8 @@ What it imitates (see shared/reference/otrs-api.md, checked against a real Znuny
   article fields are set through `Article.DynamicField` on TicketUpdate (TicketCreate ignores
   them there, as Znuny 6.5 does). SessionGet returns the session's `UserID` and `UserLogin`.
 - Time units are unitless; `time_unit="second"` seeds seconds as Znuny's dropdown input does.
+- `merge_ticket(source, target)` is Znuny's `TicketMerge`: articles and time rows move to the
+  target (ids unchanged), the source keeps a "Merged Ticket … to …" note and state `merged`.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ BILLING_FIELDS: dict[str, dict[str, Any]] = {
             "not_billable",
             "needs_attention",
             "draft",
+            "covered",
             "invoiced",
             "cancelled",
         ),
@@ -557,6 +560,26 @@ class OTRSSandbox:
     def delete_ticket(self, ticket_id: int) -> None:
         with self._lock:
             self.tickets.pop(ticket_id, None)
+
+    def merge_ticket(
+        self, source: Ticket, target: Ticket, *, agent: str = "alice", at: datetime | None = None
+    ) -> None:
+        """Znuny's `TicketMerge`: the articles *and* the `time_accounting` rows move to the
+        target (`UPDATE time_accounting SET ticket_id = ?`, article ids unchanged); the source
+        gets a note "Merged Ticket … to …", state `merged` (type merged) and a `Merged` history
+        row, as does the target."""
+        with self._lock:
+            moment = at or self.now()
+            user = self.agents[agent]
+            target.articles = sorted(target.articles + source.articles, key=lambda a: a.article_id)
+            target.time_rows = target.time_rows + source.time_rows
+            source.articles, source.time_rows = [], []
+            text = f"%%{source.number}%%{source.ticket_id}%%{target.number}%%{target.ticket_id}"
+            self.add_article(source, agent=agent, subject="Ticket Merged", visible=1, at=moment,
+                             body=f"Merged Ticket {source.number} to {target.number}.")
+            source.state = "merged"
+            self._history(source, "Merged", user.user_id, moment, None, text)
+            self._history(target, "Merged", user.user_id, moment, None, text)
 
     def _history(
         self,

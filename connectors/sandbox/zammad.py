@@ -52,7 +52,9 @@ user (id 2), system user ``-`` (id 1); 40 tickets with ~150 time rows (minutes; 
 ``time_accounting_unit`` = ``minute``), types 1 Remote, 2 Vor-Ort, 3 Notfall, 4 Intern,
 5 Fahrt; night/weekend bookings use Notfall; ticket 3 has a -15 correction, ticket 5 was closed
 twice (``close_at`` < ``last_close_at``), ticket 7 is merged into another ticket of the same
-organization (its time rows stay on 7), the five newest tickets are open (new, open, pending).
+organization (its time rows stay on 7; the merge is a ``parent`` link from the survivor, read
+with ``GET /api/v1/links?link_object=Ticket&link_object_value=7``), the five newest tickets are
+open (new, open, pending).
 
 Behaviour choices worth knowing (details in ``zammad_api``/``zammad_state``):
 

@@ -168,6 +168,7 @@ class ZammadApp:
             Rule(f"{API}/ticket_merge/<rid>/<number>", endpoint="tickets_merge",
                  methods=["PUT"]),
             Rule(f"{API}/tags", endpoint="tags", methods=["GET"]),
+            Rule(f"{API}/links", endpoint="links", methods=["GET"]),
             Rule(f"{API}/ticket_articles", endpoint="articles_create", methods=["POST"]),
             Rule(f"{API}/ticket_articles/<rid>", endpoint="articles_show", methods=["GET"]),
             Rule(f"{API}/ticket_articles/by_ticket/<rid>", endpoint="articles_by_ticket",
@@ -543,6 +544,16 @@ class ZammadApp:
         self.state.merge_ticket(source["id"], target["id"], actor.id)
         return 200, {"result": "success", "target_ticket": self.state.columns(target),
                      "source_ticket": self.state.columns(source)}
+
+    def do_links(self, actor: Actor, params: dict[str, Any]) -> tuple[int, Any]:
+        """``GET /links?link_object=Ticket&link_object_value=ID``: ``{"links": [...], "assets"}``
+        (a merge is listed as ``parent`` on the merged ticket, pointing at the survivor)."""
+        if params.get("link_object") != "Ticket":
+            raise ApiError(422, f"Invalid link_object '{params.get('link_object')}'")
+        ticket = self._ticket_for(actor, params.get("link_object_value"))
+        links = self.state.links_of(ticket["id"])
+        linked = [t for link in links if (t := self.state.data["tickets"].get(link["link_object_value"]))]
+        return 200, {"links": links, "assets": self._assets(linked)}
 
     def do_tags(self, actor: Actor, params: dict[str, Any]) -> tuple[int, Any]:
         if params.get("object") != "Ticket":

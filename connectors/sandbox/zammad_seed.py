@@ -372,7 +372,8 @@ def build_seed(reference_date: date | None = None, rng_seed: int = RNG_SEED) -> 
         if state_id == 3:
             tickets[tid]["pending_time"] = iso(end + timedelta(days=3))
 
-    _merge_in_seed(tickets, articles, source_id=7, target_id=next(
+    merges: list[tuple[int, int]] = []
+    _merge_in_seed(tickets, articles, merges, source_id=7, target_id=next(
         tid for tid in range(8, 41) if tickets[tid]["organization_id"]
         == tickets[7]["organization_id"]))
 
@@ -387,8 +388,12 @@ def build_seed(reference_date: date | None = None, rng_seed: int = RNG_SEED) -> 
               "updated_at": origin_iso}
     _book_onsite_extras(tickets, articles, bookings)
 
+    links: dict[str, Any] = {}
+    for source_id, target_id in merges:
+        add_merge_link(links, source_id, target_id)
     return {
         "schema": 1,
+        "links": links["links"],
         "reference_date": reference_date.isoformat(),
         "frozen_now": None,
         "roles": {rid: {"id": rid, "name": role["name"], "_permissions": role["permissions"],
@@ -532,9 +537,16 @@ def _book_onsite_extras(tickets: dict[int, dict[str, Any]], articles: dict[int, 
         article["body"] = f"{article['body']}\n{lines}"
 
 
+def add_merge_link(data: dict[str, Any], source_id: int, target_id: int) -> None:
+    """``Ticket#merge_to``'s link (``Link.add``): type ``parent``, source the surviving ticket,
+    target the merged one; kept in ``data["links"]`` and served by ``GET /api/v1/links``."""
+    data.setdefault("links", []).append({"link_type": "parent", "source": target_id, "target": source_id})
+
+
 def _merge_in_seed(tickets: dict[int, dict[str, Any]], articles: dict[int, dict[str, Any]],
-                   *, source_id: int, target_id: int) -> None:
-    """Merge like ``Ticket#merge_to``: articles move, time rows stay, source becomes merged."""
+                   merges: list[tuple[int, int]], *, source_id: int, target_id: int) -> None:
+    """Merge like ``Ticket#merge_to``: articles move, time rows stay, source becomes merged;
+    the (source, target) pair becomes the merge link."""
     for article in articles.values():
         if article["ticket_id"] == source_id:
             article["ticket_id"] = target_id
@@ -545,4 +557,4 @@ def _merge_in_seed(tickets: dict[int, dict[str, Any]], articles: dict[int, dict[
     stamp = max(source["updated_at"], tickets[target_id]["updated_at"])
     source["updated_at"] = stamp
     tickets[target_id]["updated_at"] = stamp
-    source["preferences"] = {"merged_into": {"ticket_id": target_id}}
+    merges.append((source_id, target_id))

@@ -28,7 +28,7 @@ from connectors.sandbox.zammad_attributes import (
     option_keys,
 )
 from connectors.sandbox.zammad_html import sanitize_html
-from connectors.sandbox.zammad_seed import decimal_string, iso
+from connectors.sandbox.zammad_seed import add_merge_link, decimal_string, iso
 from connectors.sandbox.zammad_selector import evaluate
 from connectors.sandbox.zammad_values import (
     ApiError,
@@ -414,6 +414,8 @@ class SandboxState:
         ticket = self.get("tickets", ticket_id, "Ticket")
         tid = ticket["id"]
         del self.data["tickets"][tid]
+        self.data["links"] = [link for link in self.data.get("links", [])  # Link.remove_all
+                              if tid not in (link["source"], link["target"])]
         for table in ("articles", "time_accountings"):
             rows = self.data[table]
             for rid in [r["id"] for r in rows.values() if r["ticket_id"] == tid]:
@@ -435,10 +437,25 @@ class SandboxState:
         merged_state = next(sid for sid in self.data["states"]
                             if self.state_type(sid) == "merged")
         source["state_id"] = merged_state
-        source["preferences"] = {**source["preferences"],
-                                 "merged_into": {"ticket_id": target["id"]}}
+        add_merge_link(self.data, source["id"], target["id"])
         self.touch(source, actor_id)
         self.touch(target, actor_id)
+
+    def links_of(self, ticket_id: int) -> list[dict[str, Any]]:
+        """``Link.list(link_object: 'Ticket', link_object_value: id)``: the ticket's links as the
+        other side sees them. Zammad stores a merge as link type ``parent`` from the surviving
+        ticket (source) to the merged one (target): the merged ticket lists the survivor with
+        ``parent``, the survivor lists the merged ticket with ``child``."""
+        mapped = {"normal": "normal", "parent": "child", "child": "parent"}
+        found = []
+        for link in self.data.get("links", []):
+            if link["source"] == ticket_id:
+                found.append({"link_type": mapped[link["link_type"]], "link_object": "Ticket",
+                              "link_object_value": link["target"]})
+            if link["target"] == ticket_id:
+                found.append({"link_type": link["link_type"], "link_object": "Ticket",
+                              "link_object_value": link["source"]})
+        return found
 
     # -- articles ----------------------------------------------------------------------
 

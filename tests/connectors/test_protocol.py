@@ -16,8 +16,8 @@ from connectors import REGISTRY, get_connector
 from connectors.base import BookingReader, ConnectorError, HelpdeskConnector
 
 PROTOCOL_METHODS = (
-    "check", "register", "closed_tickets_since", "time_entries", "ticket", "write_back",
-    "ticket_url",
+    "check", "register", "closed_tickets_since", "changed_tickets_since", "time_entries", "ticket",
+    "write_back", "ticket_url",
 )
 # Connectors that already read bookings besides time (`BookingReader`); OTRS is to follow.
 BOOKING_READERS = ("zammad", "rt")

@@ -330,6 +330,28 @@ def test_merged_ticket_is_gone_and_its_time_moves_to_the_survivor(
     assert {e.ticket_remote_id for e in entries} == {survivor}
 
 
+def test_changed_tickets_since_sees_open_work_and_merged_time_with_the_survivor(
+    rt_connector: RTConnector, rt_desk: RTDesk, rt_queues: dict[str, str]
+) -> None:
+    """Issue 11: the sync polls every state; RT hides the merged ticket and lists its time
+    under the survivor, whose TimeWorked says it has time."""
+    started = datetime.now(UTC).replace(microsecond=0)
+    working = rt_desk.create_ticket(rt_queues["acme"], "Open with time")
+    rt_desk.book(working, "agent1", 12)
+    idle = rt_desk.create_ticket(rt_queues["acme"], "Open without time")
+    old = rt_desk.create_ticket(rt_queues["acme"], "Duplicate")
+    rt_desk.book(old, "agent1", 9)
+    survivor = rt_desk.create_ticket(rt_queues["acme"], "Original")
+    rt_desk.merge(old, into=survivor)
+
+    found = {t.remote_id: t for t in rt_connector.changed_tickets_since(started)}
+
+    assert (found[working].state_type, found[working].has_time) == ("open", True)
+    assert (found[idle].state_type, found[idle].has_time) == ("open", False)
+    assert old not in found and found[survivor].has_time is True
+    assert [e.minutes for e in rt_connector.time_entries(survivor)] == [Decimal(9)]
+
+
 def test_from_settings_reads_helpdesk_keys_and_rt_options() -> None:
     """No RT needed: settings (RT_* keys) → constructor options."""
     env = {

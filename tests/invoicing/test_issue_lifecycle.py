@@ -336,7 +336,7 @@ def test_no_charge_only_draft_becomes_an_activity_report_not_a_zero_invoice(worl
     """A goodwill ticket produced "Rechnung … Bitte überweisen Sie den Gesamtbetrag von 0,00 €"."""
     from dataclasses import replace
 
-    from addon.invoicing.cancel import cancel_invoice
+    from addon.invoicing.cancel import REBILL, cancel_invoice
     from addon.invoicing.lifecycle import LifecycleError
 
     base = draft_for(world)
@@ -354,4 +354,4 @@ def test_no_charge_only_draft_becomes_an_activity_report_not_a_zero_invoice(worl
     assert "Bitte überweisen" not in text and "0,00 €" not in text
     assert "eine Zahlung ist nicht zu leisten" in " ".join(text.split())
     with pytest.raises(LifecycleError, match="activity report"), transaction(world.factory) as session:
-        cancel_invoice(session, world.settings, "LN-2026-00001", None, render_pdf, NOW, "test")
+        cancel_invoice(session, world.settings, "LN-2026-00001", None, render_pdf, NOW, "test", decision=REBILL)

@@ -72,7 +72,8 @@ def issued(sidecar: Sidecar, tmp_path: Path) -> Sidecar:
     for title, org in (("Drucker", 1), ("Mailserver", 2), ("VPN", 1)):
         closed_ticket(sidecar.sandbox, title, org, [(50, 3, REMOTE), (20, 4, ONSITE)])
     assert sidecar.run().ok
-    cancelled = cli(sidecar, tmp_path, "invoices", "cancel", "RE-2026-00001", "--reason", "Doppelt")
+    cancelled = cli(sidecar, tmp_path, "invoices", "cancel", "RE-2026-00001", "--reason", "Doppelt",
+                    "--then", "rebill")
     assert cancelled.exit_code == 0, cancelled.output
     sidecar.factory.kw["bind"].dispose()  # the restore replaces the database under this pool
     return sidecar

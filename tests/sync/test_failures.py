@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sync_fixtures import SELLER, Sidecar, closed_ticket, make_settings
 
 from addon.models import Invoice, SyncCursor, SyncRun, Ticket
+from addon.sync.jobs import STREAM
 from addon.sync.scheduler import _scheduled_run
 from connectors.zammad import ZammadConnector
 
@@ -26,7 +27,7 @@ def invoices(sidecar: Sidecar) -> int:
 
 def cursor(sidecar: Sidecar) -> object:
     with sidecar.factory() as session:
-        row = session.get(SyncCursor, ("zammad", "closed_tickets"))
+        row = session.get(SyncCursor, ("zammad", STREAM))
         return row.value if row else None
 
 
