@@ -369,47 +369,22 @@ def _period(start: Any, end: Any) -> tuple[Any, Any]:
 @click.pass_context
 def export_datev(ctx: click.Context, start: Any, end: Any, out: Path) -> None:
     """DATEV EXTF Buchungsstapel (cp1252, CRLF) of the invoices issued in the period."""
-    import hashlib
-
-    from addon.exports.datev import datev_buchungsstapel
-    from addon.invoicing.audit import cli_actor, record
-    from addon.invoicing.store import debtor_accounts, fiscal_year_start, issued_documents, revenue_accounts
+    from addon.exports.period import ExportError, datev_export
+    from addon.invoicing.audit import cli_actor
 
     settings = _settings(ctx)
     first, last = _period(start, end)
-    for key, value in (("DATEV_CONSULTANT_NUMBER", settings.datev_consultant_number),
-                       ("DATEV_CLIENT_NUMBER", settings.datev_client_number)):
-        if value is None:
-            click.echo(f"configuration error: {key}: is missing (needed for the DATEV export)", err=True)
-            sys.exit(2)
     with _database(settings) as factory, transaction(factory) as session:
-        documents = issued_documents(session, first, last)
-        if not documents:
-            click.echo(f"no invoices issued from {first} to {last}; nothing written", err=True)
-            sys.exit(1)
         try:
-            accounts = debtor_accounts(settings, documents)
-            content = datev_buchungsstapel(
-                [d.snapshot for d in documents],
-                consultant_number=settings.datev_consultant_number or 0,
-                client_number=settings.datev_client_number or 0,
-                fiscal_year_start=fiscal_year_start(settings, first),
-                account_length=settings.datev_account_length,
-                revenue_accounts=revenue_accounts(settings),
-                debtor_account=lambda snapshot: accounts[snapshot.number],
-                period_start=first,
-                period_end=last,
-                chart="04" if settings.datev_chart == "SKR04" else "03",
-            )
+            rendered, numbers = datev_export(session, settings, first, last, cli_actor(), _now(), {"file": str(out)})
+        except ExportError as exc:
+            message = str(exc)
+            click.echo(message, err=True)
+            sys.exit(2 if message.startswith("configuration error") else 1)
         except ValueError as exc:
             _refuse(exc)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(content)
-        numbers = [d.snapshot.number for d in documents]
-        record(session, "export", cli_actor(), _now(), None, {
-            "kind": "datev", "from": str(first), "to": str(last), "file": str(out),
-            "sha256": hashlib.sha256(content).hexdigest(), "numbers": numbers,
-        })
+        out.write_bytes(rendered.content)
     click.echo(f"{len(numbers)} documents → {out}")
 
 
@@ -420,25 +395,18 @@ def export_datev(ctx: click.Context, start: Any, end: Any, out: Path) -> None:
 @click.pass_context
 def export_csv(ctx: click.Context, start: Any, end: Any, out_dir: Path) -> None:
     """Two CSV files (invoices, invoice lines) of the documents issued in the period."""
-    from addon.exports.csv_export import csv_files
-    from addon.invoicing.audit import cli_actor, record
-    from addon.invoicing.store import issued_documents
+    from addon.exports.period import csv_export
+    from addon.invoicing.audit import cli_actor
 
     settings = _settings(ctx)
     first, last = _period(start, end)
     with _database(settings) as factory, transaction(factory) as session:
-        documents = issued_documents(session, first, last)
+        files, numbers = csv_export(session, first, last, cli_actor(), _now(), {"dir": str(out_dir)})
         out_dir.mkdir(parents=True, exist_ok=True)
-        written = {}
-        for rendered in csv_files([d.snapshot for d in documents], first, last):
+        for rendered in files:
             (out_dir / rendered.filename).write_bytes(rendered.content)
-            written[rendered.filename] = rendered.sha256
-        record(session, "export", cli_actor(), _now(), None, {
-            "kind": "csv", "from": str(first), "to": str(last), "dir": str(out_dir), "files": written,
-            "numbers": [d.snapshot.number for d in documents],
-        })
-    for name in written:
-        click.echo(f"{len(documents)} documents → {out_dir / name}")
+    for rendered in files:
+        click.echo(f"{len(numbers)} documents → {out_dir / rendered.filename}")
 
 
 def _register_contract_commands() -> None:

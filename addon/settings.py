@@ -105,6 +105,13 @@ class Settings:
     smtp_user: str | None = None
     smtp_password: str | None = field(default=None, repr=False)
     smtp_sender: str | None = None
+    #: signs the web UI's session cookies (SECRET_KEY); None: a random key kept in DATA_DIR/secret_key
+    secret_key: str | None = field(default=None, repr=False)
+    #: sign-in with the helpdesk account: (role:<name> | group:<name>, sidecar role) rules, first
+    #: match wins (UI_HELPDESK_ROLES); empty: only the sidecar's own accounts can sign in
+    ui_helpdesk_roles: tuple[tuple[str, str], ...] = ()
+    #: Flask-Limiter rate of sign-in attempts per client address (UI_LOGIN_RATE_LIMIT)
+    ui_login_rate_limit: str = "5 per minute; 30 per hour"
 
     @property
     def invoice_dir(self) -> Path:
@@ -286,6 +293,30 @@ def _agent_logins(env: Mapping[str, str], key: str) -> dict[int, str]:
     return result
 
 
+UI_ROLES = ("admin", "team_lead", "accountant", "viewer")  # addon.users.ROLES (settings import nothing above)
+
+
+def _helpdesk_roles(env: Mapping[str, str], key: str) -> tuple[tuple[str, str], ...]:
+    """`role:Admin=admin, group:Buchhaltung=accountant` → ((selector, role), ...) in order."""
+    rules = []
+    for pair in _names(env, key, ()):
+        selector, _, role = pair.rpartition("=")
+        kind, _, name = selector.strip().partition(":")
+        if kind not in ("role", "group") or not name.strip():
+            raise SettingsError(key, f"{pair!r} is not role:<helpdesk role>=<role> or group:<helpdesk group>=<role>")
+        if role.strip() not in UI_ROLES:
+            raise SettingsError(key, f"{pair!r}: {role.strip()!r} is not one of {', '.join(UI_ROLES)}")
+        rules.append((f"{kind}:{name.strip()}", role.strip()))
+    return tuple(rules)
+
+
+def _secret_key(env: Mapping[str, str], key: str) -> str | None:
+    value = _optional(env, key)
+    if value is not None and len(value) < 32:
+        raise SettingsError(key, "is too short; use at least 32 random characters (e.g. openssl rand -hex 32)")
+    return value
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Validate `env` into `Settings`; raise `SettingsError` naming the first bad key."""
     kind = _choice(env, "HELPDESK_KIND", HELPDESK_KINDS, None)
@@ -352,6 +383,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         smtp_user=_optional(env, "SMTP_USER"),
         smtp_password=_optional(env, "SMTP_PASSWORD"),
         smtp_sender=_smtp_sender(env, smtp_host),
+        secret_key=_secret_key(env, "SECRET_KEY"),
+        ui_helpdesk_roles=_helpdesk_roles(env, "UI_HELPDESK_ROLES"),
+        ui_login_rate_limit=_optional(env, "UI_LOGIN_RATE_LIMIT") or "5 per minute; 30 per hour",
     )
 
 

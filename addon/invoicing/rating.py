@@ -162,11 +162,12 @@ def line_text(line: billing.Line, ticket: Ticket | None, language: str, period: 
     return text
 
 
-def _customer_entries(session: Session, customer: Customer,
-                      ticket: Ticket | None) -> tuple[list[TimeEntry], dict[int, Ticket]]:
+def _customer_entries(session: Session, customer: Customer, ticket: Ticket | None,
+                      deferred: frozenset[int] = frozenset()) -> tuple[list[TimeEntry], dict[int, Ticket]]:
     """The entries the engine needs: all of the customer's for a month; for one ticket only its
-    own, since every per-ticket step (netting, rounding, overlaps, visits) stays in the ticket."""
-    legacy = legacy_billed_entries(session, customer.id)
+    own, since every per-ticket step (netting, rounding, overlaps, visits) stays in the ticket.
+    `deferred` entries (moved to a later invoice, addon.invoicing.drafts) are left out."""
+    legacy = legacy_billed_entries(session, customer.id) | deferred
     query = (select(TimeEntry, Ticket).join(Ticket, Ticket.id == TimeEntry.ticket_id)
              .where(Ticket.customer_id == customer.id, TimeEntry.removed_at.is_(None))
              .order_by(TimeEntry.booked_at, TimeEntry.id))
@@ -360,14 +361,15 @@ def _flags(problems: Iterable[billing.Problem], severity: str) -> dict[str, list
 
 
 def rate_customer(session: Session, settings: Settings, customer: Customer, *, trigger: str,
-                  ticket: Ticket | None = None, period: str | None = None) -> Rating:
+                  ticket: Ticket | None = None, period: str | None = None,
+                  deferred: frozenset[int] = frozenset()) -> Rating:
     """Rate what is due for one customer: one ticket's contracts with trigger per_ticket, or
     the month `period` (and earlier, not yet billed) of the contracts with trigger monthly."""
     setups = customer_contracts(session, settings, customer)
     if setups[0].key == "default" and not setups[0].engine.rates:
         return Rating(None, [f"no hourly rate for customer '{customer.name}' and no default_rate configured"])
     timezone = customer.timezone or settings.timezone
-    stored, tickets_by_id = _customer_entries(session, customer, ticket)
+    stored, tickets_by_id = _customer_entries(session, customer, ticket, deferred)
     booked = _customer_extras(session, customer, ticket)
     tickets_by_id.update({t.id: t for _x, t in booked})
     by_number = {t.number: t for t in tickets_by_id.values()}
@@ -432,6 +434,7 @@ def rate_customer(session: Session, settings: Settings, customer: Customer, *, t
                   invoice_tickets, ledgers, notes, tuple(waiting))
 
 
-def rate_ticket(session: Session, settings: Settings, customer: Customer, ticket: Ticket) -> Rating:
-    """Trigger per_ticket: bill what is due on one closed ticket."""
-    return rate_customer(session, settings, customer, trigger="per_ticket", ticket=ticket)
+def rate_ticket(session: Session, settings: Settings, customer: Customer, ticket: Ticket,
+                deferred: frozenset[int] = frozenset()) -> Rating:
+    """Trigger per_ticket: bill what is due on one closed ticket (without `deferred` entries)."""
+    return rate_customer(session, settings, customer, trigger="per_ticket", ticket=ticket, deferred=deferred)

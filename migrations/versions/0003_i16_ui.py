@@ -1,0 +1,94 @@
+"""The web UI (issue 16): users and API tokens, payments, deferred entries, overview indexes.
+
+Only new tables and indexes: no existing table is recreated (the GoBD triggers of 0002 stay).
+Payments live in their own table because the invoice row is frozen once issued.
+
+Revision ID: i16_ui
+Revises: 0002
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "i16_ui"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+INDEXES = (
+    ("ix_ticket_billing_status", "ticket", ["billing_status"]),
+    ("ix_ticket_customer_id", "ticket", ["customer_id"]),
+    ("ix_time_entry_ticket_id", "time_entry", ["ticket_id"]),
+    ("ix_time_entry_booked_at", "time_entry", ["booked_at"]),
+    ("ix_billed_entry_invoice_id", "billed_entry", ["invoice_id"]),
+    ("ix_invoice_issued_at", "invoice", ["issued_at"]),
+    ("ix_invoice_state", "invoice", ["state"]),
+    ("ix_invoice_customer_id", "invoice", ["customer_id"]),
+)
+
+
+def upgrade() -> None:
+    op.create_table(
+        "app_user",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("login", sa.String(length=200), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("email", sa.String(length=200), nullable=True),
+        sa.Column("role", sa.String(length=20), nullable=False),
+        sa.Column("source", sa.String(length=20), nullable=False),
+        sa.Column("password_hash", sa.String(length=200), nullable=True),
+        sa.Column("language", sa.String(length=2), nullable=True),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_login_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("login"),
+    )
+    op.create_table(
+        "api_token",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("token_sha256", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(["user_id"], ["app_user.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("token_sha256"),
+    )
+    op.create_table(
+        "payment",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("invoice_id", sa.Integer(), nullable=False),
+        sa.Column("amount", sa.Numeric(precision=14, scale=2), nullable=False),
+        sa.Column("paid_on", sa.Date(), nullable=False),
+        sa.Column("reference", sa.String(length=200), nullable=True),
+        sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("actor", sa.String(length=200), nullable=False),
+        sa.ForeignKeyConstraint(["invoice_id"], ["invoice.id"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_payment_invoice_id", "payment", ["invoice_id"], unique=False)
+    op.create_table(
+        "deferred_entry",
+        sa.Column("entry_id", sa.Integer(), nullable=False),
+        sa.Column("until", sa.Date(), nullable=False),
+        sa.Column("reason", sa.String(length=500), nullable=True),
+        sa.Column("actor", sa.String(length=200), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["entry_id"], ["time_entry.id"]),
+        sa.PrimaryKeyConstraint("entry_id"),
+    )
+    for name, table, columns in INDEXES:
+        op.create_index(name, table, columns, unique=False)
+
+
+def downgrade() -> None:
+    for name, table, _columns in INDEXES:
+        op.drop_index(name, table_name=table)
+    op.drop_table("deferred_entry")
+    op.drop_index("ix_payment_invoice_id", table_name="payment")
+    op.drop_table("payment")
+    op.drop_table("api_token")
+    op.drop_table("app_user")
