@@ -24,7 +24,6 @@ from sqlalchemy.orm import Session
 from addon.models import ApiToken, AppUser
 
 ROLES = ("admin", "team_lead", "accountant", "viewer")
-ROLE_LABELS = {"admin": "Admin", "team_lead": "Team lead", "accountant": "Accountant", "viewer": "Viewer"}
 
 #: What each role may do. A view names one permission; a route without one is refused.
 PERMISSIONS: dict[str, frozenset[str]] = {

@@ -19,6 +19,11 @@
 
   function chart(el, labels, series, opts) {
     if (!el) return;
+    if (!series.some((s) => s.values.some((v) => v))) {
+      el.classList.add("chart-empty");
+      el.textContent = words.empty;
+      return;
+    }
     const x = labels.map((_l, i) => i);
     const fmt = opts.money ? (v) => money.format(v) : (v) => hours.format(v);
     const u = new uPlot({
@@ -27,7 +32,7 @@
       axes: [categories(labels), { values: (u, splits) => splits.map(fmt), size: opts.money ? 80 : 50 }],
       legend: { show: true },
       cursor: { points: { show: false } },
-      series: [{ value: (u, i) => (i == null ? "" : labels[i]) }].concat(series.map((s) => ({
+      series: [{ label: opts.x || "", value: (u, i) => (i == null ? "" : labels[i]) }].concat(series.map((s) => ({
         label: s.label, stroke: s.color, fill: s.fill || s.color, width: s.line ? 2 : 0,
         paths: s.line ? undefined : uPlot.paths.bars({ size: [s.size || 0.6, 60], align: s.align || 0 }),
         points: { show: !!s.line },
@@ -46,19 +51,19 @@
     running = running.map((v, i) => v + own[i]);
     return { label: name === "others" ? words.others : name, values: running.slice(), shown: own, color: palette[k % palette.length] };
   });
-  chart(document.getElementById("chart-revenue"), rev.months, stacked.reverse(), { money: true });
+  chart(document.getElementById("chart-revenue"), rev.months, stacked.reverse(), { money: true, x: words.month });
 
   const agents = data.agents;
   chart(document.getElementById("chart-agents"), agents.agents, [
     { label: words.booked, values: agents.booked, color: "#9bb8dc", size: 0.35, align: -1 },
     { label: words.billed, values: agents.billed, color: "#1f5fa8", size: 0.35, align: 1 },
-  ], {});
+  ], { x: words.agent });
 
   const cont = data.contingents;
   chart(document.getElementById("chart-contingents"), cont.periods, Object.keys(cont.series).map((code, k) => ({
     label: code, values: cont.series[code], color: palette[k % palette.length], fill: "transparent", line: true,
-  })), {});
+  })), { x: words.month });
 
   const wo = data.writeoffs;
-  chart(document.getElementById("chart-writeoffs"), wo.months, [{ label: words.hours, values: wo.hours, color: "#c0843a" }], {});
+  chart(document.getElementById("chart-writeoffs"), wo.months, [{ label: words.hours, values: wo.hours, color: "#c0843a" }], { x: words.month });
 })();

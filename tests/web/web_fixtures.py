@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from sqlalchemy import select
 from flask.testing import FlaskClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sync"))
@@ -22,6 +23,7 @@ from sync_fixtures import ADDRESSES, Sidecar, closed_ticket, make_settings, sand
 from addon import create_app  # noqa: E402
 from addon.customers import import_customers  # noqa: E402
 from addon.db import make_engine, make_session_factory, transaction, upgrade  # noqa: E402
+from addon.models import Ticket  # noqa: E402
 from addon.users import ROLES, create_user  # noqa: E402
 from connectors.sandbox.zammad import ZammadSandbox  # noqa: E402
 from connectors.zammad import ZammadConnector  # noqa: E402
@@ -43,7 +45,7 @@ class UI:
 
     sidecar: Sidecar
     app: Flask
-    tickets: dict[str, int] = field(default_factory=dict)
+    tickets: dict[str, int] = field(default_factory=dict)  # scenario key → sidecar ticket id
 
     def client(self, role: str | None = None) -> FlaskClient:
         """A test client, signed in as the user of `role` (None: anonymous)."""
@@ -77,7 +79,7 @@ def database_url(tmp_path: Path) -> str:
 @pytest.fixture
 def ui(sandbox: ZammadSandbox, database_url: str, tmp_path: Path) -> Iterator[UI]:
     settings = make_settings(sandbox, database_url, tmp_path / "data", DATEV_CONSULTANT_NUMBER="1001",
-                             DATEV_CLIENT_NUMBER="1", SECRET_KEY="k" * 40)
+                             DATEV_CLIENT_NUMBER="1", DATEV_DEFAULT_DEBTOR="10000", SECRET_KEY="k" * 40)
     engine = make_engine(settings.database_url)
     upgrade(engine)
     connector = ZammadConnector.from_settings(settings)
@@ -94,6 +96,9 @@ def ui(sandbox: ZammadSandbox, database_url: str, tmp_path: Path) -> Iterator[UI
     scenario.tickets["attention"] = closed_ticket(sandbox, "VPN für Außendienst", UNCONFIGURED_ORG, [(45, 4, 1)])
     result = sidecar.run()
     assert result.run_id is not None
+    with sidecar.factory() as session:  # from the sandbox's ticket ids to the sidecar's
+        ids = dict(session.execute(select(Ticket.remote_id, Ticket.id)).all())
+    scenario.tickets = {key: ids[str(remote)] for key, remote in scenario.tickets.items()}
     with transaction(sidecar.factory) as session:
         for role in ROLES:
             create_user(session, role, f"{role.replace('_', ' ').title()} Test", role, PASSWORD,

@@ -86,6 +86,9 @@ def init_ui(app: Flask, settings: Settings) -> None:
             return SessionUser.of(user) if user is not None and user.active else None
 
     fmt.register(app)
+    from addon.web.ui.terms import term
+
+    app.jinja_env.globals["term"] = term  # a global, so imported macros see it too
 
     from addon.web.ui import admin, api, auth, drafts, exports, invoices, overview, runs, tickets
 
@@ -99,9 +102,8 @@ def init_ui(app: Flask, settings: Settings) -> None:
 
     @app.context_processor
     def globals_for_templates() -> dict[str, Any]:
-        from addon.users import ROLE_LABELS, may
+        from addon.users import may
 
         role = current_user.role if current_user.is_authenticated else None
-        return {"may": lambda permission: may(role, permission), "role_labels": ROLE_LABELS,
-                "get_locale": get_locale,
+        return {"may": lambda permission: may(role, permission), "get_locale": get_locale,
                 "languages": LANGUAGES, "helpdesk_kind": settings.helpdesk_kind}

@@ -12,6 +12,7 @@ from addon.models import BilledEntry, Customer, DeferredEntry, Invoice, InvoiceL
 from addon.reports import OPEN_WORK_STATUSES, fix_for
 from addon.web.ui.access import requires
 from addon.web.ui.common import now, reading, renderer, settings, writing
+from addon.web.ui.terms import term
 
 bp = Blueprint("tickets", __name__, url_prefix="/tickets")
 PAGE = 50
@@ -83,7 +84,7 @@ def bill(ticket_id: int) -> ResponseReturnValue:
             abort(404)
         outcome = bill_ticket(db, settings(), renderer(), ticket, now())
         status, reason = ticket.billing_status, ticket.attention_reason
-    flash(_("Checked again: %(outcome)s — status %(status)s", outcome=outcome.replace("_", " "),
-            status=status.replace("_", " ")) + (f" ({reason})" if reason else ""),
+    flash(_("Checked again: %(outcome)s — status %(status)s", outcome=term(outcome), status=term(status))
+          + (f" ({reason})" if reason else ""),
           "error" if status == "needs_attention" else "ok")
     return redirect(url_for("tickets.show", ticket_id=ticket_id))
