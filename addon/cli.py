@@ -124,11 +124,12 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
 @click.option("--helpdesk", type=click.Choice(["zammad", "otrs"]), default="zammad", show_default=True)
 @click.option("--data-dir", type=click.Path(path_type=Path), default=Path("instance/demo"), show_default=True)
 @click.option("--keep-running", is_flag=True, help="Keep the sandbox and the sidecar up afterwards.")
-def demo(helpdesk: str, data_dir: Path, keep_running: bool) -> None:
+@click.option("--serve", is_flag=True, help="Then serve the web UI on the demo data (prints a sign-in; Ctrl-C stops).")
+def demo(helpdesk: str, data_dir: Path, keep_running: bool, serve: bool) -> None:
     """Run the whole flow against the built-in helpdesk sandbox and print the invoices."""
     from addon.demo import run_demo
 
-    sys.exit(run_demo(helpdesk, data_dir.resolve(), keep_running))
+    sys.exit(run_demo(helpdesk, data_dir.resolve(), keep_running or serve))
 
 
 @main.group()
@@ -418,6 +419,16 @@ def _register_contract_commands() -> None:
 
 
 _register_contract_commands()
+
+
+def _register_user_commands() -> None:
+    """`users` (accounts of the web UI) lives in addon/users_cli.py."""
+    from addon.users_cli import users
+
+    main.add_command(users)
+
+
+_register_user_commands()
 
 if __name__ == "__main__":
     main()

@@ -594,15 +594,21 @@ class DeferredEntry(Base):
     at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
-#: Indexes the pages read by (issue 16): the overview aggregates by billing status, customer,
-#: booking day and issue day; a ticket's entries and an invoice's links are looked up by parent.
+#: Indexes the pages read by (issue 16). The overview aggregates over the tickets not yet fully
+#: billed (status + customer, covering), issued documents by issue day (covering: day, customer,
+#: net), recent entries by booking day (partial: present entries only) and write-offs (partial:
+#: entries with a reason); a ticket's entries and an invoice's links are looked up by parent.
 UI_INDEXES = (
-    Index("ix_ticket_billing_status", Ticket.billing_status),
-    Index("ix_ticket_customer_id", Ticket.customer_id),
+    Index("ix_ticket_billing_status", Ticket.billing_status, Ticket.closed_at),
+    Index("ix_ticket_customer_id", Ticket.customer_id, Ticket.billing_status),
     Index("ix_time_entry_ticket_id", TimeEntry.ticket_id),
-    Index("ix_time_entry_booked_at", TimeEntry.booked_at),
+    Index("ix_time_entry_booked_at", TimeEntry.booked_at, TimeEntry.agent, TimeEntry.minutes,
+          sqlite_where=TimeEntry.removed_at.is_(None), postgresql_where=TimeEntry.removed_at.is_(None)),
+    Index("ix_time_entry_written_off", TimeEntry.booked_at, TimeEntry.minutes,
+          sqlite_where=TimeEntry.not_billed_reason.is_not(None),
+          postgresql_where=TimeEntry.not_billed_reason.is_not(None)),
     Index("ix_billed_entry_invoice_id", BilledEntry.invoice_id),
-    Index("ix_invoice_issued_at", Invoice.issued_at),
+    Index("ix_invoice_issued_at", Invoice.issued_at, Invoice.customer_id, Invoice.net),
     Index("ix_invoice_state", Invoice.state),
     Index("ix_invoice_customer_id", Invoice.customer_id),
 )

@@ -22,8 +22,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from addon.models import (
     BilledEntry,
-    Contract,
     ContingentLedger,
+    Contract,
     Customer,
     Invoice,
     Ticket,
@@ -159,33 +159,52 @@ def revenue_between(session: Session, start: datetime, end: datetime) -> tuple[D
     return Decimal(net), count
 
 
+#: Month totals of issued documents, by database, keyed by (latest issue instant, newest id,
+#: number of drafts). Exact, not a guess: issued documents never change (GoBD; drafts have no
+#: issue date), so the totals change only when a document is issued — a new one raises the
+#: newest id, an approved draft lowers the draft count — and both move the key. The key is
+#: three index look-ups instead of a scan of a year of invoices.
+_REVENUE_CACHE: dict[tuple[str, str], tuple[tuple[Any, ...], list[tuple[str, int, Decimal]]]] = {}
+
+
+def _revenue_rows(session: Session, bounds: list[tuple[str, datetime]],
+                  zone: str) -> list[tuple[str, int, Decimal]]:
+    stamp = (session.execute(select(func.max(Invoice.issued_at))).scalar_one(),
+             session.execute(select(func.max(Invoice.id))).scalar_one(),
+             session.execute(select(func.count()).select_from(Invoice).where(Invoice.state == "draft")).scalar_one())
+    where = (str(session.get_bind().url), zone)
+    key = (stamp, bounds[0][0], bounds[-1][0])
+    cached = _REVENUE_CACHE.get(where)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    bucket = _bucket(Invoice.issued_at, bounds).label("month")
+    rows = [(month, customer_id, Decimal(net)) for month, customer_id, net in session.execute(
+        select(bucket, Invoice.customer_id, func.sum(Invoice.net))
+        .where(Invoice.issued_at >= bounds[0][1], Invoice.issued_at < bounds[-1][1])
+        .group_by(bucket, Invoice.customer_id)).all() if month is not None]
+    _REVENUE_CACHE[where] = (key, rows)
+    return rows
+
+
 def revenue_by_month(session: Session, now: datetime, timezone: str, months: int = 12,
                      top: int = 5) -> dict[str, Any]:
     """Net revenue per local month, split into the `top` customers of the range and the rest."""
     bounds = month_starts(now, timezone, months)
-    bucket = _bucket(Invoice.issued_at, bounds).label("month")
-    rows = session.execute(
-        select(bucket, Invoice.customer_id, func.sum(Invoice.net))
-        .where(Invoice.issued_at >= bounds[0][1], Invoice.issued_at < bounds[-1][1])
-        .group_by(bucket, Invoice.customer_id)).all()
+    rows = _revenue_rows(session, bounds, timezone)
     keys = [k for k, _s in bounds[:-1]]
     totals: dict[int, Decimal] = defaultdict(Decimal)
     for _m, customer_id, net in rows:
-        totals[customer_id] += Decimal(net)
+        totals[customer_id] += net
     leaders = [c for c, _t in sorted(totals.items(), key=lambda kv: kv[1], reverse=True)[:top]]
     names = _customer_names(session, leaders)
     series: dict[str, list[float]] = {names.get(c, "—"): [0.0] * len(keys) for c in leaders}
     others = [0.0] * len(keys)
     for month, customer_id, net in rows:
-        if month is None:
-            continue
         target = series[names.get(customer_id, "—")] if customer_id in leaders else others
         target[keys.index(month)] += float(net)
     if any(others):
         series["others"] = others
-    return {"months": keys, "series": series, "total": [round(sum(v), 2) for v in zip(*series.values(),
-                                                                                        strict=True)]
-            if series else [0.0] * len(keys)}
+    return {"months": keys, "series": series}
 
 
 @dataclass(frozen=True)
@@ -233,18 +252,18 @@ def contingent_history(session: Session, periods: list[str]) -> dict[str, Any]:
 
 
 def agent_hours(session: Session, since: datetime) -> dict[str, Any]:
-    """Booked and billed hours per agent for entries booked since `since` (billed: on an issued
-    document; drafts and cancelled invoices do not count as billed)."""
-    billed = (select(func.coalesce(func.sum(BilledEntry.billed_minutes), 0))
-              .join(Invoice, Invoice.id == BilledEntry.invoice_id)
-              .where(BilledEntry.entry_id == TimeEntry.id, Invoice.state.in_(("issued", "sent", "paid")))
+    """Booked and billed hours per agent for entries booked since `since` (billed: on an invoice
+    or on a draft waiting for approval; a cancellation releases its entries). Agents are shown by
+    their login's local part, read from the covering booking-day index."""
+    billed = (select(BilledEntry.billed_minutes).where(BilledEntry.entry_id == TimeEntry.id)
               .correlate(TimeEntry).scalar_subquery())
     rows = session.execute(
-        select(func.coalesce(TimeEntry.agent_name, TimeEntry.agent), func.sum(TimeEntry.minutes), func.sum(billed))
+        select(TimeEntry.agent, func.sum(TimeEntry.minutes), func.sum(billed))
         .where(TimeEntry.booked_at >= since, TimeEntry.removed_at.is_(None))
-        .group_by(func.coalesce(TimeEntry.agent_name, TimeEntry.agent))).all()
+        .group_by(TimeEntry.agent)).all()
     rows = sorted(rows, key=lambda r: Decimal(r[1] or 0), reverse=True)[:12]
-    return {"agents": [r[0] for r in rows], "booked": [round(float(r[1] or 0) / 60, 2) for r in rows],
+    return {"agents": [str(r[0]).split("@")[0] for r in rows],
+            "booked": [round(float(r[1] or 0) / 60, 2) for r in rows],
             "billed": [round(float(r[2] or 0) / 60, 2) for r in rows]}
 
 

@@ -63,8 +63,8 @@ def record_payment(session: Session, invoice_id: int, amount: Decimal, paid_on: 
     state = payment_state(session, invoice)
     if amount > state.open:
         raise LifecycleError(f"{amount} is more than the open amount {state.open} of {invoice.number}")
-    payment = Payment(invoice_id=invoice.id, amount=amount, paid_on=paid_on, reference=(reference or "").strip() or None,
-                      recorded_at=now, actor=actor)
+    payment = Payment(invoice_id=invoice.id, amount=amount, paid_on=paid_on,
+                      reference=(reference or "").strip() or None, recorded_at=now, actor=actor)
     session.add(payment)
     details = {"number": invoice.number, "amount": str(amount), "paid_on": str(paid_on)}
     if amount == state.open:

@@ -15,15 +15,17 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
+# (name, table, columns, partial-index condition)
 INDEXES = (
-    ("ix_ticket_billing_status", "ticket", ["billing_status"]),
-    ("ix_ticket_customer_id", "ticket", ["customer_id"]),
-    ("ix_time_entry_ticket_id", "time_entry", ["ticket_id"]),
-    ("ix_time_entry_booked_at", "time_entry", ["booked_at"]),
-    ("ix_billed_entry_invoice_id", "billed_entry", ["invoice_id"]),
-    ("ix_invoice_issued_at", "invoice", ["issued_at"]),
-    ("ix_invoice_state", "invoice", ["state"]),
-    ("ix_invoice_customer_id", "invoice", ["customer_id"]),
+    ("ix_ticket_billing_status", "ticket", ["billing_status", "closed_at"], None),
+    ("ix_ticket_customer_id", "ticket", ["customer_id", "billing_status"], None),
+    ("ix_time_entry_ticket_id", "time_entry", ["ticket_id"], None),
+    ("ix_time_entry_booked_at", "time_entry", ["booked_at", "agent", "minutes"], "removed_at IS NULL"),
+    ("ix_time_entry_written_off", "time_entry", ["booked_at", "minutes"], "not_billed_reason IS NOT NULL"),
+    ("ix_billed_entry_invoice_id", "billed_entry", ["invoice_id"], None),
+    ("ix_invoice_issued_at", "invoice", ["issued_at", "customer_id", "net"], None),
+    ("ix_invoice_state", "invoice", ["state"], None),
+    ("ix_invoice_customer_id", "invoice", ["customer_id"], None),
 )
 
 
@@ -80,12 +82,13 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["entry_id"], ["time_entry.id"]),
         sa.PrimaryKeyConstraint("entry_id"),
     )
-    for name, table, columns in INDEXES:
-        op.create_index(name, table, columns, unique=False)
+    for name, table, columns, where in INDEXES:
+        condition = {"sqlite_where": sa.text(where), "postgresql_where": sa.text(where)} if where else {}
+        op.create_index(name, table, columns, unique=False, **condition)
 
 
 def downgrade() -> None:
-    for name, table, _columns in INDEXES:
+    for name, table, _columns, _where in INDEXES:
         op.drop_index(name, table_name=table)
     op.drop_table("deferred_entry")
     op.drop_index("ix_payment_invoice_id", table_name="payment")

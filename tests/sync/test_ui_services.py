@@ -176,7 +176,7 @@ def test_period_exports_record_what_they_exported(sidecar: Sidecar, tmp_path: Pa
         rendered, numbers = datev_export(session, datev, day, day, "web:acc", NOW)
         files, _numbers = csv_export(session, day, day, "web:acc", NOW)
     assert rendered.content.startswith(b'"EXTF"') and numbers == [invoice.number]
-    assert [f.filename for f in files][0].startswith("invoices_")
+    assert files[0].filename.startswith("invoices_")
     with sidecar.factory() as session:
         kinds = session.execute(select(AuditLog.details).where(AuditLog.action == "export")).scalars().all()
         assert [k["kind"] for k in kinds] == ["datev", "csv"]

@@ -13,20 +13,20 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sync"))
 
-from sync_fixtures import ADDRESSES, Sidecar, closed_ticket, make_settings, sandbox  # noqa: E402, F401
+from sync_fixtures import ADDRESSES, Sidecar, closed_ticket, make_settings, sandbox  # noqa: F401
 
-from addon import create_app  # noqa: E402
-from addon.customers import import_customers  # noqa: E402
-from addon.db import make_engine, make_session_factory, transaction, upgrade  # noqa: E402
-from addon.models import Ticket  # noqa: E402
-from addon.users import ROLES, create_user  # noqa: E402
-from connectors.sandbox.zammad import ZammadSandbox  # noqa: E402
-from connectors.zammad import ZammadConnector  # noqa: E402
+from addon import create_app
+from addon.customers import import_customers
+from addon.db import make_engine, make_session_factory, transaction, upgrade
+from addon.models import Ticket
+from addon.users import ROLES, create_user
+from connectors.sandbox.zammad import ZammadSandbox
+from connectors.zammad import ZammadConnector
 
 PASSWORD = "correct horse battery"
 DRAFT_ORG, AUTO_ORG, UNCONFIGURED_ORG = 1, 2, 3
@@ -77,7 +77,7 @@ def database_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def ui(sandbox: ZammadSandbox, database_url: str, tmp_path: Path) -> Iterator[UI]:
+def ui(sandbox: ZammadSandbox, database_url: str, tmp_path: Path) -> Iterator[UI]:  # noqa: F811
     settings = make_settings(sandbox, database_url, tmp_path / "data", DATEV_CONSULTANT_NUMBER="1001",
                              DATEV_CLIENT_NUMBER="1", DATEV_DEFAULT_DEBTOR="10000", SECRET_KEY="k" * 40)
     engine = make_engine(settings.database_url)

@@ -23,7 +23,7 @@ def hours(minutes: Decimal | int | None) -> str:
     """Minutes as h:mm ("7:45"), the way team leads read contingents; negative keeps its sign."""
     if minutes is None:
         return "–"
-    total = int(round(Decimal(minutes)))
+    total = round(Decimal(minutes))
     sign = "−" if total < 0 else ""
     whole, rest = divmod(abs(total), 60)
     return f"{sign}{whole:,}:{rest:02d}".replace(",", "." if str(get_locale()) == "de" else ",")

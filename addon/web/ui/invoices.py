@@ -87,7 +87,8 @@ def show(invoice_id: int) -> ResponseReturnValue:
         invoice = db.get(Invoice, invoice_id)
         if invoice is None or invoice.number is None:
             abort(404)
-        payments = db.execute(select(Payment).where(Payment.invoice_id == invoice.id).order_by(Payment.id)).scalars().all()
+        payments = db.execute(select(Payment).where(Payment.invoice_id == invoice.id)
+                              .order_by(Payment.id)).scalars().all()
         log = db.execute(select(AuditLog).where(or_(AuditLog.invoice_id == invoice.id))
                          .order_by(AuditLog.id)).scalars().all()
         related = [db.get(Invoice, i) for i in (invoice.cancelled_by_id, invoice.cancels_id) if i]
