@@ -295,23 +295,75 @@ def invoices_discard(ctx: click.Context, draft_id: int) -> None:
     click.echo(f"draft {draft_id} discarded; {len(freed)} time entries are free again")
 
 
+def _decision(then: str, customer: str | None, contract: str | None, reason: str | None) -> Any:
+    from addon.invoicing.cancel import Decision
+    from addon.invoicing.lifecycle import LifecycleError
+
+    try:
+        return Decision(then, customer, contract, reason)
+    except LifecycleError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _decision_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--then, --customer, --contract: what happens to the work of a cancelled invoice."""
+    command = click.option("--contract", default=None, help="With --then move: the contract (code) that bills it.")(
+        command)
+    command = click.option("--customer", default=None, help="With --then move: the customer (helpdesk id) who pays.")(
+        command)
+    return click.option(
+        "--then", "then", required=True, type=click.Choice(["rebill", "hold", "move", "write-off"]),
+        help="The work: bill it again, hold it (the ticket waits), bill it to another customer or contract, "
+             "or write it off (needs --reason).")(command)
+
+
 @invoices.command("cancel")
 @click.argument("number")
 @click.option("--reason", default=None, help="Printed on the cancellation invoice and noted on the ticket.")
+@_decision_options
 @click.pass_context
-def invoices_cancel(ctx: click.Context, number: str, reason: str | None) -> None:
-    """Cancel an invoice with a cancellation invoice (381); its time is billed again next sync."""
+def invoices_cancel(ctx: click.Context, number: str, reason: str | None, then: str, customer: str | None,
+                    contract: str | None) -> None:
+    """Cancel an invoice with a cancellation invoice (381) and decide what happens to its work."""
     from addon.invoicing.audit import cli_actor
     from addon.invoicing.cancel import cancel_invoice
     from addon.invoicing.issue import pdf_renderer
 
+    decision = _decision(then, customer, contract, reason)
     settings = _settings(ctx)
     render = pdf_renderer(settings)
     with _database(settings) as factory:
         _id, st_number, gross = _render_and_deliver(
-            settings, factory, lambda s: cancel_invoice(s, settings, number, reason, render, _now(), cli_actor())
+            settings, factory, lambda s: cancel_invoice(s, settings, number, reason, render, _now(), cli_actor(),
+                                                        decision=decision)
         )
-    click.echo(f"{number} cancelled by {st_number} ({gross} EUR); entries released for re-billing")
+    outcome = {"rebill": "its time is billed again on the next sync", "hold": "its time is on hold "
+               f"(`ticketbill invoices release {number} --then …`)", "move": "its time is billed to the new "
+               "customer/contract on the next sync", "write-off": "its time is written off"}[then]
+    click.echo(f"{number} cancelled by {st_number} ({gross} EUR); {outcome}")
+
+
+@invoices.command("release")
+@click.argument("number")
+@click.option("--reason", default=None, help="Why (required for --then write-off); noted on the ticket.")
+@_decision_options
+@click.pass_context
+def invoices_release(ctx: click.Context, number: str, reason: str | None, then: str, customer: str | None,
+                     contract: str | None) -> None:
+    """Decide about the work of cancelled invoice NUMBER that was put on hold."""
+    from addon.invoicing.audit import cli_actor
+    from addon.invoicing.cancel import release_held
+    from addon.invoicing.lifecycle import LifecycleError
+
+    decision = _decision(then, customer, contract, reason)
+    settings = _settings(ctx)
+    try:
+        with _database(settings) as factory, transaction(factory) as session:
+            tickets = release_held(session, settings, number, decision, _now(), cli_actor())
+            numbers = [t.number for t in tickets]
+    except LifecycleError as exc:
+        _refuse(exc)
+    click.echo(f"{number}: work of ticket(s) {', '.join(numbers)} released ({then})")
 
 
 @invoices.command("mark-paid")
@@ -429,6 +481,18 @@ def _register_user_commands() -> None:
 
 
 _register_user_commands()
+
+def _register_billing_review_commands() -> None:
+    """`verify` (the auditor's invariant check, addon/verify.py) and `review` (review items on
+    billed tickets, addon/sync/review.py)."""
+    from addon.sync.review import review
+    from addon.verify import verify_command
+
+    main.add_command(verify_command)
+    main.add_command(review)
+
+
+_register_billing_review_commands()
 
 if __name__ == "__main__":
     main()

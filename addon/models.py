@@ -141,6 +141,15 @@ class Ticket(Base):
     attention_reason: Mapped[str | None] = mapped_column(Text)
     status_version: Mapped[int] = mapped_column(Integer, default=0)
     seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    #: The ticket waits for a decision after a cancellation (why, which invoice); nothing of it is
+    #: billed until `ticketbill invoices release NUMBER --then …` decides (issue 11).
+    billing_hold: Mapped[str | None] = mapped_column(Text)
+    #: Who pays for the ticket's work when it is not the helpdesk's organization (a cancellation
+    #: decided "move"): the id of a customer row. No foreign key on purpose: a plain added column
+    #: keeps the migration a simple ALTER on SQLite; `ticketbill verify` checks it.
+    billing_customer_id: Mapped[int | None] = mapped_column(Integer)
+    #: The contract (code) that bills the ticket's unbilled work, whatever the claims say.
+    billing_contract: Mapped[str | None] = mapped_column(String(50))
 
     customer: Mapped[Customer | None] = relationship()
     entries: Mapped[list[TimeEntry]] = relationship(back_populates="ticket", order_by="TimeEntry.booked_at")
@@ -166,6 +175,8 @@ class TimeEntry(Base):
     removed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     not_billed_reason: Mapped[str | None] = mapped_column(String(200))
     drift: Mapped[str | None] = mapped_column(Text)
+    #: Written off after a cancellation, with the reason: never billed again (issue 11).
+    written_off: Mapped[str | None] = mapped_column(String(200))
 
     ticket: Mapped[Ticket] = relationship(back_populates="entries")
 
@@ -194,6 +205,8 @@ class BookedExtra(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     removed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     drift: Mapped[str | None] = mapped_column(Text)
+    #: Written off after a cancellation, with the reason: never billed again (issue 11).
+    written_off: Mapped[str | None] = mapped_column(String(200))
 
 
 class SyncCursor(Base):
@@ -430,6 +443,13 @@ class Contract(Base):
     #: Price per km for travel booked in km (a note's own price wins).
     travel_km_rate: Mapped[Decimal | None] = mapped_column(MONEY)
     material_markup: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    #: The highest time entry id when the contract was imported: time ticketbill already held
+    #: keeps the terms it had (a contract reaches the past only when applied explicitly).
+    #: None (contracts from before issue 11): the contract claims all time, as it always did.
+    known_entry_mark: Mapped[int | None] = mapped_column(Integer)
+    #: Known time on or after this local day is billed under this contract after all: the
+    #: admin applied it explicitly (`contracts import --apply-from`, after `contracts preview`).
+    applies_from: Mapped[date | None] = mapped_column(Date)
 
     customer: Mapped[Customer] = relationship()
     assignments: Mapped[list[ContractAssignment]] = relationship(
@@ -612,3 +632,28 @@ UI_INDEXES = (
     Index("ix_invoice_state", Invoice.state),
     Index("ix_invoice_customer_id", Invoice.customer_id),
 )
+
+class ReviewItem(Base):
+    """Something about an already billed ticket a person must look at (issue 11).
+
+    Billing never changes an issued invoice and never lets an invoiced ticket's status
+    regress; what it cannot decide alone — a billed entry changed in the helpdesk, a category
+    changed to warranty after the invoice, a reopened ticket, new time held on it — becomes one
+    review item with one internal note. `key` (kind + digest of the message) keeps it unique per
+    ticket, so a condition seen on every sync is noted once; `resolved_at` is set by the team
+    lead (`ticketbill review resolve ID`).
+    """
+
+    __tablename__ = "review_item"
+    __table_args__ = (UniqueConstraint("ticket_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id"))
+    kind: Mapped[str] = mapped_column(String(30))
+    key: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    resolved_by: Mapped[str | None] = mapped_column(String(200))
+
+    ticket: Mapped[Ticket] = relationship()

@@ -75,7 +75,7 @@ def values(engine: Engine, database_url: str, tmp_path: Path) -> dict[str, str]:
 
 
 def test_datev_export_of_a_period(values: dict[str, str], tmp_path: Path) -> None:
-    cancelled = run(tmp_path, values, "invoices", "cancel", "RE-2026-00001", "--reason", "Test")
+    cancelled = run(tmp_path, values, "invoices", "cancel", "RE-2026-00001", "--reason", "Test", "--then", "rebill")
     assert cancelled.exit_code == 0, cancelled.output
     out = tmp_path / "EXTF_Buchungsstapel.csv"
     today = date.today()  # the cancellation is dated today

@@ -22,14 +22,14 @@ def test_list_filters_by_state(values: dict[str, str], tmp_path: Path) -> None: 
 
 
 def test_refusals_are_one_line_with_exit_code_1(values: dict[str, str], tmp_path: Path) -> None:  # noqa: F811
-    assert run(tmp_path, values, "invoices", "cancel", "RE-2026-00001").exit_code == 0
+    assert run(tmp_path, values, "invoices", "cancel", "RE-2026-00001", "--then", "rebill").exit_code == 0
     cases = [
         (("invoices", "approve", "999"), "there is no draft 999"),
         (("invoices", "approve", "1"), "1 is not a draft but invoice RE-2026-00001"),
         (("invoices", "discard", "1"), "is not a draft"),
-        (("invoices", "cancel", "RE-2026-00001"), "RE-2026-00001 is cancelled"),
-        (("invoices", "cancel", "ST-2026-00001"), "ST-2026-00001 is a cancellation invoice"),
-        (("invoices", "cancel", "RE-1999-00001"), "there is no invoice RE-1999-00001"),
+        (("invoices", "cancel", "RE-2026-00001", "--then", "rebill"), "RE-2026-00001 is cancelled"),
+        (("invoices", "cancel", "ST-2026-00001", "--then", "hold"), "ST-2026-00001 is a cancellation invoice"),
+        (("invoices", "cancel", "RE-1999-00001", "--then", "rebill"), "there is no invoice RE-1999-00001"),
         (("invoices", "mark-paid", "RE-2026-00001"), "RE-2026-00001 is cancelled"),
         (("invoices", "log", "RE-1999-00001"), "there is no invoice RE-1999-00001"),
         (("invoices", "edit", "1", "--line", "1", "Neu"), "1 is not a draft but invoice RE-2026-00001"),

@@ -48,7 +48,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from addon.models import (
@@ -60,6 +60,7 @@ from addon.models import (
     PrepaidBlockRow,
     RateRuleRow,
     SurchargeWindow,
+    TimeEntry,
 )
 
 TOP_KEYS = {"activities", "agents", "rates", "contracts"}
@@ -345,13 +346,26 @@ def _read(path: Path) -> dict[str, Any]:
     return _obj(document, str(path), TOP_KEYS)
 
 
-def import_contracts(session: Session, helpdesk: str, path: Path) -> ImportResult:
+def import_contracts(session: Session, helpdesk: str, path: Path, apply_from: date | None = None) -> ImportResult:
     """Validate the whole file first, then write; a bad entry writes nothing."""
-    return import_document(session, helpdesk, _read(path))
+    return import_document(session, helpdesk, read_document(path), apply_from=apply_from)
 
 
-def import_document(session: Session, helpdesk: str, document: dict[str, Any]) -> ImportResult:
-    """The import of an already parsed document (the demo builds one in memory)."""
+def read_document(path: Path) -> dict[str, Any]:
+    """A contract file, parsed (for the import and its preview)."""
+    return _read(path)
+
+
+def import_document(session: Session, helpdesk: str, document: dict[str, Any],
+                    apply_from: date | None = None) -> ImportResult:
+    """The import of an already parsed document (the demo builds one in memory).
+
+    A new contract reaches the time that arrives from now on: ticketbill notes the highest
+    time entry id it holds (`known_entry_mark`), and the time known before keeps its terms.
+    `apply_from` applies the contracts of this import to that known, unbilled time from a day
+    on as well (show it first with `addon.contracts.preview.preview_import`). Time on a valid
+    invoice is never billed again, whatever this import says.
+    """
     _obj(document, "file", TOP_KEYS)
     customers = {c.remote_id: c for c in session.execute(
         select(Customer).where(Customer.helpdesk == helpdesk)).scalars()}
@@ -396,10 +410,11 @@ def import_document(session: Session, helpdesk: str, document: dict[str, Any]) -
                                     activity=rule["activity"], agent=rule["agent"], role=rule["role"],
                                     rate=rule["rate"]))
     created = updated = 0
+    known = session.execute(select(func.max(TimeEntry.id))).scalar_one() or 0
     for data in contracts:
         row = session.execute(select(Contract).where(Contract.code == data["code"])).scalar_one_or_none()
         if row is None:
-            row = Contract(code=data["code"])
+            row = Contract(code=data["code"], known_entry_mark=known)
             session.add(row)
             created += 1
         else:
@@ -410,6 +425,8 @@ def import_document(session: Session, helpdesk: str, document: dict[str, Any]) -
             row.prepaid_blocks.clear()
             session.flush()
         _apply(row, data)
+        if apply_from is not None:
+            row.applies_from = apply_from
         session.flush()
         for rule in data["rates"]:
             session.add(RateRuleRow(scope="contract", contract_id=row.id, activity=rule["activity"],
@@ -452,7 +469,11 @@ def _rate_json(rule: RateRuleRow, customer: str | None = None) -> dict[str, Any]
 
 
 def contract_json(session: Session, row: Contract) -> dict[str, Any]:
-    """One contract in the import format (what `contracts show` prints and export writes)."""
+    """One contract in the import format (what `contracts show` prints and export writes).
+
+    How far the contract reaches into time known at its import (`known_entry_mark`,
+    `applies_from`) is the sidecar's own record, not configuration: it is not exported.
+    """
     data: dict[str, Any] = {
         "code": row.code, "customer": row.customer.remote_id, "kind": row.kind, "trigger": row.trigger,
         "valid_from": row.valid_from.isoformat() if row.valid_from else None,

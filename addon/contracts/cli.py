@@ -1,6 +1,7 @@
 """CLI commands for contracts, monthly invoices and contingents (registered in addon/cli.py).
 
-    ticketbill contracts import FILE    validate the whole file, then write (nothing on error)
+    ticketbill contracts import FILE [--apply-from DATE]   validate the whole file, then write
+    ticketbill contracts preview FILE --apply-from DATE   the known time that would change terms
     ticketbill contracts export [FILE]  the stored configuration in the import format
     ticketbill contracts list           one line per contract
     ticketbill contracts show CODE      one contract as JSON
@@ -47,22 +48,65 @@ def contracts() -> None:
     """Contracts, rate rules and agents (JSON import/export; see addon/contracts/__init__.py)."""
 
 
+APPLY_FROM = click.option(
+    "--apply-from", "apply_from", type=click.DateTime(["%Y-%m-%d"]), default=None,
+    help="Also bill time ticketbill already holds (unbilled, on or after this day) under these contracts.")
+
+
 @contracts.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@APPLY_FROM
+@click.option("--yes", is_flag=True, help="With --apply-from: apply without asking after the preview.")
 @click.pass_context
-def contracts_import(ctx: click.Context, path: Path) -> None:
-    """Import contracts from a JSON file; a bad entry writes nothing and names the key."""
-    from addon.contracts import ContractImportError, import_contracts
+def contracts_import(ctx: click.Context, path: Path, apply_from: datetime | None, yes: bool) -> None:
+    """Import contracts from a JSON file; a bad entry writes nothing and names the key.
+
+    New contracts bill the time that arrives from now on; time already invoiced is never billed
+    again. With --apply-from the preview of the known time that changes terms is shown first.
+    """
+    from addon.contracts import ContractImportError, import_document, read_document
+    from addon.contracts.preview import preview_import
 
     settings = _settings(ctx)
+    day = apply_from.date() if apply_from else None
     try:
+        document = read_document(path)
         with _factory(settings) as factory, transaction(factory) as session:
-            result = import_contracts(session, settings.helpdesk_kind, path)
+            if day is not None:
+                preview = preview_import(session, settings, settings.helpdesk_kind, document, day)
+                for line in preview.lines():
+                    click.echo(line)
+                if preview.entries and not yes and not click.confirm("apply the contracts to this time?"):
+                    click.echo("nothing imported")
+                    return
+            result = import_document(session, settings.helpdesk_kind, document, apply_from=day)
     except ContractImportError as exc:
         click.echo(f"import refused, nothing written: {exc}", err=True)
         sys.exit(2)
     click.echo(f"contracts created: {result.created}, updated: {result.updated}; "
                f"agents: {result.agents}; shared rate rules: {result.rates}")
+
+
+@contracts.command("preview")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@APPLY_FROM
+@click.pass_context
+def contracts_preview(ctx: click.Context, path: Path, apply_from: datetime | None) -> None:
+    """List the unbilled time an import (with --apply-from) would bill under new terms; writes nothing."""
+    from addon.contracts import ContractImportError, read_document
+    from addon.contracts.preview import preview_import
+
+    settings = _settings(ctx)
+    try:
+        document = read_document(path)
+        with _factory(settings) as factory, factory() as session:
+            preview = preview_import(session, settings, settings.helpdesk_kind, document,
+                                     apply_from.date() if apply_from else None)
+    except ContractImportError as exc:
+        click.echo(f"import refused, nothing written: {exc}", err=True)
+        sys.exit(2)
+    for line in preview.lines():
+        click.echo(line)
 
 
 @contracts.command("export")

@@ -10,7 +10,7 @@ rolls the savepoint back, so nothing of the preview is ever written.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -79,7 +79,7 @@ def _ratings(session: Session, settings: Settings, customer: Customer, now: date
 
 
 def preview_contract(session: Session, settings: Settings, helpdesk: str, document: dict[str, Any],
-                     customer: Customer, now: datetime) -> list[PreviewRow]:
+                     customer: Customer, now: datetime, apply_from: date | None = None) -> list[PreviewRow]:
     """What the customer's open work would cost under `document` compared with today.
 
     Raises ContractImportError (field path in the message) when the document is invalid.
@@ -88,7 +88,7 @@ def preview_contract(session: Session, settings: Settings, helpdesk: str, docume
     before = _ratings(session, settings, customer, now)
     savepoint = session.begin_nested()
     try:
-        import_document(session, helpdesk, document)
+        import_document(session, helpdesk, document, apply_from=apply_from)
         session.flush()
         session.expire_all()
         after = _ratings(session, settings, customer, now)

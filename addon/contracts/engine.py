@@ -7,6 +7,7 @@ rate, else the default rate; 15-minute round-up per entry), so nothing changes f
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import time
 from decimal import ROUND_HALF_UP, Decimal
@@ -15,6 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from addon import billing
+from addon.billing.classify import resolve_interval
+from addon.billing.periods import local_date
 from addon.contracts.state import DEFAULT_CONTRACT
 from addon.models import (
     ActivityType,
@@ -137,20 +140,30 @@ def engine_contract(row: Contract, rates: tuple[billing.RateRule, ...], internal
     )
 
 
+def default_setup(session: Session, settings: Settings, customer: Customer) -> ContractSetup:
+    """The implicit time-and-material contract: the customer's terms before any contract row.
+
+    It bills customers without contracts, and after a contract import it keeps billing what it
+    billed before (corrections of that time) and the time ticketbill already held (see `reach`).
+    """
+    internal, known = activity_sets(session)
+    contract = billing.Contract(
+        id=DEFAULT_CONTRACT, timezone=customer.timezone or settings.timezone, vat_rate=settings.vat_rate,
+        rounding=billing.Rounding(scope="entry", mode="up", increment=ROUNDING_INCREMENT),
+        rates=shared_rates(session, customer), internal_activities=internal, known_activities=known,
+    )
+    return ContractSetup(DEFAULT_CONTRACT, contract, "per_ticket")
+
+
 def customer_contracts(session: Session, settings: Settings, customer: Customer) -> list[ContractSetup]:
     """The customer's contracts as engine contracts; the implicit default when there are none."""
-    internal, known = activity_sets(session)
-    timezone = customer.timezone or settings.timezone
-    shared = shared_rates(session, customer)
     rows = session.execute(select(Contract).where(Contract.customer_id == customer.id)
                            .order_by(Contract.code)).scalars().all()
     if not rows:
-        contract = billing.Contract(
-            id=DEFAULT_CONTRACT, timezone=timezone, vat_rate=settings.vat_rate,
-            rounding=billing.Rounding(scope="entry", mode="up", increment=ROUNDING_INCREMENT),
-            rates=shared, internal_activities=internal, known_activities=known,
-        )
-        return [ContractSetup(DEFAULT_CONTRACT, contract, "per_ticket")]
+        return [default_setup(session, settings, customer)]
+    internal, known = activity_sets(session)
+    timezone = customer.timezone or settings.timezone
+    shared = shared_rates(session, customer)
     setups = []
     for row in rows:
         own = tuple(_rule(r) for r in session.execute(
@@ -182,8 +195,64 @@ def claims(setups: list[ContractSetup]) -> tuple[list[billing.ContractClaim], li
     return specific, fallback
 
 
+def reach(entry: billing.TimeEntry, rows: list[ContractSetup], timezone: str) -> frozenset[str]:
+    """The contracts that may claim a stored entry that no valid invoice holds yet.
+
+    A contract reaches the time that arrives after its import (entry ids above its
+    `known_entry_mark`) and, when the admin applied it explicitly, known time from its
+    `applies_from` day on. Time known before every contract of the customer keeps the implicit
+    default terms it had. Contracts from before this rule (no mark) reach everything.
+    """
+    day = None
+    resolved = resolve_interval(entry)
+    if not isinstance(resolved, billing.Problem):
+        day = local_date(resolved[0], timezone)
+    allowed = frozenset(
+        s.key for s in rows if s.row is not None and (
+            s.row.known_entry_mark is None or not entry.id.isdigit() or int(entry.id) > s.row.known_entry_mark
+            or (s.row.applies_from is not None and day is not None and day >= s.row.applies_from)))
+    return allowed or frozenset({DEFAULT_CONTRACT})
+
+
 def route(entries: list[billing.TimeEntry], tickets: dict[str, billing.TicketInfo],
-          setups: list[ContractSetup], timezone: str) -> billing.Routing:
+          setups: list[ContractSetup], timezone: str, *, pinned: Mapping[str, str] | None = None,
+          reachable: Mapping[str, frozenset[str]] | None = None) -> billing.Routing:
+    """Route each entry to one contract.
+
+    `pinned` (entry id → contract key) holds what a valid invoice already billed (or settled):
+    such an entry stays with that contract whatever the claims say now, so a contract change
+    never bills it a second time and its corrections become correction lines there. The other
+    entries go by the claims of the contracts that `reachable` allows for them (all when absent).
+    """
+    pinned = pinned or {}
+    keys = {s.key for s in setups}
+    by_contract: dict[str, list[billing.TimeEntry]] = {}
+    held: list[billing.Exclusion] = []
+    problems: list[billing.Problem] = []
+    groups: dict[frozenset[str] | None, list[billing.TimeEntry]] = {}
+    for entry in entries:
+        key = pinned.get(entry.id)
+        if key is None:
+            groups.setdefault(None if reachable is None else reachable.get(entry.id), []).append(entry)
+        elif key in keys:
+            by_contract.setdefault(key, []).append(entry)
+        else:
+            held.append(billing.Exclusion(entry.id, "contract gone"))
+            problems.append(billing.Problem(
+                "contract gone", f"contract {key} billed this time and no longer exists; restore it to "
+                "book a correction of that time", entry_ids=(entry.id,), ticket=entry.ticket))
+    for allowed, group in groups.items():
+        part = _route_by_claims(group, tickets, [s for s in setups if allowed is None or s.key in allowed],
+                                timezone)
+        for key, routed in part.by_contract.items():
+            by_contract.setdefault(key, []).extend(routed)
+        held += part.held
+        problems += part.problems
+    return billing.Routing({k: tuple(v) for k, v in sorted(by_contract.items())}, tuple(held), tuple(problems))
+
+
+def _route_by_claims(entries: list[billing.TimeEntry], tickets: dict[str, billing.TicketInfo],
+                     setups: list[ContractSetup], timezone: str) -> billing.Routing:
     """Specific claims first; entries none of them claims go to the fallback contracts."""
     specific, fallback = claims(setups)
     first = billing.route_entries(entries, tickets, specific, timezone)

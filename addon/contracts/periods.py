@@ -23,7 +23,7 @@ from addon.contracts.state import encode_documents, record_ledger
 from addon.db import transaction
 from addon.invoicing.issue import Renderer, issue_invoice, store_draft
 from addon.invoicing.rating import CUSTOMER, Rating, rate_customer
-from addon.models import Contract, Customer, Invoice, Ticket
+from addon.models import BilledEntry, Contract, Customer, Invoice, Ticket, TimeEntry
 from addon.settings import Settings
 from addon.sync.writeback import queue_status, set_status
 
@@ -65,6 +65,17 @@ def monthly_customers(session: Session, remote_id: str | None = None) -> list[Cu
     return list(session.execute(query).scalars())
 
 
+def record_reasons(session: Session, rating: Rating) -> None:
+    """Why each of the customer's entries that no invoice or draft holds is not billed
+    (internal, held, netted to zero): the reason the team lead and `ticketbill verify` read."""
+    billed = set(session.execute(select(BilledEntry.entry_id).where(
+        BilledEntry.entry_id.in_(list(rating.excluded)))).scalars())
+    for entry_id, reason in rating.excluded.items():
+        entry = session.get(TimeEntry, entry_id)
+        if entry is not None and entry_id not in billed:
+            entry.not_billed_reason = reason
+
+
 def _flag_held(session: Session, customer: Customer, rating: Rating, now: datetime) -> None:
     """Tickets with held entries need attention, with the engine's reason."""
     tickets = {t.number: t for t in session.execute(
@@ -81,6 +92,7 @@ def invoice_customer_period(session: Session, settings: Settings, render: Render
         return PeriodOutcome(customer.name, "needs_attention", detail="no billing address; "
                              "add it with `ticketbill customers import`")
     rating = rate_customer(session, settings, customer, trigger="monthly", period=period)
+    record_reasons(session, rating)
     customer_holds = rating.holds.get(CUSTOMER, []) + rating.problems
     for ledger in rating.ledgers:  # the ledger shows the month so far even when nothing is issued
         assert ledger.setup.row is not None and ledger.setup.engine.retainer is not None

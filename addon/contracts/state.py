@@ -88,6 +88,27 @@ def customer_states(session: Session, customer_id: int) -> dict[str, billing.Bil
     return {key: billing.BillingState(tuple(docs)) for key, docs in documents.items()}
 
 
+def settled_keys(states: dict[str, billing.BillingState]) -> dict[str, str]:
+    """Entry id → the contract key whose valid documents bill or settle it.
+
+    Billed (an allocation, even one corrected to zero), excluded on a valid invoice (internal,
+    netted to zero) or netted into a billed entry as a correction: from then on the entry
+    belongs to that contract's memory. If (from before issue 11) two keys hold one entry, the
+    first document's key wins.
+    """
+    found: dict[str, tuple[str, int]] = {}
+    for key, state in states.items():
+        for position, document in enumerate(state.valid_invoices()):
+            order = int(document.document_id) if document.document_id.isdigit() else position
+            ids = {a.entry_id for a in document.allocations} | {x.entry_id for x in document.excluded}
+            ids |= {str(c) for line in document.lines
+                    for c in line.explanation.get("corrections_netted", ())}  # type: ignore[attr-defined]
+            for entry_id in ids:
+                if entry_id not in found or order < found[entry_id][1]:
+                    found[entry_id] = (key, order)
+    return {entry_id: key for entry_id, (key, _order) in found.items()}
+
+
 def legacy_billed_entries(session: Session, customer_id: int) -> set[int]:
     """Entries on valid invoices issued before the engine's memory was stored (no documents):
     kept out of the engine's input, so they can never be billed again."""

@@ -23,15 +23,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from babel.numbers import format_currency, format_decimal
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from addon import billing
-from addon.billing.periods import first_day, last_day
+from addon.billing.classify import resolve_interval
+from addon.billing.periods import first_day, last_day, period_of_instant
 from addon.billing.totals import compute_totals
 from addon.contracts.engine import (
     NO_ACTIVITY,
@@ -39,13 +41,21 @@ from addon.contracts.engine import (
     agents_for,
     core_entry,
     customer_contracts,
+    default_setup,
+    reach,
     route,
     ticket_info,
 )
-from addon.contracts.state import customer_states, ledger_summary, legacy_billed_entries
+from addon.contracts.state import (
+    DEFAULT_CONTRACT,
+    customer_states,
+    ledger_summary,
+    legacy_billed_entries,
+    settled_keys,
+)
 from addon.invoicing.issue import Draft, DraftLine, EntryLink
 from addon.invoicing.snapshot import AnnexEntry, VatGroup
-from addon.models import BilledEntry, BookedExtra, Customer, Ticket, TimeEntry
+from addon.models import BilledEntry, BookedExtra, Customer, Invoice, Ticket, TimeEntry
 from addon.settings import Settings
 
 CUSTOMER = ""  # key of review flags that concern the customer, not one ticket
@@ -162,19 +172,39 @@ def line_text(line: billing.Line, ticket: Ticket | None, language: str, period: 
     return text
 
 
+#: who pays for a ticket's work: a cancellation may have moved it away from the organization
+paying_customer = func.coalesce(Ticket.billing_customer_id, Ticket.customer_id)
+
+
+def billing_customer(session: Session, ticket: Ticket) -> Customer | None:
+    """The customer a ticket's unbilled work is billed to (see `paying_customer`)."""
+    return session.get(Customer, ticket.billing_customer_id) if ticket.billing_customer_id else ticket.customer
+
+
 def _customer_entries(session: Session, customer: Customer, ticket: Ticket | None,
                       deferred: frozenset[int] = frozenset()) -> tuple[list[TimeEntry], dict[int, Ticket]]:
     """The entries the engine needs: all of the customer's for a month; for one ticket only its
     own, since every per-ticket step (netting, rounding, overlaps, visits) stays in the ticket.
-    `deferred` entries (moved to a later invoice, addon.invoicing.drafts) are left out."""
+    `deferred` entries (moved to a later invoice, addon.invoicing.drafts) are left out.
+
+    The customer's are the entries of the tickets it pays for, except those a valid invoice of
+    another customer holds, plus those its own valid invoices hold wherever their ticket went:
+    time stays with the customer that was billed for it.
+    """
     legacy = legacy_billed_entries(session, customer.id) | deferred
+    on_own_invoices = (select(BilledEntry.entry_id).join(Invoice, Invoice.id == BilledEntry.invoice_id)
+                       .where(Invoice.customer_id == customer.id, Invoice.state != "cancelled"))
     query = (select(TimeEntry, Ticket).join(Ticket, Ticket.id == TimeEntry.ticket_id)
-             .where(Ticket.customer_id == customer.id, TimeEntry.removed_at.is_(None))
+             .where(or_(paying_customer == customer.id, TimeEntry.id.in_(on_own_invoices)),
+                    TimeEntry.removed_at.is_(None))
              .order_by(TimeEntry.booked_at, TimeEntry.id))
     if ticket is not None:
         query = query.where(Ticket.id == ticket.id)
     rows = session.execute(query).all()
-    entries = [e for e, _t in rows if e.id not in legacy]
+    payer = dict(session.execute(
+        select(BilledEntry.entry_id, Invoice.customer_id).join(Invoice, Invoice.id == BilledEntry.invoice_id)
+        .where(BilledEntry.entry_id.in_([e.id for e, _t in rows]), Invoice.state != "cancelled")).all())
+    entries = [e for e, _t in rows if e.id not in legacy and payer.get(e.id, customer.id) == customer.id]
     return entries, {t.id: t for _e, t in rows}
 
 
@@ -182,11 +212,24 @@ def _customer_extras(session: Session, customer: Customer, ticket: Ticket | None
     """The customer's current booked extras (one ticket's for per_ticket), billed ones included:
     the engine skips what valid invoices already hold, and bills again what a cancellation released."""
     query = (select(BookedExtra, Ticket).join(Ticket, Ticket.id == BookedExtra.ticket_id)
-             .where(Ticket.customer_id == customer.id, BookedExtra.removed_at.is_(None))
+             .where(paying_customer == customer.id, BookedExtra.removed_at.is_(None),
+                    BookedExtra.written_off.is_(None))
              .order_by(BookedExtra.booked_at, BookedExtra.id))
     if ticket is not None:
         query = query.where(Ticket.id == ticket.id)
     return [(x, t) for x, t in session.execute(query).all()]
+
+
+def _blocked(entry: TimeEntry, ticket: Ticket) -> str | None:
+    """Why an entry stays out of the engine altogether: its ticket's category bills nothing,
+    it was written off, or its ticket waits for a decision after a cancellation."""
+    if entry.written_off:
+        return entry.written_off
+    if ticket.category in NOT_BILLABLE_CATEGORIES:
+        return f"category {ticket.category}"
+    if ticket.billing_hold:
+        return f"on hold after {ticket.billing_hold}"
+    return None
 
 
 def with_category(routed: Iterable[billing.TimeEntry], by_number: Mapping[str, Ticket],
@@ -226,7 +269,7 @@ def engine_extras(booked: list[tuple[BookedExtra, Ticket]], infos: Mapping[str, 
     texts: dict[str, ExtraInfo] = {}
     problems: list[billing.Problem] = []
     for row, ticket in booked:
-        if ticket.category in NOT_BILLABLE_CATEGORIES or ticket.booking_problems:
+        if ticket.category in NOT_BILLABLE_CATEGORIES or ticket.booking_problems or ticket.billing_hold:
             continue
         probe = billing.TimeEntry(id=f"probe:{row.id}", ticket=ticket.number, agent=row.agent, activity=NO_ACTIVITY,
                                   start=row.booked_at, minutes=1, booked_at=row.booked_at)
@@ -350,6 +393,73 @@ def _minutes_on(line: billing.Line, entry_id: str) -> int:
     return sum(r.billed_minutes for r in line.entries if r.entry_id == entry_id)
 
 
+def route_customer(session: Session, settings: Settings, customer: Customer, setups: list[ContractSetup],
+                   core: list[billing.TimeEntry], infos: dict[str, billing.TicketInfo],
+                   states: dict[str, billing.BillingState]) -> tuple[list[ContractSetup], billing.Routing]:
+    """Which contract bills each entry: billed time stays with the contract that billed it, the
+    rest goes to the contracts that reach it (new time; known time only where applied)."""
+    timezone = customer.timezone or settings.timezone
+    pinned = pinned_entries(core, states, timezone)
+    numbers = {t.number: t for t in session.execute(select(Ticket).where(
+        Ticket.number.in_({e.ticket for e in core}), Ticket.billing_contract.is_not(None))).scalars()}
+    for entry in core:  # a cancellation moved the ticket's unbilled work to another contract
+        ticket = numbers.get(entry.ticket)
+        if ticket is not None and ticket.billing_contract and ticket.helpdesk == customer.helpdesk:
+            pinned.setdefault(entry.id, ticket.billing_contract)
+    reachable = None
+    rows = [s for s in setups if s.row is not None]
+    if rows:
+        reachable = {e.id: reach(e, rows, timezone) for e in core if e.id not in pinned}
+        if DEFAULT_CONTRACT in pinned.values() or any(DEFAULT_CONTRACT in r for r in reachable.values()):
+            setups = [*setups, default_setup(session, settings, customer)]
+    return setups, route(core, infos, setups, timezone, pinned=pinned, reachable=reachable)
+
+
+def unbilled_routing(session: Session, settings: Settings, customer: Customer) -> dict[int, str | None]:
+    """Entry id → the contract that would bill it now (None: held), for the customer's stored
+    entries no valid invoice or draft holds yet (what `contracts preview` compares)."""
+    stored, tickets_by_id = _customer_entries(session, customer, None)
+    billed = set(session.execute(select(BilledEntry.entry_id)).scalars())
+    core = [core_entry(e, tickets_by_id[e.ticket_id]) for e in stored
+            if tickets_by_id[e.ticket_id].category not in NOT_BILLABLE_CATEGORIES]
+    infos = {t.number: ticket_info(t) for t in tickets_by_id.values()}
+    _setups, routing = route_customer(session, settings, customer, customer_contracts(session, settings, customer),
+                                      core, infos, customer_states(session, customer.id))
+    found: dict[int, str | None] = {int(x.entry_id): None for x in routing.held}
+    found.update({int(e.id): key for key, routed in routing.by_contract.items() for e in routed})
+    return {entry_id: key for entry_id, key in found.items() if entry_id not in billed}
+
+
+def pinned_entries(core: list[billing.TimeEntry], states: dict[str, billing.BillingState],
+                   timezone: str) -> dict[str, str]:
+    """Entry id → contract key for everything a valid invoice billed or settled, plus the
+    unsettled corrections of such time.
+
+    A correction is netted against the latest positive entry of its (ticket, agent, activity,
+    period): when that entry was billed under contract K, the correction must be rated under K
+    too, or it would either vanish in another contract ("negative net") or be ignored while K
+    keeps billing the uncorrected time.
+    """
+    settled = settled_keys(states)
+    pinned = {e.id: settled[e.id] for e in core if e.id in settled}
+    groups: dict[tuple[str, str, str, str], list[tuple[datetime, billing.TimeEntry]]] = {}
+    for entry in core:
+        resolved = resolve_interval(entry)
+        if isinstance(resolved, billing.Problem):
+            continue
+        group = (entry.ticket, entry.agent, entry.activity, period_of_instant(resolved[0], timezone))
+        groups.setdefault(group, []).append((resolved[0], entry))
+    for members in groups.values():
+        positives = sorted((start, e.id, e) for start, e in members if e.minutes > 0)
+        if not positives or positives[-1][2].id not in pinned:
+            continue
+        key = pinned[positives[-1][2].id]
+        for _start, entry in members:
+            if entry.minutes < 0:
+                pinned.setdefault(entry.id, key)
+    return pinned
+
+
 def _flags(problems: Iterable[billing.Problem], severity: str) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for p in problems:
@@ -374,12 +484,11 @@ def rate_customer(session: Session, settings: Settings, customer: Customer, *, t
     tickets_by_id.update({t.id: t for _x, t in booked})
     by_number = {t.number: t for t in tickets_by_id.values()}
     entries = {str(e.id): e for e in stored}
-    blocked = {e.id: f"category {tickets_by_id[e.ticket_id].category}" for e in stored
-               if tickets_by_id[e.ticket_id].category in NOT_BILLABLE_CATEGORIES}
+    blocked = {e.id: reason for e in stored if (reason := _blocked(e, tickets_by_id[e.ticket_id]))}
     core = [core_entry(e, tickets_by_id[e.ticket_id]) for e in stored if e.id not in blocked]
     infos = {t.number: ticket_info(t) for t in tickets_by_id.values()}
-    routing = route(core, infos, setups, timezone)
     states = customer_states(session, customer.id)
+    setups, routing = route_customer(session, settings, customer, setups, core, infos, states)
     agents = agents_for(session, stored)
     scope = frozenset({ticket.number}) if ticket is not None else None
 
@@ -394,7 +503,11 @@ def rate_customer(session: Session, settings: Settings, customer: Customer, *, t
                  for t in tickets_by_id.values() if t.booking_problems and relevant(t.number)]
     extras, extra_infos, extra_problems = engine_extras(booked, infos, setups, routing, timezone)
     problems += [p for p in extra_problems if relevant(p.ticket)]
-    excluded = {int(x.entry_id): x.reason for x in routing.held} | blocked
+    # reasons a valid invoice already gave (internal, netted to zero) stay the entry's reasons:
+    # the engine reports an exclusion once, but the entry remains excluded on every later run
+    excluded = {int(x.entry_id): x.reason for st in states.values() for d in st.valid_invoices()
+                for x in d.excluded if x.entry_id.isdigit()}
+    excluded |= {int(x.entry_id): x.reason for x in routing.held} | blocked
     waiting: list[str] = []
     for setup in setups:
         routed = with_category(routing.by_contract.get(setup.key, ()), by_number, setup)

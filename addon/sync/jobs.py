@@ -23,7 +23,7 @@ from addon.contracts.periods import bill_due_periods, record_billing
 from addon.db import transaction
 from addon.invoicing.drafts import deferred_entry_ids
 from addon.invoicing.issue import Renderer, issue_invoice, store_draft
-from addon.invoicing.rating import NOT_BILLABLE_CATEGORIES, extra_row_id, rate_ticket
+from addon.invoicing.rating import NOT_BILLABLE_CATEGORIES, billing_customer, extra_row_id, rate_ticket
 from addon.models import (
     BilledEntry,
     BilledExtra,
@@ -44,7 +44,7 @@ from addon.sync.store import (
     upsert_extras,
     upsert_ticket,
 )
-from addon.sync.writeback import perform_deliveries, perform_pending, set_status
+from addon.sync.writeback import perform_deliveries, perform_pending, queue_review, set_status
 from connectors.base import (
     BookingProblem,
     BookingReader,
@@ -216,10 +216,18 @@ def bill_ticket(session: Session, settings: Settings, render: Renderer, ticket: 
             if entry.removed_at is None and entry.id not in billed_ids:
                 entry.not_billed_reason = reason
         if ticket.billing_status in ("invoiced", "draft"):
+            numbers = valid_invoice_numbers(session, ticket)
+            if numbers:  # the team lead decides; an issued invoice is never changed by a category
+                queue_review(session, ticket, "category_after_invoice",
+                             f"category changed to {ticket.category} after {', '.join(numbers)} was issued; "
+                             f"cancel it (`ticketbill invoices cancel {numbers[-1]} --then write-off --reason …`) "
+                             "if the customer is not to pay", now)
             return f"already_{ticket.billing_status}"
         set_status(session, ticket, "not_billable", reason, now)
         return "not_billable"
-    customer = ticket.customer
+    if ticket.billing_hold:  # a cancellation put its work on hold; `invoices release` decides
+        return "on_hold"
+    customer = billing_customer(session, ticket)
     if customer is None:
         set_status(session, ticket, "needs_attention", "ticket has no organization/customer to bill", now)
         return "needs_attention"
@@ -239,13 +247,13 @@ def bill_ticket(session: Session, settings: Settings, render: Renderer, ticket: 
     drift += session.execute(
         select(BookedExtra.drift).where(BookedExtra.ticket_id == ticket.id, BookedExtra.drift.is_not(None))
     ).scalars().all()
-    if drift:
-        set_status(session, ticket, "needs_attention", "; ".join(drift), now)
-        return "needs_attention"
+    for change in drift:  # the invoice keeps what it billed; a person decides what follows
+        queue_review(session, ticket, "changed_after_invoice", change, now)
     billed = select(BilledEntry.entry_id)
     unbilled = session.execute(
         select(TimeEntry).where(
-            TimeEntry.ticket_id == ticket.id, TimeEntry.removed_at.is_(None), TimeEntry.id.not_in(billed)
+            TimeEntry.ticket_id == ticket.id, TimeEntry.removed_at.is_(None), TimeEntry.id.not_in(billed),
+            TimeEntry.written_off.is_(None),
         ).order_by(TimeEntry.booked_at, TimeEntry.id)
     ).scalars().all()
     later = deferred_entry_ids(session, now.astimezone(ZoneInfo(customer.timezone or settings.timezone)).date())
@@ -258,7 +266,8 @@ def bill_ticket(session: Session, settings: Settings, render: Renderer, ticket: 
         if waiting_later:
             set_status(session, ticket, "unbilled", f"{len(waiting_later)} entries moved to a later invoice", now)
             return "deferred"
-        set_status(session, ticket, "not_billable", "closed without booked time", now)
+        written_off = sorted({e.written_off for e in ticket.entries if e.written_off and e.removed_at is None})
+        set_status(session, ticket, "not_billable", "; ".join(written_off) or "closed without booked time", now)
         return "not_billable"
     rating = rate_ticket(session, settings, customer, ticket, frozenset(later))
     for entry in unbilled:
@@ -286,6 +295,16 @@ def bill_ticket(session: Session, settings: Settings, render: Renderer, ticket: 
     record_billing(session, invoice, rating, None, now)
     link_extras(session, invoice)
     return "invoiced"
+
+
+def valid_invoice_numbers(session: Session, ticket: Ticket) -> list[str]:
+    """Numbers of the issued, uncancelled invoices that bill this ticket's entries, in order."""
+    rows = session.execute(
+        select(Invoice.number).join(BilledEntry, BilledEntry.invoice_id == Invoice.id)
+        .join(TimeEntry, TimeEntry.id == BilledEntry.entry_id)
+        .where(TimeEntry.ticket_id == ticket.id, Invoice.number.is_not(None), Invoice.state != "cancelled")
+        .distinct().order_by(Invoice.number)).scalars().all()
+    return [str(n) for n in rows]
 
 
 def latest_invoice_id(factory: sessionmaker[Session]) -> int:
@@ -317,7 +336,8 @@ def unbilled_extras(session: Session, ticket: Ticket) -> list[BookedExtra]:
               .where(Invoice.state != "cancelled"))
     return list(session.execute(
         select(BookedExtra).where(BookedExtra.ticket_id == ticket.id, BookedExtra.removed_at.is_(None),
-                                  BookedExtra.id.not_in(billed)).order_by(BookedExtra.id)
+                                  BookedExtra.written_off.is_(None), BookedExtra.id.not_in(billed))
+        .order_by(BookedExtra.id)
     ).scalars())
 
 

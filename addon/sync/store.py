@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from sqlalchemy import or_, select
@@ -51,6 +51,23 @@ def extra_hash(extra: RemoteExtra) -> str:
         extra.agent,
     )
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def changes_text(entry: TimeEntry, remote: RemoteTimeEntry, ticket: Ticket) -> str:
+    """What changed on a billed entry, field by field: "activity Remote → Vor-Ort"."""
+    def when(moment: datetime | None) -> str:
+        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "none"
+
+    pairs = (
+        ("minutes", f"{_minutes(entry.minutes)} min", f"{_minutes(remote.minutes)} min"),
+        ("activity", entry.activity or "none", remote.activity or "none"),
+        ("agent", entry.agent, remote.agent),
+        ("booked", when(entry.booked_at), when(remote.booked_at)),
+        ("start", when(entry.start), when(remote.start)),
+        ("ticket", ticket.number if entry.ticket_id == ticket.id else f"id {entry.ticket_id}", ticket.number),
+    )
+    changed = [f"{name} {old} → {new}" for name, old, new in pairs if old != new]
+    return "; ".join(changed) or "content changed"
 
 
 def problems_text(problems: Sequence[BookingProblem]) -> str | None:
@@ -146,7 +163,7 @@ def upsert_entries(
                 None
                 if entry.content_hash == digest
                 else f"time entry {remote.remote_id} changed after it was invoiced "
-                f"({_minutes(entry.minutes)} → {_minutes(remote.minutes)} min); book a correction instead"
+                f"({changes_text(entry, remote, ticket)}); book a correction instead"
             )
             continue
         entry.ticket_id = ticket.id

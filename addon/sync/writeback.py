@@ -30,7 +30,7 @@ from addon.delivery.mail import DeliveryResult, SmtpSettings, send_invoice
 from addon.invoicing.audit import record
 from addon.invoicing.rendered import RenderedFile
 from addon.invoicing.snapshot import InvoiceSnapshot
-from addon.models import Invoice, Outbox, Ticket
+from addon.models import Invoice, Outbox, ReviewItem, Ticket
 from addon.settings import Settings
 from connectors.base import ConnectorError, HelpdeskConnector, NotFound, WriteBack
 
@@ -89,20 +89,23 @@ def queue_cancelled(
     url: str,
     reason: str | None,
     now: datetime,
+    outcome: str = "Die Zeiten werden neu abgerechnet / the time will be billed again.",
+    status: str = "cancelled",
 ) -> None:
-    """Queue status `cancelled` with the cancellation's reference, link and one note."""
+    """Queue the cancellation's status, reference, link and one note; `outcome` says what
+    happens to the work (billed again, on hold, billed elsewhere, written off)."""
     link = f'<a href="{html.escape(url)}">{html.escape(cancellation)}</a>'
     body = f"<p>{html.escape(original)} storniert durch {link} / cancelled by {html.escape(cancellation)}</p>"
     if reason:
         body += f"<p>Grund / reason: {html.escape(reason)}</p>"
-    body += "<p>Die Zeiten werden neu abgerechnet / the time will be billed again.</p>"
+    body += f"<p>{html.escape(outcome)}</p>"
     _queue(
         session,
         ticket,
         marker=cancellation,
         invoice_id=cancellation_id,
         payload={
-            "billing_status": "cancelled",
+            "billing_status": status,
             "invoice_reference": cancellation,
             "invoice_url": url,
             "note_subject": f"Rechnung {original} storniert",
@@ -137,17 +140,27 @@ def queue_email(
         )
 
 
+def _noted_before(session: Session, ticket: Ticket, status: str, digest: str) -> bool:
+    """Whether the ticket already got the note of this exact state (status and reason)."""
+    rows = session.execute(select(Outbox.marker, Outbox.payload).where(
+        Outbox.kind == WRITE_BACK, Outbox.ticket_id == ticket.id, Outbox.invoice_id.is_(None))).all()
+    return any(marker.startswith(f"{status}:") and marker.endswith(f":{digest}") and payload.get("note_html")
+               for marker, payload in rows)
+
+
 def queue_status(session: Session, ticket: Ticket, status: str, reason: str | None, now: datetime) -> None:
     """Queue a status change (needs attention, not billable) with the reason as a note.
 
     Called only when the ticket's status or reason changed (`set_status`). The marker names
     the ticket's status version, so the sidecar's own write (which bumps the ticket and brings
-    it back in the next poll) never produces a second note for the same change.
+    it back in the next poll) never produces a second note for the same change. A state the
+    ticket had before (same status, same reason) gets its status written again, but no second
+    note: a note says what changed, and that was said already.
     """
     digest = hashlib.sha256(f"{status}\x1f{reason or ''}".encode()).hexdigest()[:10]
     marker = f"{status}:{ticket.status_version}:{digest}"
     payload: dict[str, Any] = {"billing_status": status}
-    if reason:
+    if reason and not _noted_before(session, ticket, status, digest):
         label = {"needs_attention": "Abrechnung: Bitte prüfen / billing needs attention"}.get(
             status, f"Abrechnung: {status}"
         )
@@ -156,9 +169,41 @@ def queue_status(session: Session, ticket: Ticket, status: str, reason: str | No
     _queue(session, ticket, marker=marker, invoice_id=None, payload=payload, now=now)
 
 
+def queue_review(session: Session, ticket: Ticket, kind: str, message: str, now: datetime) -> ReviewItem | None:
+    """Record a review item on an already billed ticket, with one internal note; once per
+    (ticket, kind, message), however often a sync sees the condition. Returns the new item."""
+    key = f"{kind}:{hashlib.sha256(message.encode()).hexdigest()[:40]}"
+    exists = session.execute(select(ReviewItem.id).where(ReviewItem.ticket_id == ticket.id,
+                                                         ReviewItem.key == key)).first()
+    if exists is not None:
+        return None
+    item = ReviewItem(ticket_id=ticket.id, kind=kind, key=key, message=message, created_at=now)
+    session.add(item)
+    session.flush()
+    marker = f"review:{item.id}"
+    label = "Abrechnung: Bitte prüfen / billing review"
+    body = f"<p>{html.escape(message)}</p><p>Die Rechnung bleibt unverändert / the invoice stays as issued.</p>"
+    _queue(session, ticket, marker=marker, invoice_id=None, now=now, payload={
+        "billing_status": ticket.billing_status, "note_subject": label, "note_html": _note(label, body, marker)})
+    return item
+
+
+#: statuses an invoiced ticket may move to: a new invoice, a draft of one, a cancellation
+AFTER_INVOICED = ("invoiced", "draft", "cancelled")
+
+
 def set_status(session: Session, ticket: Ticket, status: str, reason: str | None, now: datetime) -> bool:
-    """Record a billing status on the ticket; queue the write-back if anything changed."""
+    """Record a billing status on the ticket; queue the write-back if anything changed.
+
+    An invoiced ticket's status never regresses: what would make it "needs attention" (time
+    held, a booking problem) becomes a review item instead, and informational states (waiting
+    for the monthly invoice, nothing to bill) leave it invoiced without a word.
+    """
     if ticket.billing_status == status and ticket.attention_reason == reason:
+        return False
+    if ticket.billing_status == "invoiced" and status not in AFTER_INVOICED:
+        if status == "needs_attention" and reason:
+            queue_review(session, ticket, "after_invoice", reason, now)
         return False
     ticket.billing_status = status
     ticket.attention_reason = reason

@@ -4,14 +4,14 @@ Only new tables and indexes: no existing table is recreated (the GoBD triggers o
 Payments live in their own table because the invoice row is frozen once issued.
 
 Revision ID: i16_ui
-Revises: 0002
+Revises: i11_cancel_decisions
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "i16_ui"
-down_revision = "0002"
+down_revision = "i11_cancel_decisions"  # chained after i11 (merged into this branch)
 branch_labels = None
 depends_on = None
 

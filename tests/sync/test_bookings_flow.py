@@ -19,7 +19,7 @@ from sync_fixtures import Sidecar
 from test_contracts_helpers import ONSITE, REMOTE, import_contracts, pdf_text, run_at
 
 from addon.db import transaction
-from addon.invoicing.cancel import cancel_invoice
+from addon.invoicing.cancel import REBILL, cancel_invoice
 from addon.invoicing.render_pdf import render_pdf
 from addon.models import BilledExtra, BookedExtra, Invoice, Ticket, TimeEntry
 from connectors.sandbox.zammad import ZammadSandbox
@@ -117,7 +117,8 @@ def test_time_travel_visit_and_materials_are_billed_exactly_once(sidecar: Sideca
 
     # A cancellation releases the extras like the time: the next run bills them again, once.
     with transaction(sidecar.factory) as session:
-        cancel_invoice(session, sidecar.settings, number, "Adresse falsch", render_pdf, NOW, "test")
+        cancel_invoice(session, sidecar.settings, number, "Adresse falsch", render_pdf, NOW, "test",
+                       decision=REBILL)
     rebilled = run_at(sidecar, NOW)
     assert rebilled.ok, rebilled.error
     assert rebilled.counts["invoiced"] == 1

@@ -26,7 +26,7 @@ from addon.models import BilledEntry, BillingHistory, Invoice, InvoiceLine, Tick
 REMOTE, ONSITE = 1, 2
 
 
-def cli(sidecar: Sidecar, tmp_path: Path, *args: str) -> Result:
+def cli(sidecar: Sidecar, tmp_path: Path, *args: str, input: str | None = None) -> Result:
     """Run `ticketbill ARGS` against the sidecar's database and data directory."""
     env_file = tmp_path / "cli.env"
     values = {
@@ -39,7 +39,7 @@ def cli(sidecar: Sidecar, tmp_path: Path, *args: str) -> Result:
         **SELLER,
     }
     env_file.write_text("".join(f"{key}='{value}'\n" for key, value in values.items()), encoding="utf-8")
-    return CliRunner().invoke(main, ["--env-file", str(env_file), *args], catch_exceptions=False)
+    return CliRunner().invoke(main, ["--env-file", str(env_file), *args], input=input, catch_exceptions=False)
 
 
 def import_with(sidecar: Sidecar, tmp_path: Path, org: int, **extra: object) -> None:
@@ -58,7 +58,8 @@ def test_cancellation_round_trip_rebills_each_entry_exactly_once(sidecar: Sideca
     assert sidecar.run().ok
     assert sb.ticket(ticket_id)["billing_invoice_ref"] == "RE-2026-00001"
 
-    result = cli(sidecar, tmp_path, "invoices", "cancel", "RE-2026-00001", "--reason", "falscher Stundensatz")
+    result = cli(sidecar, tmp_path, "invoices", "cancel", "RE-2026-00001", "--reason", "falscher Stundensatz",
+                 "--then", "rebill")
 
     assert result.exit_code == 0, result.output
     assert "RE-2026-00001 cancelled by ST-2026-00001" in result.output
@@ -123,7 +124,7 @@ def test_cancellation_round_trip_rebills_each_entry_exactly_once(sidecar: Sideca
     assert actions == ["issue", "cancel"]
     assert "falscher Stundensatz" in log.output and "cli:" in log.output
 
-    again = cli(sidecar, tmp_path, "invoices", "cancel", "RE-2026-00001")
+    again = cli(sidecar, tmp_path, "invoices", "cancel", "RE-2026-00001", "--then", "rebill")
     assert again.exit_code == 1 and "is cancelled" in again.output
     sb.advance(3600)
     quiet = sidecar.run()

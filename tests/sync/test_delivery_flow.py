@@ -25,7 +25,7 @@ from sync_fixtures import ADDRESSES, SELLER, Sidecar, closed_ticket, make_settin
 from addon.cli import main
 from addon.customers import import_customers
 from addon.db import transaction
-from addon.invoicing.cancel import cancel_invoice
+from addon.invoicing.cancel import REBILL, cancel_invoice
 from addon.invoicing.einvoice import extract_xml
 from addon.invoicing.render_pdf import render_pdf
 from addon.invoicing.validate import validate_xrechnung
@@ -145,7 +145,8 @@ def test_issued_invoices_are_mailed_after_commit(
     # a cancellation is a document of its own and is mailed too
     with transaction(sidecar.factory) as session:
         number = str(invoices["1"].number)
-        cancel_invoice(session, sidecar.settings, number, "Testlauf", render_pdf, datetime.now(UTC), "test")
+        cancel_invoice(session, sidecar.settings, number, "Testlauf", render_pdf, datetime.now(UTC), "test",
+                       decision=REBILL)
     after_cancel = sidecar.run()
     assert after_cancel.counts["mailed"] == 2  # the cancellation and the invoice that re-bills the time
     storno, rebilled = mailbox.messages[-2:]

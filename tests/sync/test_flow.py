@@ -14,7 +14,7 @@ from pypdf import PdfReader
 from sqlalchemy import func, select
 from sync_fixtures import Sidecar, closed_ticket
 
-from addon.models import BilledEntry, Invoice, Outbox, SyncCursor, Ticket, TimeEntry
+from addon.models import BilledEntry, Invoice, Outbox, ReviewItem, SyncCursor, Ticket, TimeEntry
 
 REMOTE, ONSITE, INTERNAL = 1, 2, 4
 
@@ -166,7 +166,9 @@ def test_ticket_without_time_is_reported_not_billable(sidecar: Sidecar, tmp_path
     assert sb.ticket(only_internal)["billing_status"] == "not_billable"
 
 
-def test_billed_entry_changed_in_the_helpdesk_needs_attention(sidecar: Sidecar, tmp_path: Path) -> None:
+def test_billed_entry_changed_in_the_helpdesk_is_a_review_item(sidecar: Sidecar, tmp_path: Path) -> None:
+    """The invoice keeps what it billed and the ticket stays invoiced (issue 11: a status never
+    regresses); the change reaches the team lead as a review item with one note."""
     import requests
 
     sb = sidecar.sandbox
@@ -188,12 +190,14 @@ def test_billed_entry_changed_in_the_helpdesk_needs_attention(sidecar: Sidecar, 
     assert result.ok, result.error
     with sidecar.factory() as session:
         ticket = session.execute(select(Ticket).where(Ticket.remote_id == str(ticket_id))).scalar_one()
-        assert ticket.billing_status == "needs_attention"
-        assert "changed after it was invoiced (30 → 45 min)" in (ticket.attention_reason or "")
+        assert ticket.billing_status == "invoiced"
+        [review] = session.execute(select(ReviewItem)).scalars().all()
+        assert "changed after it was invoiced (minutes 30 min → 45 min)" in review.message
         entry = session.execute(select(TimeEntry)).scalar_one()
         assert entry.minutes == 30  # the billed content is never rewritten
     assert count(sidecar, Invoice) == 1
-    assert sb.ticket(ticket_id)["billing_status"] == "needs_attention"
+    assert sb.ticket(ticket_id)["billing_status"] == "invoiced"
+    assert any("changed after it was invoiced" in note["body"] for note in sidecar.notes(ticket_id))
 
 
 def test_correction_is_settled_with_the_entries_it_reduced(sidecar: Sidecar, tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from wtforms.validators import Email, Length, Optional
 
 from addon.contracts import ContractImportError, contract_json, export_document, import_document
 from addon.contracts.coverage import covered_tickets, preview_contract, recent
+from addon.contracts.preview import preview_import
 from addon.customers import CustomerImportError, import_customer_document
 from addon.models import (
     ActivityType,
@@ -211,14 +212,14 @@ def contracts() -> ResponseReturnValue:
 
 
 def _contract_page(db, code: str | None, values: dict[str, str], errors: dict[str, str],  # type: ignore[no-untyped-def]
-                   preview: list[Any] | None = None, status: int = 200) -> ResponseReturnValue:
+                   preview: list[Any] | None = None, status: int = 200, changed: Any = None) -> ResponseReturnValue:
     row = db.execute(select(Contract).where(Contract.code == code)).scalar_one_or_none() if code else None
     customers = db.execute(select(Customer).where(Customer.helpdesk == settings().helpdesk_kind)
                            .order_by(Customer.name)).scalars().all()
     covered = covered_tickets(db, settings(), row, recent(now())) if row is not None else []
     return render_template("web/admin/contract.html", row=row, values=values, errors=errors,
                            customer_options=[(c.remote_id, c.name) for c in customers],
-                           covered=covered, preview=preview, surcharge_rows=SURCHARGE_ROWS,
+                           covered=covered, preview=preview, changed=changed, surcharge_rows=SURCHARGE_ROWS,
                            rate_rows=RATE_ROWS), status
 
 
@@ -238,6 +239,14 @@ def contract(code: str | None) -> ResponseReturnValue:
             return _contract_page(db, code, values, {})
     values = request.form.to_dict()
     action = values.pop("action", "preview")
+    apply_raw = values.pop("apply_from", "").strip()
+    try:
+        apply_from = date.fromisoformat(apply_raw) if apply_raw else None
+    except ValueError:
+        with reading() as db:
+            return _contract_page(db, code, {**values, "apply_from": apply_raw},
+                                  {"apply_from": _("Enter a day such as 2026-11-01.")}, status=422)
+    values_shown = {**values, "apply_from": apply_raw}
     try:
         document = {"contracts": [contract_document(values)]}
     except ContractImportError as exc:
@@ -247,16 +256,18 @@ def contract(code: str | None) -> ResponseReturnValue:
         customer = db.execute(select(Customer).where(Customer.helpdesk == helpdesk, Customer.remote_id
                                                      == values.get("customer", ""))).scalar_one_or_none()
         try:
-            rows = preview_contract(db, settings(), helpdesk, document, customer, now()) if customer else None
+            rows = preview_contract(db, settings(), helpdesk, document, customer, now(),
+                                    apply_from) if customer else None
             if customer is None:
                 import_document(db, helpdesk, document)  # raises the field error for the customer
+            changed = preview_import(db, settings(), helpdesk, document, apply_from)
         except ContractImportError as exc:
             db.rollback()
-            return _contract_page(db, code, values, {_field_of(str(exc)) or "code": str(exc)}, status=422)
+            return _contract_page(db, code, values_shown, {_field_of(str(exc)) or "code": str(exc)}, status=422)
         if action != "save":
-            return _contract_page(db, code, values, {}, preview=rows)
+            return _contract_page(db, code, values_shown, {}, preview=rows, changed=changed)
     with writing() as db:
-        import_document(db, helpdesk, document)
+        import_document(db, helpdesk, document, apply_from=apply_from)
     flash(_("Contract %(code)s saved; it applies from the next run.", code=values.get("code")), "ok")
     return redirect(url_for("admin.contract", code=values.get("code")))
 

@@ -9,17 +9,24 @@ from pathlib import Path
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select
 
-from addon.invoicing.cancel import cancel_invoice
+from addon.invoicing.cancel import Decision, cancel_invoice, release_held
 from addon.invoicing.lifecycle import LifecycleError
 from addon.invoicing.payments import payment_state, record_payment, resend
-from addon.models import AuditLog, Customer, Invoice, Payment
+from addon.models import AuditLog, Contract, Customer, Invoice, Payment, Ticket
 from addon.web.ui.access import actor, requires
 from addon.web.ui.common import deliver, now, reading, renderer, settings, writing
 from addon.web.ui.drafts import _amount
 
 bp = Blueprint("invoices", __name__, url_prefix="/invoices")
+OUTCOMES = {
+    "rebill": _l("The time is billed again by the next run."),
+    "hold": _l("The time is on hold until someone decides."),
+    "move": _l("The time is billed to the new customer or contract by the next run."),
+    "write-off": _l("The time is written off."),
+}
 PAGE = 50
 STATES = ("issued", "sent", "paid", "cancelled")
 
@@ -92,9 +99,14 @@ def show(invoice_id: int) -> ResponseReturnValue:
         log = db.execute(select(AuditLog).where(or_(AuditLog.invoice_id == invoice.id))
                          .order_by(AuditLog.id)).scalars().all()
         related = [db.get(Invoice, i) for i in (invoice.cancelled_by_id, invoice.cancels_id) if i]
+        held = invoice.state == "cancelled" and db.execute(select(func.count()).select_from(Ticket).where(
+            Ticket.billing_hold.like(f"{invoice.number}%"))).scalar_one() > 0
+        customers = db.execute(select(Customer.remote_id, Customer.name).where(
+            Customer.helpdesk == settings().helpdesk_kind).order_by(Customer.name)).all()
+        contracts = db.execute(select(Contract.code).order_by(Contract.code)).scalars().all()
         return render_template("web/invoice.html", invoice=invoice, payments=payments, log=log, related=related,
-                               state=payment_state(db, invoice), today=now().date(),
-                               mail_on=bool(settings().smtp_host))
+                               state=payment_state(db, invoice), today=now().date(), held=held,
+                               customers=customers, contracts=contracts, mail_on=bool(settings().smtp_host))
 
 
 def _file(invoice_id: int, kind: str) -> ResponseReturnValue:
@@ -127,26 +139,48 @@ def _back(invoice_id: int, message: str | None = None, exc: Exception | None = N
     return redirect(url_for("invoices.show", invoice_id=invoice_id))
 
 
+def _decision() -> Decision:
+    """The form's decision on the work (rebill, hold, move to a customer/contract, write off)."""
+    form = request.form
+    return Decision(form.get("decision", ""), (form.get("customer") or "").strip() or None,
+                    (form.get("contract") or "").strip() or None, (form.get("reason") or "").strip() or None)
+
+
 @bp.post("/<int:invoice_id>/cancel")
 @requires("invoices.manage")
 def cancel(invoice_id: int) -> ResponseReturnValue:
     """Cancel with a cancellation invoice (381); the decision says what happens to the work."""
     reason = request.form.get("reason", "").strip() or None
-    decision = request.form.get("decision", "rebill")
-    if decision != "rebill":
-        return _back(invoice_id, exc=LifecycleError(_("Unknown decision.")))
     try:
+        decision = _decision()
         with writing() as db:
             invoice = db.get(Invoice, invoice_id)
             if invoice is None or invoice.number is None:
                 abort(404)
-            cancellation = cancel_invoice(db, settings(), invoice.number, reason, renderer(), now(), actor())
+            cancellation = cancel_invoice(db, settings(), invoice.number, reason, renderer(), now(), actor(),
+                                          decision=decision)
             number, cancellation_id = cancellation.number, cancellation.id
     except (LifecycleError, ValueError) as exc:
         return _back(invoice_id, exc=exc)
     deliver(actor())
-    flash(_("Cancelled by %(number)s; the time is billed again by the next run.", number=number), "ok")
+    flash(_("Cancelled by %(number)s.", number=number) + " " + str(OUTCOMES[decision.then]), "ok")
     return redirect(url_for("invoices.show", invoice_id=cancellation_id))
+
+
+@bp.post("/<int:invoice_id>/release")
+@requires("invoices.manage")
+def release(invoice_id: int) -> ResponseReturnValue:
+    """Decide about the work of a cancelled invoice that was put on hold."""
+    try:
+        decision = _decision()
+        with writing() as db:
+            invoice = db.get(Invoice, invoice_id)
+            if invoice is None or invoice.number is None:
+                abort(404)
+            release_held(db, settings(), invoice.number, decision, now(), actor())
+    except (LifecycleError, ValueError) as exc:
+        return _back(invoice_id, exc=exc)
+    return _back(invoice_id, str(OUTCOMES[decision.then]))
 
 
 @bp.post("/<int:invoice_id>/payments")
