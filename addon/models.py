@@ -628,6 +628,7 @@ UI_INDEXES = (
           sqlite_where=TimeEntry.not_billed_reason.is_not(None),
           postgresql_where=TimeEntry.not_billed_reason.is_not(None)),
     Index("ix_billed_entry_invoice_id", BilledEntry.invoice_id),
+    Index("ix_billed_entry_minutes", BilledEntry.entry_id, BilledEntry.billed_minutes),  # index-only per entry
     Index("ix_invoice_issued_at", Invoice.issued_at, Invoice.customer_id, Invoice.net),
     Index("ix_invoice_state", Invoice.state),
     Index("ix_invoice_customer_id", Invoice.customer_id),

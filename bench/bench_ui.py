@@ -4,7 +4,8 @@ on SQLite and PostgreSQL. Prints `name value unit` lines.
     .venv/bin/python bench/bench_ui.py                       # demo + 100k on SQLite and PostgreSQL
     .venv/bin/python bench/bench_ui.py --tickets 20000 --skip-demo --skip-postgresql
 
-Server time is the time the app takes for `GET /` in process (Flask test client, signed in,
+Server time is the time the app takes for `GET /` and for the chart series the page fetches
+after it is shown (`GET /overview/charts.json`), in process (Flask test client, signed in,
 median of --repeat requests after one warm-up), as wall time and as the process's CPU time
 (on a shared machine the wall time also counts waiting for a core; on SQLite the CPU time
 includes the database's work, on PostgreSQL the server's work is in wall time only); page
@@ -174,21 +175,23 @@ def measure(name: str, database_url: str, data_dir: Path, repeat: int, login: st
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").get_data(as_text=True)).group(1)
     assert client.post("/login", data={"csrf_token": token, "login": login, "password": password}).status_code == 302
     html = client.get("/", headers={"Accept-Language": "de"}).get_data()  # warm-up
-    times, cpu = [], []
+    timings: dict[str, tuple[list[float], list[float]]] = {"overview": ([], []), "charts": ([], [])}
     for _ in range(repeat):
-        started, used = time.perf_counter(), time.process_time()
-        answer = client.get("/", headers={"Accept-Language": "de"})
-        times.append((time.perf_counter() - started) * 1000)
-        cpu.append((time.process_time() - used) * 1000)
-        assert answer.status_code == 200
-    assets = re.findall(rb'(?:href|src)="(/static/[^"]+)"', html)
+        for what, path in (("overview", "/"), ("charts", "/overview/charts.json")):
+            started, used = time.perf_counter(), time.process_time()
+            answer = client.get(path, headers={"Accept-Language": "de"})
+            timings[what][0].append((time.perf_counter() - started) * 1000)
+            timings[what][1].append((time.process_time() - used) * 1000)
+            assert answer.status_code == 200
+    assets = [*re.findall(rb'(?:href|src)="(/static/[^"]+)"', html), b"/overview/charts.json"]
     raw, packed = len(html), len(gzip.compress(html))
     for asset in assets:
         body = client.get(asset.decode()).get_data()
         raw, packed = raw + len(body), packed + len(gzip.compress(body))
-    report(f"{name}_overview_server_ms_median", statistics.median(times), "ms")
-    report(f"{name}_overview_server_cpu_ms_median", statistics.median(cpu), "ms")
-    report(f"{name}_overview_server_ms_max", max(times), "ms")
+    for what, (wall, cpu) in timings.items():
+        report(f"{name}_{what}_server_ms_median", statistics.median(wall), "ms")
+        report(f"{name}_{what}_server_cpu_ms_median", statistics.median(cpu), "ms")
+        report(f"{name}_{what}_server_ms_max", max(wall), "ms")
     report(f"{name}_overview_html_kb", len(html) / 1024, "KB")
     report(f"{name}_page_weight_kb", raw / 1024, "KB")
     report(f"{name}_page_weight_gzip_kb", packed / 1024, "KB")

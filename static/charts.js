@@ -1,8 +1,9 @@
-/* Overview charts on uPlot (vendored, static/vendor). Data comes from #chart-data (server JSON). */
+/* Overview charts on uPlot (vendored, static/vendor). The series come from /overview/charts.json,
+   fetched once the page is shown; the labels from #chart-labels (server-rendered, translated). */
 (function () {
   "use strict";
-  const data = JSON.parse(document.getElementById("chart-data").textContent);
-  const words = JSON.parse(document.getElementById("chart-labels").textContent);
+  const labelsTag = document.getElementById("chart-labels");
+  const words = JSON.parse(labelsTag.textContent);
   const locale = words.locale === "de" ? "de-DE" : "en-GB";
   const money = new Intl.NumberFormat(locale, { style: "currency", currency: "EUR", maximumFractionDigits: 0 });
   const hours = new Intl.NumberFormat(locale, { maximumFractionDigits: 1 });
@@ -42,6 +43,7 @@
     window.addEventListener("resize", () => u.setSize({ width: width(el), height: 230 }));
   }
 
+  function draw(data) {
   // revenue: stacked bars (cumulative values drawn from the top down, each legend shows its own)
   const rev = data.revenue;
   const names = Object.keys(rev.series);
@@ -66,4 +68,16 @@
 
   const wo = data.writeoffs;
   chart(document.getElementById("chart-writeoffs"), wo.months, [{ label: words.hours, values: wo.hours, color: "#c0843a" }], { x: words.month });
+  }
+
+  fetch(labelsTag.dataset.src, { credentials: "same-origin", headers: { Accept: "application/json" } })
+    .then((answer) => {
+      if (!answer.ok) throw new Error(`charts: HTTP ${answer.status}`);
+      return answer.json();
+    })
+    .then(draw)
+    .catch((error) => document.querySelectorAll(".chart").forEach((el) => {
+      el.classList.add("chart-empty");
+      el.textContent = words.failed + " (" + error.message + ")";
+    }));
 })();

@@ -23,6 +23,7 @@ INDEXES = (
     ("ix_time_entry_booked_at", "time_entry", ["booked_at", "agent", "minutes"], "removed_at IS NULL"),
     ("ix_time_entry_written_off", "time_entry", ["booked_at", "minutes"], "not_billed_reason IS NOT NULL"),
     ("ix_billed_entry_invoice_id", "billed_entry", ["invoice_id"], None),
+    ("ix_billed_entry_minutes", "billed_entry", ["entry_id", "billed_minutes"], None),
     ("ix_invoice_issued_at", "invoice", ["issued_at", "customer_id", "net"], None),
     ("ix_invoice_state", "invoice", ["state"], None),
     ("ix_invoice_customer_id", "invoice", ["customer_id"], None),

@@ -101,7 +101,11 @@ def test_a_day_in_the_browser(ui: UI, page, tmp_path: Path) -> None:  # type: ig
     assert datev.read_bytes().startswith(b'"EXTF"')
     assert number.encode() in datev.read_bytes()
 
+    # run now, with live progress until it is done
     page.goto("/runs")
+    page.click("text=Jetzt ausführen")
+    page.wait_for_selector("#live:has-text('Lauf 2')")
+    page.wait_for_selector("#live .badge.succeeded", timeout=60_000)
     shot(page, "12-runs")
     page.goto("/admin/contracts/new")
     shot(page, "13-contract-form")

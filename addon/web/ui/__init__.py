@@ -86,9 +86,10 @@ def init_ui(app: Flask, settings: Settings) -> None:
             return SessionUser.of(user) if user is not None and user.active else None
 
     fmt.register(app)
-    from addon.web.ui.terms import term
+    from addon.web.ui.terms import term, unit
 
     app.jinja_env.globals["term"] = term  # a global, so imported macros see it too
+    app.jinja_env.filters["unit"] = unit
 
     from addon.web.ui import admin, api, auth, drafts, exports, invoices, overview, runs, tickets
 

@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from wtforms import BooleanField, EmailField, SelectChoice, SelectField, StringField
 from wtforms.validators import Email, Length, Optional
 
-from addon.contracts import ContractImportError, contract_json, export_document, import_document
+from addon.contracts import CONTRACT_KEYS, ContractImportError, contract_json, export_document, import_document
 from addon.contracts.coverage import covered_tickets, preview_contract, recent
 from addon.contracts.preview import preview_import
 from addon.customers import CustomerImportError, import_customer_document
@@ -77,7 +77,7 @@ def _field_of(message: str) -> str | None:
         return f"{key}-{index}-{sub}" if sub else key
     if key in ("rounding", "assign") and sub:
         return f"{key}_{sub}"
-    if key in ("retainer", "travel", "material_markup"):
+    if key in ADVANCED_KEYS:
         return "advanced"
     return key
 
@@ -143,6 +143,11 @@ def customer(customer_id: int) -> ResponseReturnValue:
 # --- contracts --------------------------------------------------------------------------------
 
 SURCHARGE_ROWS, RATE_ROWS = 6, 8
+#: The contract keys the form has no fields for: edited as JSON (retainer, travel, markups and
+#: whatever the import learns later), validated by the same import.
+FORM_KEYS = {"code", "customer", "kind", "trigger", "valid_from", "valid_until", "timezone", "holiday_region",
+             "surcharge_policy", "rounding", "surcharges", "rates", "assign"}
+ADVANCED_KEYS = frozenset(CONTRACT_KEYS - FORM_KEYS)
 
 
 def _lines(raw: str) -> list[str]:
@@ -177,9 +182,9 @@ def contract_document(form: dict[str, str]) -> dict[str, Any]:
             extra = json.loads(advanced)
         except json.JSONDecodeError as exc:
             raise ContractImportError(f"contracts[0].retainer: the advanced part is not JSON ({exc})") from None
-        if not isinstance(extra, dict) or set(extra) - {"retainer", "travel", "material_markup"}:
-            raise ContractImportError("contracts[0].retainer: the advanced part takes retainer, travel, "
-                                      "material_markup only")
+        if not isinstance(extra, dict) or set(extra) - ADVANCED_KEYS:
+            raise ContractImportError("contracts[0].retainer: the advanced part takes "
+                                      + ", ".join(sorted(ADVANCED_KEYS)))
         item.update(extra)
     return item
 
@@ -197,7 +202,7 @@ def _form_of(data: dict[str, Any]) -> dict[str, str]:
         form.update({f"rates-{i}-{k}": str(v) for k, v in r.items() if v is not None})
     for kind, values in (data.get("assign") or {}).items():
         form[f"assign_{kind}"] = ", ".join(values)
-    advanced = {k: data[k] for k in ("retainer", "travel", "material_markup") if data.get(k)}
+    advanced = {k: data[k] for k in sorted(ADVANCED_KEYS) if data.get(k)}
     form["advanced"] = json.dumps(advanced, indent=2, ensure_ascii=False) if advanced else ""
     return form
 

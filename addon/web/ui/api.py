@@ -22,7 +22,7 @@ from addon.models import Contract, Customer, Invoice, SyncRun, Ticket, TimeEntry
 from addon.web.ui.access import acting_user, actor, requires
 from addon.web.ui.common import deliver, now, reading, renderer, settings, writing
 from addon.web.ui.invoices import search
-from addon.web.ui.overview import overview_data
+from addon.web.ui.overview import chart_data, overview_data
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 LIMIT = 200
@@ -69,6 +69,7 @@ def overview() -> ResponseReturnValue:
     """The overview's figures and chart series."""
     with reading() as db:
         data = overview_data(db)
+        charts = chart_data(db)
     drafts = data["drafts"]
     return jsonify({
         "unbilled": [{"customer_id": w.customer_id, "customer": w.name, "tickets": w.tickets,
@@ -81,7 +82,7 @@ def overview() -> ResponseReturnValue:
                          "consumed_minutes": c.consumed, "level": c.level}
                         for c in data["contingents"]],  # type: ignore[attr-defined]
         "closed_without_time": data["without_count"],
-        "charts": data["charts"],
+        "charts": charts,
     })
 
 

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from flask import current_app, request
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from addon.db import transaction
@@ -19,8 +20,14 @@ def settings() -> Settings:
 
 @contextmanager
 def reading() -> Iterator[Session]:
-    """A session for reading; nothing is committed."""
+    """A session for reading; nothing is committed.
+
+    On PostgreSQL the page's transaction runs without JIT: the overview's aggregates have cost
+    estimates above `jit_above_cost`, and compiling them takes longer than running them.
+    """
     with current_app.extensions["ticketbill"].sessions() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SET LOCAL jit = off"))
         yield session
 
 

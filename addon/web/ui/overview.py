@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, render_template
+from flask import Blueprint, jsonify, render_template
 from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 
@@ -20,7 +20,6 @@ def overview_data(db: Session) -> dict[str, Any]:
     """Everything the overview shows (also the JSON API's /overview), from aggregate queries."""
     moment, zone = now(), settings().timezone
     start, end = reports.month_bounds(moment, zone)
-    periods = [k for k, _s in reports.month_starts(moment, zone, 6)[:-1]]
     attention_count, attention = reports.attention(db, limit=25)
     without_count, without_time = reports.closed_without_time(db)
     revenue, documents = reports.revenue_between(db, start, end)
@@ -34,12 +33,20 @@ def overview_data(db: Session) -> dict[str, Any]:
         "contingents": reports.contingents(db, reports.current_period(moment, zone)),
         "without_count": without_count,
         "without_time": without_time,
-        "charts": {
-            "revenue": reports.revenue_by_month(db, moment, zone),
-            "contingents": reports.contingent_history(db, periods),
-            "agents": reports.agent_hours(db, moment - timedelta(days=30)),
-            "writeoffs": reports.writeoffs_by_month(db, moment, zone),
-        },
+    }
+
+
+def chart_data(db: Session) -> dict[str, Any]:
+    """The overview's four chart series: revenue by month and customer, contingents, booked vs.
+    billed hours by agent, write-offs. Fetched by the page after it is shown, so the figures a
+    team lead acts on never wait for a year of history."""
+    moment, zone = now(), settings().timezone
+    periods = [k for k, _s in reports.month_starts(moment, zone, 6)[:-1]]
+    return {
+        "revenue": reports.revenue_by_month(db, moment, zone),
+        "contingents": reports.contingent_history(db, periods),
+        "agents": reports.agent_hours(db, moment - timedelta(days=30)),
+        "writeoffs": reports.writeoffs_by_month(db, moment, zone),
     }
 
 
@@ -49,3 +56,11 @@ def index() -> ResponseReturnValue:
     """Unbilled work by customer and age, attention, drafts, revenue, contingents, charts."""
     with reading() as db:
         return render_template("web/overview.html", **overview_data(db))
+
+
+@bp.get("/overview/charts.json")
+@requires("view")
+def charts() -> ResponseReturnValue:
+    """The chart series of the overview (JSON, loaded by static/charts.js)."""
+    with reading() as db:
+        return jsonify(chart_data(db))

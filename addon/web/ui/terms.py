@@ -25,6 +25,14 @@ TERMS = {
 }
 
 
+#: UN/ECE Rec. 20 unit codes on invoice lines, as a reader writes them
+UNITS = {"HUR": _l("h"), "C62": _l("pcs"), "KMT": _l("km"), "DAY": _l("days"), "MON": _l("months")}
+
+
+def unit(code: str) -> str:
+    return str(UNITS.get(code, code))
+
+
 def term(value: str | None) -> str:
     """The reader's word for a stored value (the value itself when there is none)."""
     if value is None:
