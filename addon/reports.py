@@ -237,8 +237,9 @@ def contingents(session: Session, period: str) -> list[ContingentRow]:
     return sorted(result, key=lambda r: r.share, reverse=True)
 
 
-def contingent_history(session: Session, periods: list[str]) -> dict[str, Any]:
-    """Remaining hours per retainer at the end of each period (the burn-down across months)."""
+def contingent_history(session: Session, periods: list[str], top: int = 5) -> dict[str, Any]:
+    """Remaining hours at the end of each period (the burn-down across months) of the `top`
+    retainers with the least left in the latest period."""
     rows = session.execute(
         select(Contract.code, ContingentLedger.period, func.sum(ContingentLedger.granted),
                func.sum(ContingentLedger.consumed))
@@ -248,7 +249,8 @@ def contingent_history(session: Session, periods: list[str]) -> dict[str, Any]:
     for code, period, granted, consumed in rows:
         series.setdefault(code, [None] * len(periods))[periods.index(period)] = round(
             (int(granted or 0) - int(consumed or 0)) / 60, 2)
-    return {"periods": periods, "series": series}
+    tightest = sorted(series, key=lambda code: (series[code][-1] is None, series[code][-1] or 0))[:top]
+    return {"periods": periods, "series": {code: series[code] for code in sorted(tightest)}}
 
 
 def agent_hours(session: Session, since: datetime) -> dict[str, Any]:

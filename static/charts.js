@@ -29,8 +29,9 @@
     const fmt = opts.money ? (v) => money.format(v) : (v) => hours.format(v);
     const u = new uPlot({
       width: width(el), height: 230, padding: [12, 12, 0, 0],
-      scales: { x: { time: false, range: [-0.6, labels.length - 0.4] }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
-      axes: [categories(labels), { values: (u, splits) => splits.map(fmt), size: opts.money ? 80 : 50 }],
+      scales: { x: { time: false, range: [-0.6, labels.length - 0.4] }, y: { range: (u, min, max) => [Math.min(0, min * 1.1), Math.max(1, max * 1.1)] } },
+      axes: [{ ...categories(labels), rotate: opts.rotate || 0, size: opts.rotate ? 70 : 40 },
+        { values: (u, splits) => splits.map(fmt), size: opts.money ? 80 : 50 }],
       legend: { show: true },
       cursor: { points: { show: false } },
       series: [{ label: opts.x || "", value: (u, i) => (i == null ? "" : labels[i]) }].concat(series.map((s) => ({
@@ -59,7 +60,7 @@
   chart(document.getElementById("chart-agents"), agents.agents, [
     { label: words.booked, values: agents.booked, color: "#9bb8dc", size: 0.35, align: -1 },
     { label: words.billed, values: agents.billed, color: "#1f5fa8", size: 0.35, align: 1 },
-  ], { x: words.agent });
+  ], { x: words.agent, rotate: -35 });
 
   const cont = data.contingents;
   chart(document.getElementById("chart-contingents"), cont.periods, Object.keys(cont.series).map((code, k) => ({

@@ -20,7 +20,7 @@ def overview_data(db: Session) -> dict[str, Any]:
     """Everything the overview shows (also the JSON API's /overview), from aggregate queries."""
     moment, zone = now(), settings().timezone
     start, end = reports.month_bounds(moment, zone)
-    attention_count, attention = reports.attention(db, limit=25)
+    attention_count, attention = reports.attention(db, limit=10)
     without_count, without_time = reports.closed_without_time(db)
     revenue, documents = reports.revenue_between(db, start, end)
     return {
@@ -30,7 +30,7 @@ def overview_data(db: Session) -> dict[str, Any]:
         "drafts": reports.drafts_waiting(db),
         "revenue": revenue,
         "revenue_documents": documents,
-        "contingents": reports.contingents(db, reports.current_period(moment, zone)),
+        "contingents": reports.contingents(db, reports.current_period(moment, zone)),  # fullest first
         "without_count": without_count,
         "without_time": without_time,
     }
