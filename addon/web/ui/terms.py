@@ -22,6 +22,9 @@ TERMS = {
     "time_and_material": _l("time and material"), "retainer": _l("retainer"), "per_ticket": _l("per ticket"),
     "monthly": _l("monthly"), "invoice": _l("invoice"), "cancellation": _l("cancellation"),
     "near": _l("near the limit"), "over": _l("over the limit"),
+    # rounding modes and what covers a line's time (the line's explanation)
+    "up": _l("up"), "nearest": _l("nearest"), "down": _l("down"),
+    "overage": _l("over the contingent"), "allowance": _l("from the monthly contingent"),
 }
 
 
