@@ -27,7 +27,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     a forking WSGI server would otherwise run every job once per worker."""
     settings = settings or settings_from_environment()
     engine = make_engine(settings.database_url)
-    app = Flask(__name__, template_folder="../templates")
+    app = Flask(__name__, template_folder="../templates", static_folder="../static")
     app.extensions["ticketbill"] = Sidecar(settings, engine, make_session_factory(engine))
     _behind_proxy(app, settings)
 
@@ -35,12 +35,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     from addon.web import bp
     from addon.web.health import bp as health_bp
     from addon.web.push import bp as push_bp
+    from addon.web.ui import init_ui
 
     polled = settings.helpdesk_kind != "api"
     app.extensions["ticketbill.helpdesk_probe"] = HelpdeskProbe(settings.helpdesk_url) if polled else None
     app.register_blueprint(bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(push_bp)
+    init_ui(app, settings)  # the pages, sign-in and the deny-by-default access check
     return app
 
 

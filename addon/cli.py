@@ -193,11 +193,12 @@ def serve(ctx: click.Context, host: str, port: int, no_scheduler: bool) -> None:
 @click.option("--keep-running", is_flag=True, help="Keep the sandbox and the sidecar up afterwards.")
 @click.option("--port", type=int, default=None,
               help="The sidecar's port for the invoice links (default 8400, or a free one if that is taken).")
-def demo(helpdesk: str, data_dir: Path, keep_running: bool, port: int | None) -> None:
+@click.option("--serve", is_flag=True, help="Then serve the web UI on the demo data (prints a sign-in; Ctrl-C stops).")
+def demo(helpdesk: str, data_dir: Path, keep_running: bool, port: int | None, serve: bool) -> None:
     """Run the whole flow against the built-in helpdesk sandbox and print the invoices."""
     from addon.demo import run_demo
 
-    sys.exit(run_demo(helpdesk, data_dir.resolve(), keep_running, sidecar_port=port))
+    sys.exit(run_demo(helpdesk, data_dir.resolve(), keep_running or serve, sidecar_port=port))
 
 
 @main.group()
@@ -491,47 +492,22 @@ def _period(start: Any, end: Any) -> tuple[Any, Any]:
 @click.pass_context
 def export_datev(ctx: click.Context, start: Any, end: Any, out: Path) -> None:
     """DATEV EXTF Buchungsstapel (cp1252, CRLF) of the invoices issued in the period."""
-    import hashlib
-
-    from addon.exports.datev import datev_export
-    from addon.invoicing.audit import cli_actor, record
-    from addon.invoicing.store import debtor_accounts, fiscal_year_start, issued_documents, revenue_accounts
+    from addon.exports.period import ExportError, datev_export
+    from addon.invoicing.audit import cli_actor
 
     settings = _settings(ctx)
     first, last = _period(start, end)
-    for key, value in (("DATEV_CONSULTANT_NUMBER", settings.datev_consultant_number),
-                       ("DATEV_CLIENT_NUMBER", settings.datev_client_number)):
-        if value is None:
-            click.echo(f"configuration error: {key}: is missing (needed for the DATEV export)", err=True)
-            sys.exit(2)
     with _database(settings) as factory, transaction(factory) as session:
-        documents = issued_documents(session, first, last)
-        if not documents:
-            click.echo(f"no invoices issued from {first} to {last}; nothing written", err=True)
-            sys.exit(1)
         try:
-            accounts = debtor_accounts(settings, documents)
-            export = datev_export(
-                [d.snapshot for d in documents],
-                consultant_number=settings.datev_consultant_number or 0,
-                client_number=settings.datev_client_number or 0,
-                fiscal_year_start=fiscal_year_start(settings, first),
-                account_length=settings.datev_account_length,
-                revenue_accounts=revenue_accounts(settings),
-                debtor_account=lambda snapshot: accounts[snapshot.number],
-                period_start=first,
-                period_end=last,
-                chart="04" if settings.datev_chart == "SKR04" else "03",
-            )
+            rendered, export = datev_export(session, settings, first, last, cli_actor(), _now(), {"file": str(out)})
+        except ExportError as exc:
+            message = str(exc)
+            click.echo(message, err=True)
+            sys.exit(2 if message.startswith("configuration error") else 1)
         except ValueError as exc:
             _refuse(exc)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(export.content)
-        record(session, "export", cli_actor(), _now(), None, {
-            "kind": "datev", "from": str(first), "to": str(last), "file": str(out),
-            "sha256": hashlib.sha256(export.content).hexdigest(), "numbers": list(export.booked),
-            "not_booked": [number for number, _why in export.not_booked],
-        })
+        out.write_bytes(rendered.content)
     click.echo(f"{len(export.booked)} documents booked in {export.rows} rows → {out}")
     for number, why in export.not_booked:
         click.echo(f"  not booked: {number} ({why})")
@@ -544,25 +520,18 @@ def export_datev(ctx: click.Context, start: Any, end: Any, out: Path) -> None:
 @click.pass_context
 def export_csv(ctx: click.Context, start: Any, end: Any, out_dir: Path) -> None:
     """Two CSV files (invoices, invoice lines) of the documents issued in the period."""
-    from addon.exports.csv_export import csv_files
-    from addon.invoicing.audit import cli_actor, record
-    from addon.invoicing.store import issued_documents
+    from addon.exports.period import csv_export
+    from addon.invoicing.audit import cli_actor
 
     settings = _settings(ctx)
     first, last = _period(start, end)
     with _database(settings) as factory, transaction(factory) as session:
-        documents = issued_documents(session, first, last)
+        files, numbers = csv_export(session, first, last, cli_actor(), _now(), {"dir": str(out_dir)})
         out_dir.mkdir(parents=True, exist_ok=True)
-        written = {}
-        for rendered in csv_files([d.snapshot for d in documents], first, last):
+        for rendered in files:
             (out_dir / rendered.filename).write_bytes(rendered.content)
-            written[rendered.filename] = rendered.sha256
-        record(session, "export", cli_actor(), _now(), None, {
-            "kind": "csv", "from": str(first), "to": str(last), "dir": str(out_dir), "files": written,
-            "numbers": [d.snapshot.number for d in documents],
-        })
-    for name in written:
-        click.echo(f"{len(documents)} documents → {out_dir / name}")
+    for rendered in files:
+        click.echo(f"{len(numbers)} documents → {out_dir / rendered.filename}")
 
 
 @main.command("backup")
@@ -663,6 +632,15 @@ def _register_contract_commands() -> None:
 
 _register_contract_commands()
 
+
+def _register_user_commands() -> None:
+    """`users` (accounts of the web UI) lives in addon/users_cli.py."""
+    from addon.users_cli import users
+
+    main.add_command(users)
+
+
+_register_user_commands()
 
 def _register_billing_review_commands() -> None:
     """`verify` (the auditor's invariant check, addon/verify.py) and `review` (review items on

@@ -142,6 +142,16 @@ def import_customers(session: Session, helpdesk: str, path: Path, *, template_di
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise CustomerImportError(f"{path}: {exc}") from None
+    return import_customer_document(session, helpdesk, document, str(path), template_dir=template_dir)
+
+
+def import_customer_document(session: Session, helpdesk: str, document: Any, source: str = "document", *,
+                             template_dir: Path | None = None) -> ImportResult:
+    """The import of an already parsed document (the web UI's customer form sends one entry).
+
+    A customer's layout (`invoice_template`, letterhead) is checked by rendering samples, so a
+    broken template is refused here, not when an invoice is issued."""
+    path = source
     if not isinstance(document, dict) or not isinstance(document.get("customers"), list):
         raise CustomerImportError(f"{path}: expected an object with a \"customers\" list")
     unknown = set(document) - {"customers", "default_rate", "internal_activities"}

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     Numeric,
     String,
@@ -569,6 +570,99 @@ class SchedulerHeartbeat(Base):
     beat_at: Mapped[datetime] = mapped_column(UtcDateTime())
     sync_requested_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
+
+# --- the web UI (issue 16): users, API tokens, payments, deferred entries -------------------
+
+
+class AppUser(Base):
+    """A person who signs in to the sidecar's pages: a local account (argon2 password hash) or
+    one created on first sign-in with the helpdesk account (`source` helpdesk, no password here;
+    the role is re-derived from the helpdesk's roles/groups at every sign-in)."""
+
+    __tablename__ = "app_user"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    login: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(200))
+    #: admin | team_lead | accountant | viewer (addon.users.ROLES)
+    role: Mapped[str] = mapped_column(String(20))
+    #: local | helpdesk
+    source: Mapped[str] = mapped_column(String(20), default="local")
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    #: the UI language the user chose (de | en); None: the browser's
+    language: Mapped[str | None] = mapped_column(String(2))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class ApiToken(Base):
+    """A bearer token for the JSON API, acting with its user's role. Only the SHA-256 of the
+    token is stored (the token itself is shown once), so a database dump cannot be replayed."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+    user: Mapped[AppUser] = relationship()
+
+
+class Payment(Base):
+    """A payment received for an issued invoice: date and amount (part payments add up).
+
+    Kept apart from the invoice row, which is frozen once issued; the invoice turns `paid` when
+    the payments reach its gross amount (`addon.invoicing.payments`)."""
+
+    __tablename__ = "payment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoice.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(MONEY)
+    paid_on: Mapped[date] = mapped_column(Date)
+    reference: Mapped[str | None] = mapped_column(String(200))
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    actor: Mapped[str] = mapped_column(String(200))
+
+
+class DeferredEntry(Base):
+    """A time entry a team lead moved off a draft onto a later invoice: it is not billed before
+    `until` (the local day from which the next run may bill it again)."""
+
+    __tablename__ = "deferred_entry"
+
+    entry_id: Mapped[int] = mapped_column(ForeignKey("time_entry.id"), primary_key=True)
+    until: Mapped[date] = mapped_column(Date)
+    reason: Mapped[str | None] = mapped_column(String(500))
+    actor: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+#: Indexes the pages read by (issue 16). The overview aggregates over the tickets not yet fully
+#: billed (status + customer, covering), issued documents by issue day (covering: day, customer,
+#: net), recent entries by booking day (partial: present entries only) and write-offs (partial:
+#: entries with a reason); a ticket's entries and an invoice's links are looked up by parent.
+UI_INDEXES = (
+    Index("ix_ticket_billing_status", Ticket.billing_status, Ticket.closed_at),
+    Index("ix_ticket_customer_id", Ticket.customer_id, Ticket.billing_status),
+    Index("ix_time_entry_ticket_id", TimeEntry.ticket_id),
+    Index("ix_time_entry_booked_at", TimeEntry.booked_at, TimeEntry.agent, TimeEntry.minutes,
+          sqlite_where=TimeEntry.removed_at.is_(None), postgresql_where=TimeEntry.removed_at.is_(None)),
+    Index("ix_time_entry_written_off", TimeEntry.booked_at, TimeEntry.minutes,
+          sqlite_where=TimeEntry.not_billed_reason.is_not(None),
+          postgresql_where=TimeEntry.not_billed_reason.is_not(None)),
+    Index("ix_billed_entry_invoice_id", BilledEntry.invoice_id),
+    Index("ix_billed_entry_minutes", BilledEntry.entry_id, BilledEntry.billed_minutes),  # index-only per entry
+    Index("ix_invoice_issued_at", Invoice.issued_at, Invoice.customer_id, Invoice.net),
+    Index("ix_invoice_state", Invoice.state),
+    Index("ix_invoice_customer_id", Invoice.customer_id),
+)
 
 class ReviewItem(Base):
     """Something about an already billed ticket a person must look at (issue 11).

@@ -126,6 +126,13 @@ class Settings:
     #: How many reverse proxies in front of `serve` set X-Forwarded-For/-Proto/-Host (0: none,
     #: the headers are ignored, since a client could forge them).
     trusted_proxy_hops: int = 0
+    #: signs the web UI's session cookies (SECRET_KEY); None: a random key kept in DATA_DIR/secret_key
+    secret_key: str | None = field(default=None, repr=False)
+    #: sign-in with the helpdesk account: (role:<name> | group:<name>, sidecar role) rules, first
+    #: match wins (UI_HELPDESK_ROLES); empty: only the sidecar's own accounts can sign in
+    ui_helpdesk_roles: tuple[tuple[str, str], ...] = ()
+    #: Flask-Limiter rate of sign-in attempts per client address (UI_LOGIN_RATE_LIMIT)
+    ui_login_rate_limit: str = "5 per minute; 30 per hour"
 
     @property
     def invoice_dir(self) -> Path:
@@ -350,6 +357,30 @@ def _agent_logins(env: Mapping[str, str], key: str) -> dict[int, str]:
     return result
 
 
+UI_ROLES = ("admin", "team_lead", "accountant", "viewer")  # addon.users.ROLES (settings import nothing above)
+
+
+def _helpdesk_roles(env: Mapping[str, str], key: str) -> tuple[tuple[str, str], ...]:
+    """`role:Admin=admin, group:Buchhaltung=accountant` → ((selector, role), ...) in order."""
+    rules = []
+    for pair in _names(env, key, ()):
+        selector, _, role = pair.rpartition("=")
+        kind, _, name = selector.strip().partition(":")
+        if kind not in ("role", "group") or not name.strip():
+            raise SettingsError(key, f"{pair!r} is not role:<helpdesk role>=<role> or group:<helpdesk group>=<role>")
+        if role.strip() not in UI_ROLES:
+            raise SettingsError(key, f"{pair!r}: {role.strip()!r} is not one of {', '.join(UI_ROLES)}")
+        rules.append((f"{kind}:{name.strip()}", role.strip()))
+    return tuple(rules)
+
+
+def _secret_key(env: Mapping[str, str], key: str) -> str | None:
+    value = _optional(env, key)
+    if value is not None and len(value) < 32:
+        raise SettingsError(key, "is too short; use at least 32 random characters (e.g. openssl rand -hex 32)")
+    return value
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Validate `env` into `Settings`; raise `SettingsError` naming the first bad key."""
     kind = _choice(env, "HELPDESK_KIND", HELPDESK_KINDS, None)
@@ -420,6 +451,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         invoice_template_dir=_directory(env, "INVOICE_TEMPLATE_DIR"),
         activity_report_number_pattern=_number_pattern(env, "ACTIVITY_REPORT_NUMBER_PATTERN", "LN-{YYYY}-{seq:05}"),
         trusted_proxy_hops=_int(env, "TRUSTED_PROXY_HOPS", 0, 0),
+        secret_key=_secret_key(env, "SECRET_KEY"),
+        ui_helpdesk_roles=_helpdesk_roles(env, "UI_HELPDESK_ROLES"),
+        ui_login_rate_limit=_optional(env, "UI_LOGIN_RATE_LIMIT") or "5 per minute; 30 per hour",
     )
 
 

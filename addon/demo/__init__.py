@@ -109,7 +109,9 @@ def start_sandbox(state_file: Path, preferred: int) -> ZammadSandbox:
 
 def demo_environment(kind: str, helpdesk: Mapping[str, str], data_dir: Path, public_url: str) -> dict[str, str]:
     """The demo instance's settings as `.env` keys (also written to `DATA_DIR/ticketbill.env`)."""
-    return {"HELPDESK_KIND": kind, **helpdesk, "DATA_DIR": str(data_dir), "PUBLIC_URL": public_url, **DEMO_SELLER}
+    return {"HELPDESK_KIND": kind, **helpdesk, "DATA_DIR": str(data_dir), "PUBLIC_URL": public_url, **DEMO_SELLER,
+            # the web UI: the sandbox's admin and agents sign in with their helpdesk accounts
+            **({"UI_HELPDESK_ROLES": "role:Admin=admin, role:Agent=team_lead"} if kind == "zammad" else {})}
 
 
 def write_env_file(data_dir: Path, environment: Mapping[str, str]) -> Path:
@@ -317,14 +319,21 @@ def _run_zammad_demo(data_dir: Path, keep_running: bool, port: int, public_url: 
         )
         with transaction(factory) as session:
             print("\ncontingents:", *contingent_report(session, settings, datetime.now(UTC)), sep="\n  ")
+        login = demo_login(factory) if keep_running else None
         engine.dispose()
         print(f"\ninvoices (PDF with embedded XML): {settings.invoice_dir}")
         print(f"look at the demo instance with: .venv/bin/ticketbill --env-file {_shown(env_file)} invoices list")
         print(f"\ndemo finished in {time.monotonic() - started:.1f} s")
         if result.error:
             print(f"sync reported: {result.error}")
-        if keep_running:
+        if login is not None:
+            print(f"\nweb UI: {settings.public_url}/  sign in as {login[0]} / {login[1]} "
+                  "(admin, a new password each run)")
+            print(f"  or with a helpdesk account: anna.becker@nordlicht-it.example / {sandbox.agent_password} "
+                  f"(team lead), {sandbox.admin_login} / {sandbox.admin_password} (admin)")
             _serve_until_interrupted(settings, listener)
+        else:
+            print("\nopen the web UI on this data: .venv/bin/ticketbill demo --serve (prints a sign-in)")
         return 0 if result.ok else 1
     finally:
         sandbox.stop()
@@ -356,6 +365,26 @@ def run_otrs_demo(data_dir: Path, keep_running: bool, public_url: str) -> int:
     if result.error:
         print(f"sync reported: {result.error}")
     return 0 if result.ok else 1
+
+
+DEMO_USER = "demo"
+
+
+def demo_login(factory: sessionmaker[Session]) -> tuple[str, str]:
+    """The demo's admin account with a fresh random password (never a fixed default)."""
+    import secrets
+
+    from addon.models import AppUser
+    from addon.users import create_user, update_user
+
+    password = secrets.token_urlsafe(12)
+    with transaction(factory) as session:
+        user = session.execute(select(AppUser).where(AppUser.login == DEMO_USER)).scalar_one_or_none()
+        if user is None:
+            create_user(session, DEMO_USER, "Demo Admin", "admin", password, datetime.now(UTC))
+        else:
+            update_user(session, user, role="admin", active=True, password=password)
+    return DEMO_USER, password
 
 
 def _serve_until_interrupted(settings: Settings, listener: socket.socket) -> None:

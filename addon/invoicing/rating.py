@@ -246,7 +246,8 @@ def is_open(ticket: Ticket) -> bool:
 
 
 def _customer_entries(session: Session, customer: Customer, ticket: Ticket | None, include_open: bool = False,
-                      settled: frozenset[str] = frozenset()) -> tuple[list[TimeEntry], dict[int, Ticket]]:
+                      settled: frozenset[str] = frozenset(), deferred: frozenset[int] = frozenset(),
+                      ) -> tuple[list[TimeEntry], dict[int, Ticket]]:
     """The entries the engine needs, and the ticket that bills each entry's ticket.
 
     All of the customer's for a month; for one ticket only its own (and those of tickets merged
@@ -257,9 +258,10 @@ def _customer_entries(session: Session, customer: Customer, ticket: Ticket | Non
     billed with the ticket it was merged into. Entries of open tickets are left out unless
     `include_open` (status and contingent figures of open work): billing happens on close. What
     valid documents already settled (`settled`, entry ids) always counts, reopened or not, or
-    the engine would take it back.
+    the engine would take it back. `deferred` entries (moved to a later invoice by a team lead,
+    addon.invoicing.drafts) are left out.
     """
-    legacy = legacy_billed_entries(session, customer.id)
+    legacy = legacy_billed_entries(session, customer.id) | deferred
     targets = merge_targets(session)
     on_own_invoices = (select(BilledEntry.entry_id).join(Invoice, Invoice.id == BilledEntry.invoice_id)
                        .where(Invoice.customer_id == customer.id, Invoice.state != "cancelled"))
@@ -633,7 +635,8 @@ def _flags(problems: Iterable[billing.Problem], severity: str) -> dict[str, list
 
 
 def rate_customer(session: Session, settings: Settings, customer: Customer, *, trigger: str,
-                  ticket: Ticket | None = None, period: str | None = None, include_open: bool = False) -> Rating:
+                  ticket: Ticket | None = None, period: str | None = None, include_open: bool = False,
+                  deferred: frozenset[int] = frozenset()) -> Rating:
     """Rate what is due for one customer: one ticket's contracts with trigger per_ticket, or
     the month `period` (and earlier, not yet billed) of the contracts with trigger monthly.
     `include_open` rates the work of open tickets too (their status and contingent figures;
@@ -644,7 +647,7 @@ def rate_customer(session: Session, settings: Settings, customer: Customer, *, t
     timezone = customer.timezone or settings.timezone
     states = customer_states(session, customer.id)
     settled = frozenset(settled_keys(states))
-    stored, tickets_by_id = _customer_entries(session, customer, ticket, include_open, settled)
+    stored, tickets_by_id = _customer_entries(session, customer, ticket, include_open, settled, deferred)
     booked = _customer_extras(session, customer, ticket, include_open)
     tickets_by_id.update({t.id: t for _x, t in booked if t.id not in tickets_by_id})
     by_number = {t.number: t for t in tickets_by_id.values()}
@@ -725,6 +728,8 @@ def open_snapshots(session: Session, settings: Settings, customer: Customer,
     return {(ledger.setup.key, snap.period): snap for ledger in rating.ledgers for snap in ledger.snapshots}
 
 
-def rate_ticket(session: Session, settings: Settings, customer: Customer, ticket: Ticket) -> Rating:
-    """Trigger per_ticket: bill what is due on one closed ticket."""
-    return rate_customer(session, settings, customer, trigger="per_ticket", ticket=ticket)
+def rate_ticket(session: Session, settings: Settings, customer: Customer, ticket: Ticket,
+                deferred: frozenset[int] = frozenset()) -> Rating:
+    """Trigger per_ticket: bill what is due on one closed ticket (without `deferred` entries)."""
+    return rate_customer(session, settings, customer, trigger="per_ticket", ticket=ticket, deferred=deferred)
+

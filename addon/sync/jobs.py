@@ -15,12 +15,14 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from addon.contracts.periods import bill_due_periods, record_billing
 from addon.db import transaction
+from addon.invoicing.drafts import deferred_entry_ids
 from addon.invoicing.issue import Draft, Renderer, earlier_invoices, issue_invoice, store_draft
 from addon.invoicing.rating import (
     NOT_BILLABLE_CATEGORIES,
@@ -30,7 +32,16 @@ from addon.invoicing.rating import (
     merge_targets,
     rate_ticket,
 )
-from addon.models import BilledEntry, BilledExtra, BookedExtra, Invoice, InvoiceLine, Ticket, TimeEntry
+from addon.models import (
+    BilledEntry,
+    BilledExtra,
+    BookedExtra,
+    DeferredEntry,
+    Invoice,
+    InvoiceLine,
+    Ticket,
+    TimeEntry,
+)
 from addon.settings import Settings
 from addon.sync import runs
 from addon.sync.open_work import OPEN_WORK, merged_status, open_work_status, unbilled_entries
@@ -199,11 +210,16 @@ def bill_pending(
     An unexpected error (a bug, a full disk while storing the PDF) rolls back that ticket's
     transaction, flags the ticket with the error and lets the run go on.
     """
+    # entries a team lead moved to a later invoice come due again on their day (UTC here; the
+    # ticket's own decision uses the customer's local day)
+    due_later = (select(TimeEntry.ticket_id).join(DeferredEntry, DeferredEntry.entry_id == TimeEntry.id)
+                 .where(DeferredEntry.until <= now().date(), TimeEntry.id.not_in(select(BilledEntry.entry_id))))
     with factory() as session:
         candidates = session.execute(
             select(Ticket.id)
             .where(or_(Ticket.id.in_(seen), Ticket.billing_status.in_(("unbilled", "needs_attention", "cancelled")),
-                       Ticket.closed_at.is_not(None) & Ticket.attention_reason.like(f"{OPEN_WORK}%")))
+                       Ticket.closed_at.is_not(None) & Ticket.attention_reason.like(f"{OPEN_WORK}%"),
+                       Ticket.id.in_(due_later)))
             .order_by(Ticket.closed_at, Ticket.id)
         ).scalars().all()
         targets = merge_targets(session)  # a merge seen now may bring time to its surviving ticket
@@ -271,14 +287,20 @@ def bill_ticket(session: Session, settings: Settings, render: Renderer, ticket: 
     for change in drift:  # the invoice keeps what it billed; a person decides what follows
         queue_review(session, ticket, "changed_after_invoice", change, now)
     unbilled = unbilled_entries(session, ticket)
+    later = deferred_entry_ids(session, now.astimezone(ZoneInfo(customer.timezone or settings.timezone)).date())
+    waiting_later = [e for e in unbilled if e.id in later]  # moved to a later invoice by a team lead
+    unbilled = [e for e in unbilled if e.id not in later]
     extras_open = unbilled_extras(session, ticket)
     if not unbilled and not extras_open:
         if ticket.billing_status in ("invoiced", "draft"):
             return f"already_{ticket.billing_status}"
+        if waiting_later:
+            set_status(session, ticket, "unbilled", f"{len(waiting_later)} entries moved to a later invoice", now)
+            return "deferred"
         written_off = sorted({e.written_off for e in ticket.entries if e.written_off and e.removed_at is None})
         set_status(session, ticket, "not_billable", "; ".join(written_off) or "closed without booked time", now)
         return "not_billable"
-    rating = rate_ticket(session, settings, customer, ticket)
+    rating = rate_ticket(session, settings, customer, ticket, frozenset(later))
     for entry in unbilled:
         entry.not_billed_reason = rating.excluded.get(entry.id)
     if rating.problems:

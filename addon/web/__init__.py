@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, abort, current_app, jsonify, send_file
+from flask import Blueprint, abort, current_app, jsonify, request, send_file
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from addon.models import Invoice, SyncRun
+from addon.web.ui.access import public, requires
 
 bp = Blueprint("web", __name__)
 
@@ -18,8 +19,13 @@ def _sidecar():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/invoices/<key>/<path:number>.pdf")
+@public
 def invoice_pdf(key: str, number: str) -> ResponseReturnValue:
     """The invoice PDF. The key is random per invoice, so links cannot be guessed.
+
+    Public on purpose: this is the link written into the helpdesk ticket, opened by agents who
+    have no sidecar account. The 128-bit random access key is the capability (as a signed
+    download link would be); it serves only this one PDF, never the XML or any page.
 
     :raise 404: unknown key/number pair, or the stored file is missing.
     """
@@ -46,15 +52,25 @@ def _run_json(run: SyncRun) -> dict[str, object]:
     }
 
 
+def _wants_html() -> bool:
+    return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
+
+
 @bp.get("/runs")
+@requires("view")
 def list_runs() -> ResponseReturnValue:
-    """The last 50 runs, newest first."""
+    """The last 50 runs, newest first (a browser gets the Runs page)."""
+    if _wants_html():
+        from addon.web.ui.runs import runs_page
+
+        return runs_page()
     with _sidecar().sessions() as session:
         rows = session.execute(select(SyncRun).order_by(SyncRun.id.desc()).limit(50)).scalars().all()
     return jsonify([_run_json(run) for run in rows])
 
 
 @bp.get("/runs/<int:run_id>")
+@requires("view")
 def show_run(run_id: int) -> ResponseReturnValue:
     """One run: ready / successful / counts / error.
 

@@ -1,7 +1,10 @@
-"""The sidecar's HTTP surface: the invoice link written into the ticket serves the PDF."""
+"""The sidecar's HTTP surface: the invoice link written into the ticket serves the PDF without
+a session (its access key is the credential); run reports need one."""
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -10,6 +13,7 @@ from sync_fixtures import Sidecar, closed_ticket
 
 from addon import create_app
 from addon.models import Invoice
+from addon.users import create_user
 
 
 def test_invoice_link_from_the_ticket_serves_the_pdf(sidecar: Sidecar, tmp_path: Path) -> None:
@@ -31,6 +35,13 @@ def test_invoice_link_from_the_ticket_serves_the_pdf(sidecar: Sidecar, tmp_path:
     wrong_key = urlparse(link).path.replace(invoice.access_key, "x" * len(invoice.access_key))
     assert client.get(wrong_key).status_code == 404
 
+    assert client.get("/runs").status_code == 302  # run reports need a session (issue 16)
+    with sidecar.factory() as session, session.begin():
+        create_user(session, "lead", "Team Lead", "team_lead", "a long password", datetime.now(UTC))
+    form = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+    assert client.post("/login", data={"csrf_token": token, "login": "lead", "password": "a long password"}
+                       ).status_code == 302
     runs = client.get("/runs").get_json()
     assert runs[0]["id"] == result.run_id
     assert runs[0]["successful"] is True

@@ -1,0 +1,26 @@
+"""Every page renders for the admin on the scenario data (no template error), in both languages."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+from web_fixtures import UI
+
+from addon.models import Customer, Invoice
+
+
+@pytest.mark.parametrize("language", ["de", "en"])
+def test_pages_render_for_the_admin(ui: UI, language: str) -> None:
+    client = ui.client("admin")
+    with ui.sidecar.factory() as session:
+        invoice = session.execute(select(Invoice).where(Invoice.number.is_not(None))).scalars().first()
+        draft = session.execute(select(Invoice).where(Invoice.state == "draft")).scalars().first()
+        customer = session.execute(select(Customer)).scalars().first()
+    paths = ["/", "/tickets", "/drafts", "/invoices", "/exports", "/runs", "/admin/customers", "/admin/contracts",
+             "/admin/contracts/new", "/admin/rates", "/admin/catalogue", "/admin/series", "/admin/users", "/runs/live",
+             f"/drafts/{draft.id}", f"/invoices/{invoice.id}", f"/admin/customers/{customer.id}",
+             *(f"/tickets/{ticket_id}" for ticket_id in ui.tickets.values())]
+    for path in paths:
+        answer = client.get(path, headers={"Accept": "text/html", "Accept-Language": language})
+        assert answer.status_code == 200, (path, answer.get_data(as_text=True)[-3000:])
+        assert path == "/runs/live" or f'<html lang="{language}">' in answer.get_data(as_text=True)
