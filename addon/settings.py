@@ -26,7 +26,7 @@ from connectors.base import TIME_UNITS
 
 HELPDESK_KINDS = ("zammad", "otrs", "rt", "api")
 #: Settings fields that never appear in a repr, a log line or an error message.
-SECRET_FIELDS = frozenset({"helpdesk_token", "helpdesk_password", "push_api_token", "smtp_password"})
+SECRET_FIELDS = frozenset({"helpdesk_token", "helpdesk_password", "push_api_token", "smtp_password", "secret_key"})
 #: The API path each connector appends itself; a HELPDESK_URL ending in it would double it.
 API_SUFFIXES = {"zammad": "/api/v1", "rt": "/REST/2.0"}
 _URL_PASSWORD = re.compile(r"(//[^/:@]*:)[^@]*@")

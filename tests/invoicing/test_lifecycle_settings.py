@@ -28,7 +28,7 @@ def test_values_are_read_and_normalised() -> None:
         **BASE, "CANCELLATION_NUMBER_PATTERN": "STORNO-{YY}{MM}-{seq:04}", "DATEV_CONSULTANT_NUMBER": "29098",
         "DATEV_CLIENT_NUMBER": "55003", "DATEV_ACCOUNT_LENGTH": "5", "DATEV_CHART": "skr04",
         "DATEV_FISCAL_YEAR_START": "7-1", "DATEV_DEFAULT_DEBTOR": "100000", "SMTP_HOST": "mail.example.com",
-        "SMTP_PORT": "465", "SMTP_SECURITY": "SSL", "SMTP_USER": "billing", "SMTP_PASSWORD": "secret",
+        "SMTP_PORT": "465", "SMTP_SECURITY": "SSL", "SMTP_USER": "billing", "SMTP_PASSWORD": "hunter2-smtp",
         "SELLER_EMAIL": "buchhaltung@nordlicht.example",
     })
     assert settings.cancellation_number_pattern == "STORNO-{YY}{MM}-{seq:04}"
@@ -37,7 +37,7 @@ def test_values_are_read_and_normalised() -> None:
                                                                                                       "07-01")
     assert (settings.smtp_host, settings.smtp_port, settings.smtp_security) == ("mail.example.com", 465, "ssl")
     assert settings.smtp_sender == "buchhaltung@nordlicht.example"  # falls back to the seller's address
-    assert "secret" not in repr(settings)
+    assert "hunter2-smtp" not in repr(settings)
 
 
 @pytest.mark.parametrize(
