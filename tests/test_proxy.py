@@ -9,6 +9,7 @@ from flask import Flask, request, session
 
 from addon import create_app
 from addon.settings import load_settings
+from addon.web.ui.access import public
 
 SETTINGS = {
     "HELPDESK_KIND": "api", "PUSH_API_TOKEN": "push-token-0123456789abcdef-xyz",
@@ -24,6 +25,7 @@ def app_with(tmp_path: Path, **extra: str) -> Flask:
     app.secret_key = "test-only-secret"
 
     @app.get("/_seen")
+    @public  # the UI's access check refuses undeclared routes
     def seen() -> dict[str, str | None]:
         session["seen"] = "1"
         return {"url": request.url, "remote": request.remote_addr}

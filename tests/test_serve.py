@@ -20,9 +20,12 @@ from typing import Any
 
 import pytest
 import requests
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from addon.db import make_engine
 from addon.health import HEARTBEAT_SECONDS
+from addon.models import SyncRun
 
 ROOT = Path(__file__).resolve().parents[1]
 PUSH_TOKEN = "push-token-0123456789abcdef-xyz"
@@ -172,6 +175,7 @@ def test_web_and_scheduler_as_two_processes(tmp_path: Path, database_url: str) -
     port = free_port()
     web = start(tmp_path, "web", url, "serve", "--no-scheduler", "--port", str(port))
     scheduler: subprocess.Popen[str] | None = None
+    engine = make_engine(url)
     try:
         wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).ok, 30, "web answers")
         status, body = ready(port)
@@ -180,9 +184,11 @@ def test_web_and_scheduler_as_two_processes(tmp_path: Path, database_url: str) -
 
         scheduler = start(tmp_path, "sync", url, "-v", "sync")
         wait_for(lambda: ready(port)[0] == 200, 30, "ready once the scheduler beats")
-        def finished_runs() -> list[str]:
-            runs = requests.get(f"http://127.0.0.1:{port}/runs", timeout=5).json()
-            return [] if any(r["status"] == "running" for r in runs) else [r["status"] for r in runs]
+
+        def finished_runs() -> list[str]:  # read from the database: /runs needs a signed-in user
+            with engine.connect() as connection:
+                statuses = list(connection.execute(select(SyncRun.status).order_by(SyncRun.id)).scalars())
+            return [] if "running" in statuses else statuses
 
         assert wait_for(finished_runs, 30, "the first run") == ["succeeded"]
 
@@ -196,5 +202,6 @@ def test_web_and_scheduler_as_two_processes(tmp_path: Path, database_url: str) -
     finally:
         output = stop(scheduler) if scheduler is not None else ""
         web_output = stop(web)
+        engine.dispose()
     assert "sync requested at" in output, output
     assert "Traceback" not in output + web_output

@@ -13,17 +13,20 @@ from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
 from addon.health import readiness
+from addon.web.ui.access import public
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
+@public
 def healthz() -> ResponseReturnValue:
     """Alive: answers without touching the database, so a restart loop is never caused by it."""
     return jsonify({"status": "ok"})
 
 
 @bp.get("/readyz")
+@public
 def readyz() -> ResponseReturnValue:
     """200 `{"status": "ok", "checks": …}` or 503 `{"status": "degraded", "reasons": […], …}`."""
     sidecar = current_app.extensions["ticketbill"]

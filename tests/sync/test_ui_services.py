@@ -173,9 +173,9 @@ def test_period_exports_record_what_they_exported(sidecar: Sidecar, tmp_path: Pa
     datev = sidecar.settings.__class__(**{**sidecar.settings.__dict__, "datev_consultant_number": 1001,
                                           "datev_client_number": 1, "datev_default_debtor": "10000"})
     with transaction(sidecar.factory) as session:
-        rendered, numbers = datev_export(session, datev, day, day, "web:acc", NOW)
+        rendered, export = datev_export(session, datev, day, day, "web:acc", NOW)
         files, _numbers = csv_export(session, day, day, "web:acc", NOW)
-    assert rendered.content.startswith(b'"EXTF"') and numbers == [invoice.number]
+    assert rendered.content.startswith(b'"EXTF"') and export.booked == (invoice.number,) and export.rows == 1
     assert files[0].filename.startswith("invoices_")
     with sidecar.factory() as session:
         kinds = session.execute(select(AuditLog.details).where(AuditLog.action == "export")).scalars().all()

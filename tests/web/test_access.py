@@ -22,7 +22,8 @@ PUBLIC_ENDPOINTS = {
     "auth.login",  # the sign-in page itself
     "auth.language",  # choosing the language of the sign-in page
     "web.invoice_pdf",  # the link in the helpdesk ticket: its random access key is the credential
-    "web.health",  # liveness probe, says only "ok"
+    "health.healthz",  # liveness probe, says only "ok"
+    "health.readyz",  # readiness probe: which checks fail, never ticket data
     "static",  # CSS and the vendored scripts
 }
 SELF_AUTHENTICATED = {"push"}  # the push API checks PUSH_API_TOKEN itself

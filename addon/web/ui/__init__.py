@@ -9,6 +9,7 @@ scripts (htmx for partial updates, uPlot for charts) and no build step.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from pathlib import Path
@@ -31,6 +32,7 @@ TRANSLATIONS = Path(__file__).resolve().parents[2] / "translations"
 csrf = CSRFProtect()
 limiter = Limiter(get_remote_address, storage_uri="memory://", default_limits=[])
 login_manager = LoginManager()
+log = logging.getLogger(__name__)
 
 
 def secret_key(settings: Settings) -> str:
@@ -39,12 +41,18 @@ def secret_key(settings: Settings) -> str:
     if settings.secret_key:
         return settings.secret_key
     path = settings.data_dir / "secret_key"
-    if not path.exists():
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(secrets.token_hex(32))
-    return path.read_text().strip()
+    try:
+        if not path.exists():
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_hex(32))
+        return path.read_text().strip()
+    except OSError as exc:
+        # serve must keep running (and /readyz say why) when DATA_DIR is unusable; sessions
+        # then last until the next restart only
+        log.warning("cannot keep the session key in %s (%s); using one for this process only", path, exc)
+        return secrets.token_hex(32)
 
 
 def select_locale() -> str:

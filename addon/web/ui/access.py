@@ -27,8 +27,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: Blueprints that authenticate every request themselves (push API: PUSH_API_TOKEN).
 SELF_AUTHENTICATED_BLUEPRINTS = frozenset({"push"})
-#: Liveness/readiness probes stay anonymous (load balancers, systemd); they reveal nothing.
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 @dataclass(frozen=True)
@@ -109,8 +107,6 @@ def actor() -> str:
 
 def check_access() -> ResponseReturnValue | None:
     """The before-request hook: refuse what the user may not reach."""
-    if request.path in PUBLIC_PATHS:
-        return None
     permission = permission_of(current_app, request.endpoint)
     if permission == PUBLIC:
         return None
