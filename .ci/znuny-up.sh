@@ -25,7 +25,8 @@
 #   ZNUNY_STATE=/var/tmp/ticketbill-znuny  package cache, logs, pid file, field YAML
 #   ZNUNY_ENV_FILE=/tmp/ticketbill-znuny.env  where the connection details are written
 #   ZNUNY_DB=znuny                         PostgreSQL role and database (127.0.0.1:5432, trust)
-#   ZNUNY_PASSWORD=ticketbill-Secret1      password of the API agent `billing`
+#   ZNUNY_PASSWORD=ticketbill-Secret1      password of the API agent `billing` (rw on the group
+#                                          `users` of the billed queues, nothing else)
 #
 # The env file (shell/dotenv syntax) holds: ZNUNY_URL (scheme://host:port), ZNUNY_GI_PATH
 # (/otrs/nph-genericinterface.pl), ZNUNY_WEBSERVICE (Znuny example routes),
@@ -48,6 +49,7 @@ WEBSERVICE=GenericTicketConnectorREST
 TA_WEBSERVICE=TimeAccountingREST
 CLASSIC_WEBSERVICE=GenericTicketConnectorRESTClassic
 SYSTEM_USER=otrs
+BILLING_GROUP=users   # the group of the queues holding billable tickets
 AGENTS=(alice:alice-Secret1 bob:bob-Secret1)
 COMPANIES=("ACME|ACME Maschinenbau GmbH|Berlin" "GLOBEX|Globex Logistik AG|Hamburg")
 CUSTOMER_USERS=(cust1:ACME cust2:ACME cust3:GLOBEX)
@@ -235,10 +237,29 @@ step "config rebuild"
 
 # -- fixtures: agents, customers, web services, billing fields -----------------------------
 exists() { [ "$(sql "$1")" != 0 ]; }
+# The sidecar's agent is least-privileged, as the README tells the admin: rw on the group of
+# the billed queues (users: Raw, Misc, ...), no admin, nothing else. A membership an older
+# version of this script granted is removed (the console can add memberships, not remove
+# them), and Znuny's caches are cleared so the running server sees the change.
 if ! exists "SELECT count(*) FROM users WHERE login='billing'"; then
     console Admin::User::Add --user-name billing --first-name Billing --last-name Agent \
         --email-address billing@ticketbill.test --password "$ZNUNY_PASSWORD" \
-        --group users --group admin --group timeaccounting_webservice >/dev/null
+        --group "$BILLING_GROUP" >/dev/null
+fi
+extra_grants="SELECT count(*) FROM group_user gu JOIN users u ON u.id = gu.user_id
+    JOIN permission_groups g ON g.id = gu.group_id
+    WHERE u.login = 'billing' AND NOT (g.name = '$BILLING_GROUP' AND gu.permission_key = 'rw')"
+if exists "$extra_grants"; then
+    sql "DELETE FROM group_user gu USING permission_groups g
+         WHERE g.id = gu.group_id AND gu.user_id = (SELECT id FROM users WHERE login = 'billing')
+           AND NOT (g.name = '$BILLING_GROUP' AND gu.permission_key = 'rw')" >/dev/null
+    console Maint::Cache::Delete >/dev/null
+fi
+if ! exists "SELECT count(*) FROM group_user gu JOIN users u ON u.id = gu.user_id
+        JOIN permission_groups g ON g.id = gu.group_id
+        WHERE u.login = 'billing' AND g.name = '$BILLING_GROUP' AND gu.permission_key = 'rw'"; then
+    console Admin::Group::UserLink --user-name billing --group-name "$BILLING_GROUP" \
+        --permission rw >/dev/null
 fi
 for pair in "${AGENTS[@]}"; do
     login=${pair%%:*}; password=${pair#*:}

@@ -63,6 +63,19 @@ def test_connector_satisfies_protocol_and_checks(
     assert znuny_connector.check().startswith(f"{znuny_env.user} at {znuny_env.service_url}")
 
 
+def test_the_api_agent_holds_only_rw_on_the_billed_queues_group(znuny_env: ZnunyEnv) -> None:
+    """Every test here runs as the README's least-privileged agent: no admin group."""
+    import psycopg
+
+    with psycopg.connect(znuny_env.dsn) as connection:
+        grants = connection.execute(
+            "SELECT g.name, gu.permission_key FROM group_user gu JOIN users u ON u.id = gu.user_id "
+            "JOIN permission_groups g ON g.id = gu.group_id WHERE u.login = %s",
+            (znuny_env.user,),
+        ).fetchall()
+    assert grants == [("users", "rw")]
+
+
 @pytest.mark.parametrize("auth", ["session", "header"])
 def test_wrong_password_is_an_auth_error(
     make_znuny_connector: Callable[..., OTRSConnector], auth: str
