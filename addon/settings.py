@@ -80,7 +80,7 @@ class Settings:
     rt_timezone: str = "UTC"
     rt_closed_statuses: tuple[str, ...] = ("resolved",)
     otrs_webservice: str | None = None
-    otrs_routes: str = "examples"
+    otrs_routes: str = "auto"
     otrs_auth: str = "session"
     otrs_timezone: str = "UTC"
     otrs_activity_field: str | None = None
@@ -331,7 +331,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         rt_timezone=_timezone(env, "RT_TIMEZONE", "UTC"),
         rt_closed_statuses=_names(env, "RT_CLOSED_STATUSES", ("resolved",)),
         otrs_webservice=_optional(env, "HELPDESK_OTRS_WEBSERVICE"),
-        otrs_routes=_choice(env, "HELPDESK_OTRS_ROUTES", ("examples", "classic"), "examples"),
+        otrs_routes=_choice(env, "HELPDESK_OTRS_ROUTES", ("auto", "examples", "classic"), "auto"),
         otrs_auth=_choice(env, "HELPDESK_OTRS_AUTH", ("session", "header"), "session"),
         otrs_timezone=_timezone(env, "HELPDESK_OTRS_TIMEZONE", "UTC"),
         otrs_activity_field=_optional(env, "HELPDESK_OTRS_ACTIVITY_FIELD"),

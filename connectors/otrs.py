@@ -4,7 +4,9 @@ Facts this module relies on (see shared/reference/otrs-api.md):
 - URL form `<base>/<alias>/nph-genericinterface.pl/Webservice/<Name>/<Route>`; the alias is
   `/otrs/` on OTRS and Znuny 6, `/znuny/` on fresh Znuny 7, and the routes depend on which YAML
   the admin imported (classic `GET /Ticket` search vs. the Znuny example `POST /Ticket/Search`),
-  so base path, web service name and route table are configuration.
+  so base path, web service name and route table are configuration. By default (`auto`) the
+  search route is found on first contact: OTRS 6.0 ships only the classic YAML, where the
+  example route is HTTP 500 "HTTP::REST Error while determine Operation".
 - Operation errors come back as HTTP 200 with `{"Error": {"ErrorCode", "ErrorMessage"}}`; an
   unknown route is HTTP 500 text/plain. Non-existent tickets answer `TicketGet.AccessDenied`.
 - Every call authenticates on its own (SessionID from `POST /Session`, or on Znuny 6.5+ the
@@ -87,6 +89,7 @@ ROUTE_SETS: dict[str, dict[str, tuple[str, str]]] = {
         "TicketUpdate": ("PATCH", "/Ticket/:TicketID"),
     },
 }
+ROUTE_CHOICES = ("auto", *ROUTE_SETS)
 AUTH_MODES = ("session", "header")
 ZOOM_SCREEN = "Ticket::Frontend::AgentTicketZoom###DynamicField"
 NOTE_SCREEN = "Ticket::Frontend::AgentTicketNote###DynamicField"
@@ -133,6 +136,11 @@ class FieldSpec:
             "InternalField": 0,
             "Config": config,
         }
+
+
+def _no_route(exc: RemoteError) -> bool:
+    """Znuny's answer for a route the web service lacks: HTTP 500 "... determine Operation"."""
+    return exc.status == 500 and "determine Operation" in exc.body
 
 
 def _otrs_date(moment: datetime, zone: ZoneInfo) -> str:
@@ -232,7 +240,7 @@ class OTRSConnector:
         password: str,
         webservice: str | None = None,
         gi_path: str | None = None,
-        routes: str | Mapping[str, tuple[str, str]] = "examples",
+        routes: str | Mapping[str, tuple[str, str]] = "auto",
         auth: str = "session",
         time_unit: str = "minute",
         overlap_seconds: int = 120,
@@ -257,11 +265,15 @@ class OTRSConnector:
         if time_unit not in TIME_UNITS:
             raise ValueError(f"time_unit {time_unit!r} is not one of {', '.join(TIME_UNITS)}")
         if isinstance(routes, str):
-            if routes not in ROUTE_SETS:
-                raise ValueError(f"routes {routes!r} is not one of {', '.join(ROUTE_SETS)}")
-            table = dict(ROUTE_SETS[routes])
+            if routes not in ROUTE_CHOICES:
+                raise ValueError(f"routes {routes!r} is not one of {', '.join(ROUTE_CHOICES)}")
+            table = dict(ROUTE_SETS["examples" if routes == "auto" else routes])
         else:
             table = {**ROUTE_SETS["examples"], **routes}
+        #: the route set in use: "examples", "classic", "custom", or None until detected
+        self.route_set: str | None = (
+            None if routes == "auto" else routes if isinstance(routes, str) else "custom"
+        )
         if search_limit < 1:
             raise ValueError("search_limit must be positive")
         host, url_gi_path, url_webservice = split_helpdesk_url(base_url)
@@ -372,8 +384,47 @@ class OTRSConnector:
     ) -> dict[str, Any]:
         """One operation: route lookup, authentication, error mapping; the decoded answer.
 
-        Session mode logs in lazily and once more when Znuny says the session is gone.
+        Session mode logs in lazily and once more when Znuny says the session is gone. With
+        `routes="auto"` the first search finds the route set: the Znuny example route, else
+        the classic one of OTRS 6 (the only route the two sets name differently that the
+        connector uses).
         """
+        if operation != "TicketSearch" or self.route_set is not None:
+            return self._call(operation, data, ticket_id)
+        try:
+            answer = self._call(operation, data, ticket_id)
+        except RemoteError as exc:
+            if not _no_route(exc):
+                raise
+            example = exc
+        else:
+            self.route_set = "examples"
+            return answer
+        self.routes = {**self.routes, "TicketSearch": ROUTE_SETS["classic"]["TicketSearch"]}
+        try:
+            answer = self._call(operation, data, ticket_id)
+        except RemoteError as exc:
+            if not _no_route(exc):
+                raise
+            self.routes = {**self.routes, "TicketSearch": ROUTE_SETS["examples"]["TicketSearch"]}
+            raise RemoteError(
+                f"web service {self.webservice} has neither the Znuny example search route "
+                "POST /Ticket/Search nor the classic GET /Ticket of OTRS 6; import the web "
+                "service as the README says, or check HELPDESK_OTRS_WEBSERVICE and the "
+                f"TicketSearch route under Admin → Web Services → {self.webservice}",
+                status=500,
+                body=example.body,
+            ) from None
+        self.route_set = "classic"
+        log.info("web service %s uses the classic routes (OTRS 6 YAML)", self.webservice)
+        return answer
+
+    def _call(
+        self,
+        operation: str,
+        data: Mapping[str, Any] | None = None,
+        ticket_id: str | int | None = None,
+    ) -> dict[str, Any]:
         try:
             method, pattern = self.routes[operation]
         except KeyError:
@@ -409,7 +460,7 @@ class OTRSConnector:
                     method, route, json_body=payload, idempotent=idempotent
                 )
         except RemoteError as exc:
-            if exc.status == 500 and "determine Operation" in exc.body:
+            if _no_route(exc):
                 raise RemoteError(
                     f"{operation}: web service {self.webservice} has no route {method} {route} "
                     "(wrong route set or base path? see HELPDESK_OTRS_ROUTES)",
@@ -433,8 +484,12 @@ class OTRSConnector:
         message = str(error.get("ErrorMessage", "")) if isinstance(error, Mapping) else str(error)
         text = MASKING.mask(f"{operation}: {code or 'error'}: {message}")
         suffix = code.rpartition(".")[2]
+        header_hint = (" (OTRS 6 ignores X-OTRS-Header logins: use HELPDESK_OTRS_AUTH=session"
+                       " there)") if self.auth == "header" else ""
         if suffix in ("AuthFail", "SessionInvalid"):
-            return SessionRejected(text)
+            return SessionRejected(text + header_hint)
+        if header_hint and suffix == "MissingParameter" and "UserLogin" in message:
+            return AuthError(text + header_hint)  # the headers never reached the operation
         if suffix in AUTH_CODES or (suffix == "AccessDenied" and operation != "TicketGet"):
             return AuthError(text)
         if operation == "TicketGet" and suffix in GONE_CODES:
@@ -450,7 +505,7 @@ class OTRSConnector:
         self._search({"Limit": 1})
         return (
             f"{self.user} at {self.service_url} "
-            f"({'session' if self.auth == 'session' else 'header'} auth)"
+            f"({'session' if self.auth == 'session' else 'header'} auth, {self.route_set} routes)"
         )
 
     @property

@@ -169,6 +169,64 @@ def test_wrong_route_set_names_the_missing_route(make: Callable[..., OTRSConnect
     assert "has no route GET /Ticket" in str(failure.value)
 
 
+@pytest.fixture
+def otrs6() -> Iterator[OTRSSandbox]:
+    """The sandbox as OTRS CE 6.0: only the classic web service it ships, no header logins."""
+    with OTRSSandbox.running(seed_reference=REFERENCE, product="otrs-6.0") as sb:
+        sb.set_now(REFERENCE)
+        yield sb
+
+
+def otrs6_connector(sandbox: OTRSSandbox, **options: Any) -> OTRSConnector:
+    return OTRSConnector(sandbox.url, user=sandbox.api_login, password=sandbox.api_password,
+                         now=sandbox.now, sleep=lambda _seconds: None, **options)
+
+
+def test_otrs6_sandbox_answers_the_example_search_route_with_http_500(
+    otrs6: OTRSSandbox,
+) -> None:
+    answer = raw(otrs6, "POST", "/Ticket/Search", body={
+        "UserLogin": otrs6.api_login, "Password": otrs6.api_password})
+    assert answer.status_code == 500
+    assert answer.text == "HTTP::REST Error while determine Operation for request URI '/Ticket/Search'."
+    headers_only = raw(otrs6, "GET", "/Ticket/1")  # X-OTRS-Header login only: OTRS 6 ignores it
+    assert headers_only.json()["Error"]["ErrorCode"] == "TicketGet.MissingParameter"
+
+
+def test_default_routes_detect_the_classic_set_of_otrs6_on_first_contact(
+    otrs6: OTRSSandbox,
+) -> None:
+    connector = otrs6_connector(otrs6)  # the defaults, as an admin leaves them
+    assert connector.check().endswith("(session auth, classic routes)")
+    closed = [t.remote_id for t in connector.closed_tickets_since(None)]
+    assert len(closed) == 22
+    searches = [(m, p.rsplit("/", 2)[-2:]) for m, p in otrs6.requests if "/Ticket" in p]
+    assert searches[0] == ("POST", ["Ticket", "Search"])  # tried once, then never again
+    assert ("POST", ["Ticket", "Search"]) not in searches[1:]
+
+
+def test_detection_on_znuny_keeps_the_example_routes(make: Callable[..., OTRSConnector]) -> None:
+    connector = make()
+    assert connector.check().endswith("(session auth, examples routes)")
+    assert connector.route_set == "examples"
+
+
+def test_a_web_service_with_neither_search_route_names_the_setting(
+    make: Callable[..., OTRSConnector], sandbox: OTRSSandbox
+) -> None:
+    sandbox.webservices["Bare"] = "examples"
+    connector = make(webservice="Bare", routes={"TicketSearch": ("PUT", "/Nowhere")})
+    connector.route_set = None  # as with "auto": detection finds no search route either
+    with pytest.raises(RemoteError) as failure:
+        connector.check()
+    assert "has neither" in str(failure.value) and "HELPDESK_OTRS_WEBSERVICE" in str(failure.value)
+
+
+def test_header_auth_on_otrs6_says_it_needs_sessions(otrs6: OTRSSandbox) -> None:
+    with pytest.raises(AuthError, match="HELPDESK_OTRS_AUTH=session"):
+        otrs6_connector(otrs6, auth="header").ticket("1")
+
+
 def test_unknown_web_service_is_a_remote_error(make: Callable[..., OTRSConnector]) -> None:
     with pytest.raises(RemoteError) as failure:
         make(webservice="NoSuchService").check()

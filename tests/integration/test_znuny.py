@@ -143,6 +143,18 @@ def test_classic_route_set_reads_the_same(
     assert sum(e.minutes for e in classic.time_entries(str(scenario["acme"]))) == Decimal(75)
 
 
+def test_default_routes_detect_the_classic_web_service_on_first_contact(
+    make_znuny_connector: Callable[..., OTRSConnector],
+    znuny_env: ZnunyEnv,
+    scenario: dict[str, Any],
+) -> None:
+    """The classic YAML (what OTRS 6 ships) answers POST /Ticket/Search with HTTP 500."""
+    detected = make_znuny_connector(webservice=znuny_env.classic_webservice)
+    assert detected.check().endswith("classic routes)")
+    ids = {t.remote_id for t in detected.closed_tickets_since(scenario["started"])}
+    assert {str(scenario["acme"]), str(scenario["globex"])} <= ids
+
+
 def test_a_route_the_web_service_lacks_is_named(
     make_znuny_connector: Callable[..., OTRSConnector], scenario: dict[str, Any]
 ) -> None:
