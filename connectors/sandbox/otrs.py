@@ -1078,11 +1078,11 @@ class OTRSSandbox:
                 "ChangeTime": _fmt(article.created),
                 "ChangeBy": article.create_by,
             }
-            if _flag(data, "DynamicFields"):
+            if _flag(data, "DynamicFields"):  # every article field, null when empty
                 entry["DynamicField"] = [
-                    {"Name": n, "Value": v}
-                    for n, v in sorted(article.dynamic_fields.items())
-                    if n in self.dynamic_fields
+                    {"Name": n, "Value": article.dynamic_fields.get(n)}
+                    for n, spec in sorted(self.dynamic_fields.items())
+                    if spec["ObjectType"] == "Article"
                 ]
             result.append(entry)
         return result
