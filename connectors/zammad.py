@@ -535,42 +535,73 @@ class ZammadConnector:
         `updated_at >= <last updated_at seen>`. With page numbers, a ticket updated while we
         page moves to the end and shifts every later ticket one place forward, so one ticket
         would silently fall between two pages (and never be billed). Here the boundary tickets
-        come back once more and are dropped by `(id, updated_at)`. Only when a whole page
-        shares one timestamp do we step through that timestamp by page number. A page that
-        repeats the previous page's ids raises "loop detected in pagination".
+        come back once more and are dropped by `(id, updated_at)`.
+
+        The keyset cannot move past a timestamp that a whole page shares. Zammad sorts by
+        `updated_at` alone unless told otherwise, and PostgreSQL returns ties in any order, so
+        stepping through such a timestamp by page number could repeat or skip tickets. The
+        search is therefore sorted by `updated_at, id` (Zammad's SqlHelper takes a list of
+        sort columns with one order each), and a shared timestamp is read in full passes by
+        page number until a pass brings nothing new (a ticket updated meanwhile leaves the
+        set and shifts the rest; the next pass finds what shifted). Timestamps have
+        millisecond precision (`limit: 3`), so the keyset then continues 1 ms later.
         """
         self._reset_caches()
         closed = self.closed_state_ids()
         if not closed:
             raise RemoteError("Zammad reports no ticket state of type 'closed'")
         after = format_time(cursor - self.overlap) if cursor is not None else None
-        page = 1
-        previous_ids: tuple[Any, ...] | None = None
         seen: set[tuple[Any, Any]] = set()
         for _ in range(MAX_SEARCH_PAGES):
-            records = self._search_page(closed, after, page)
-            ids = tuple(record.get("id") for record in records)
-            if ids and ids == previous_ids:
-                raise RemoteError(
-                    f"loop detected in pagination: ticket search page {page} (updated_at >= "
-                    f"{after}) repeats the previous page"
-                )
-            previous_ids = ids
-            for record in records:
-                key = (record.get("id"), record.get("updated_at"))
-                if key not in seen:
-                    seen.add(key)
-                    yield self._ticket_record(record, closed)
+            records = self._search_page(closed, after, 1)
+            yield from self._unseen(records, seen, closed)
             if len(records) < SEARCH_PAGE_SIZE:
                 return
             last = str(records[-1].get("updated_at"))
             if all(record.get("updated_at") == last for record in records):
-                # A full page of one timestamp: step through it by page number.
-                page = page + 1 if after == last else 2
+                yield from self._all_at(closed, last, seen)
+                moment = parse_time(last)
+                assert moment is not None
+                after = format_time(moment + timedelta(milliseconds=1))
             else:
-                page = 1
-            after = last
+                after = last
         raise RemoteError(f"ticket search exceeded {MAX_SEARCH_PAGES} pages; giving up")
+
+    def _unseen(
+        self, records: Sequence[Mapping[str, Any]], seen: set[tuple[Any, Any]],
+        closed: Mapping[int, str],
+    ) -> Iterator[RemoteTicket]:
+        for record in records:
+            key = (record.get("id"), record.get("updated_at"))
+            if key not in seen:
+                seen.add(key)
+                yield self._ticket_record(record, closed)
+
+    def _all_at(
+        self, closed: Mapping[int, str], stamp: str, seen: set[tuple[Any, Any]]
+    ) -> Iterator[RemoteTicket]:
+        """Every closed ticket whose `updated_at` is exactly `stamp` (more than a page)."""
+        for _ in range(MAX_SEARCH_PAGES):
+            found_new = False
+            previous_ids: tuple[Any, ...] | None = None
+            for page in range(1, MAX_SEARCH_PAGES):
+                records = self._search_page(closed, stamp, page)
+                ids = tuple(record.get("id") for record in records)
+                if ids and ids == previous_ids:
+                    raise RemoteError(
+                        f"loop detected in pagination: ticket search page {page} (updated_at >= "
+                        f"{stamp}) repeats the previous page"
+                    )
+                previous_ids = ids
+                at_stamp = [r for r in records if r.get("updated_at") == stamp]
+                for ticket in self._unseen(at_stamp, seen, closed):
+                    found_new = True
+                    yield ticket
+                if len(at_stamp) < len(records) or len(records) < SEARCH_PAGE_SIZE:
+                    break  # past the tickets of this timestamp
+            if not found_new:
+                return
+        raise RemoteError(f"tickets updated at {stamp} kept changing while being read; giving up")
 
     def _search_page(
         self, closed: Mapping[int, str], after: str | None, page: int
@@ -582,8 +613,9 @@ class ZammadConnector:
             condition["ticket.updated_at"] = {"operator": "after (absolute)", "value": after}
         body = {
             "condition": condition,
-            "sort_by": "updated_at",
-            "order_by": "asc",
+            # One order per column: Zammad drops a sort column that has none.
+            "sort_by": "updated_at,id",
+            "order_by": "asc,asc",
             "page": page,
             "per_page": SEARCH_PAGE_SIZE,
             "expand": self.search_expand,

@@ -70,6 +70,13 @@ Behaviour choices worth knowing (details in ``zammad_api``/``zammad_state``):
 - Generic lists (states, organizations, users, time accountings, types): default 500, max
   1000, ``sort_by``/``order_by``; ``/tickets`` 100/100; search 50/200; articles unpaged.
 
+Behaviour switches (attributes, settable at run time; constructor arguments of the same
+name). Each imitates something real Zammad does that a test must be able to turn on:
+
+- ``unstable_ties`` (default False): ``tickets/search`` returns tickets that tie on every
+  sort column in a random order that changes per request, as PostgreSQL may (Zammad sorts by
+  ``updated_at`` only unless asked for more). Seeded, so a test run is reproducible.
+
 Fault switches (each consumes one matching API request; ``path`` is a substring filter on
 the request path, ``method`` an optional HTTP method filter):
 
@@ -102,6 +109,7 @@ HTTP control API (for the demo or manual tests; no auth, loopback only), all JSO
 "delay"|"search_loop", "count", "status", "retry_after", "seconds", "path", "method"}``;
 ``DELETE /__sandbox__/faults``; ``POST /__sandbox__/clock`` ``{"now": iso|null}`` or
 ``{"advance_seconds": n}``; ``POST /__sandbox__/version`` ``{"version": "6.4"}``;
+``POST /__sandbox__/switches`` ``{"unstable_ties": true, ...}`` (the behaviour switches);
 ``POST /__sandbox__/tickets`` (create_ticket kwargs); ``POST /__sandbox__/tickets/<id>/
 bookings`` (book_time kwargs); ``POST /__sandbox__/tickets/<id>/close``;
 ``POST /__sandbox__/tickets/<id>/merge`` ``{"into": id}``; ``DELETE /__sandbox__/tickets/<id>``.
@@ -116,6 +124,7 @@ import argparse
 import contextlib
 import json
 import os
+import random
 import tempfile
 import threading
 import time
@@ -133,6 +142,9 @@ from connectors.sandbox.zammad_api import ZammadApp, json_response
 from connectors.sandbox.zammad_state import SandboxState
 from connectors.sandbox.zammad_values import ApiError, parse_time
 
+#: the behaviour switches the control API may set (``POST /__sandbox__/switches``)
+SWITCHES = ("unstable_ties",)
+
 
 class _QuietHandler(WSGIRequestHandler):
     """No access log: tests and the demo print their own output."""
@@ -147,8 +159,10 @@ class ZammadSandbox:
     def __init__(self, *, state_file: str | os.PathLike[str] | None = None,
                  version: str = "6.5", seed_reference_date: date | None = None,
                  rng_seed: int = zammad_seed.RNG_SEED, restart_seconds: float = 1.0,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 host: str = "127.0.0.1", port: int = 0, unstable_ties: bool = False) -> None:
         self.lock = threading.RLock()
+        self.unstable_ties = unstable_ties
+        self._ties = random.Random(rng_seed)
         self.version = version
         self.restart_seconds = restart_seconds
         self.state_file = Path(state_file) if state_file else None
@@ -361,6 +375,13 @@ class ZammadSandbox:
         with self.lock:
             self.requests_seen.append((method, path))
 
+    def tie_shuffle(self) -> random.Random | None:
+        """A fresh, seeded tie order for one search request while ``unstable_ties`` is on."""
+        if not self.unstable_ties:
+            return None
+        with self.lock:
+            return random.Random(self._ties.random())
+
     def version_at_least(self, major: int, minor: int) -> bool:
         parts = [int(p) for p in str(self.version).split(".")[:2] if p.isdigit()]
         parts += [0] * (2 - len(parts))
@@ -513,6 +534,12 @@ class _ControlApi:
         if parts == ["version"] and method == "POST":
             sb.version = str(body["version"])
             return json_response(200, {"version": sb.version})
+        if parts == ["switches"] and method == "POST":
+            for name, value in body.items():
+                if name not in SWITCHES:
+                    raise ValueError(f"unknown switch {name!r} (known: {', '.join(SWITCHES)})")
+                setattr(sb, name, value)
+            return json_response(200, {name: getattr(sb, name) for name in SWITCHES})
         if parts == ["tickets"] and method == "POST":
             return json_response(201, sb.create_ticket(**body))
         if len(parts) >= 2 and parts[0] == "tickets":

@@ -558,7 +558,7 @@ class ZammadApp:
         query = params.get("query") if params.get("query") is not None else term
         results = self.state.search_tickets(str(query or ""), params.get("condition"),
                                             params.get("sort_by"), params.get("order_by"),
-                                            actor.id)
+                                            actor.id, self.sandbox.tie_shuffle())
         results = self._visible_tickets(actor, results)
         if page_number > 1 and self.sandbox.take_search_loop():
             offset = 0  # fault injection: the backend repeats the first page

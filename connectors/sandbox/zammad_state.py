@@ -13,6 +13,7 @@ sandbox can be saved to and restored from a file.
 from __future__ import annotations
 
 import copy
+import random
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
@@ -559,8 +560,13 @@ class SandboxState:
     # -- search ------------------------------------------------------------------------
 
     def search_tickets(self, query: str, condition: Any, sort_by: str | None,
-                       order_by: str | None, user_id: int) -> list[dict[str, Any]]:
-        """The SQL search path: LIKE over title/number/articles, selector, order."""
+                       order_by: str | None, user_id: int,
+                       shuffle: random.Random | None = None) -> list[dict[str, Any]]:
+        """The SQL search path: LIKE over title/number/articles, selector, order.
+
+        `shuffle` imitates PostgreSQL, which returns rows that tie on every sort column in
+        no particular order (and in another one on the next request).
+        """
         text = (query or "").replace("*", "").strip().lower()
         tickets = list(self.data["tickets"].values())
         if text:
@@ -578,11 +584,17 @@ class SandboxState:
             tickets = [t for t in tickets
                        if self._matches(t, condition, columns, user_id)]
         return self.sort(tickets, sort_by or "updated_at", order_by or "desc",
-                         self.ticket_columns(), "tickets")
+                         self.ticket_columns(), "tickets", shuffle)
 
     def sort(self, rows: list[dict[str, Any]], sort_by: str, order_by: str,
-             columns: Iterable[str], table: str) -> list[dict[str, Any]]:
-        """ORDER BY like PostgreSQL (NULLS LAST ascending); unknown column is a DB error."""
+             columns: Iterable[str], table: str,
+             shuffle: random.Random | None = None) -> list[dict[str, Any]]:
+        """ORDER BY like PostgreSQL (NULLS LAST ascending); unknown column is a DB error.
+
+        As Zammad's ``SqlHelper#get_order`` does, a sort column without an order of its own
+        (``sort_by=updated_at,id&order_by=asc``) is left out. Ties keep id order, or a
+        random one with ``shuffle``.
+        """
         keys = [k.strip() for k in str(sort_by).split(",") if k.strip()]
         orders = [o.strip().lower() for o in str(order_by).split(",") if o.strip()] or ["asc"]
         column_set = set(columns)
@@ -593,10 +605,12 @@ class SandboxState:
             if order not in ("asc", "desc"):
                 raise ApiError(500, f"Found invalid order by value {order}. Please use 'asc' "
                                     "or 'desc'.", masked=True)
-        result = sorted(rows, key=lambda r: r["id"])
-        for index in range(len(keys) - 1, -1, -1):
-            key = keys[index]
-            order = orders[index] if index < len(orders) else orders[-1]
+        if shuffle is None:
+            result = sorted(rows, key=lambda r: r["id"])
+        else:
+            result = list(rows)
+            shuffle.shuffle(result)
+        for key, order in reversed(list(zip(keys, orders, strict=False))):
             result.sort(key=lambda r, k=key: _sort_key(r.get(k)), reverse=order == "desc")
         return result
 
