@@ -22,6 +22,12 @@ class AuthError(ConnectorError):
     """The helpdesk refused the credentials (401) or the permission (403)."""
 
 
+class NoAccess(AuthError):
+    """The helpdesk lists the ticket but refuses its bookings to the API user (a right on the
+    ticket's group or queue is missing). The message says which right; the sync flags the
+    ticket with it instead of failing the run, and reads it again on the next one."""
+
+
 class NotFound(ConnectorError):
     """The record does not exist (any more): deleted or merged between search and fetch."""
 

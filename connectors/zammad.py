@@ -40,6 +40,7 @@ from connectors.base import (
     TIME_UNITS,
     AuthError,
     BookingProblem,
+    NoAccess,
     NotFound,
     RegistrationReport,
     RemoteCustomer,
@@ -630,8 +631,43 @@ class ZammadConnector:
         return self._ticket_record(record, None)
 
     def time_entries(self, ticket_remote_id: str) -> Sequence[RemoteTimeEntry]:
-        """All bookings of a ticket, converted to minutes; `NotFound` if the ticket is gone."""
+        """All bookings of a ticket, converted to minutes; `NotFound` if the ticket is gone.
+
+        Zammad shows a ticket's time accountings only to a user who may *change* the ticket
+        (`TicketPolicy#update?`: group access `change` or `full`; `admin.time_accounting` does
+        not replace it), while the search lists every ticket it may read. Such a ticket
+        raises `NoAccess` naming the group, not the bare 403.
+        """
         ticket_id = int(ticket_remote_id)
+        try:
+            return self._time_entries(ticket_id)
+        except AuthError as exc:
+            if "Not authorized" not in str(exc):
+                raise  # the token or user lacks a permission: every ticket would fail
+            raise NoAccess(self._no_change_access(ticket_id)) from None
+
+    def _no_change_access(self, ticket_id: int) -> str:
+        who = self._my_login()
+        try:
+            record = self.http.get_json(f"{API}/tickets/{ticket_id}", {"expand": "true"})
+        except (AuthError, NotFound):
+            record = {}
+        group = record.get("group") if isinstance(record, Mapping) else None
+        where = f"group {group!r}" if group else "the ticket's group"
+        number = record.get("number") if isinstance(record, Mapping) else None
+        return (
+            f"Zammad shows ticket {number or ticket_id} to {who} but not its time accounting: "
+            f"{who} needs change (or full) access to {where} (Admin → Users or Roles → Group "
+            "permissions)"
+        )
+
+    def _my_login(self) -> str:
+        me = self.http.get_json(f"{API}/users/me")
+        if isinstance(me, Mapping):
+            return str(me.get("login") or me.get("email") or f"user {me.get('id')}")
+        return "the API user"
+
+    def _time_entries(self, ticket_id: int) -> Sequence[RemoteTimeEntry]:
         path = f"{API}/tickets/{ticket_id}/time_accountings"
 
         def fetch(page: int) -> Sequence[Mapping[str, Any]]:

@@ -76,6 +76,12 @@ name). Each imitates something real Zammad does that a test must be able to turn
 - ``unstable_ties`` (default False): ``tickets/search`` returns tickets that tie on every
   sort column in a random order that changes per request, as PostgreSQL may (Zammad sorts by
   ``updated_at`` only unless asked for more). Seeded, so a test run is reproducible.
+- ``group_access`` (default True): Zammad's ``TicketPolicy``: an agent sees (searches,
+  reads) the tickets of groups it has ``read`` access to, writes only with ``change``, and
+  lists a ticket's time accountings only with ``change`` (``admin.time_accounting`` does not
+  replace it): otherwise 403 ``Not authorized``. ``full`` covers every access. The seed gives
+  every agent ``full`` on both groups; ``set_group_access(user_id, group_id, ["read"])``
+  narrows it. False: every agent may do everything.
 
 Fault switches (each consumes one matching API request; ``path`` is a substring filter on
 the request path, ``method`` an optional HTTP method filter):
@@ -143,7 +149,7 @@ from connectors.sandbox.zammad_state import SandboxState
 from connectors.sandbox.zammad_values import ApiError, parse_time
 
 #: the behaviour switches the control API may set (``POST /__sandbox__/switches``)
-SWITCHES = ("unstable_ties",)
+SWITCHES = ("unstable_ties", "group_access")
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -159,9 +165,11 @@ class ZammadSandbox:
     def __init__(self, *, state_file: str | os.PathLike[str] | None = None,
                  version: str = "6.5", seed_reference_date: date | None = None,
                  rng_seed: int = zammad_seed.RNG_SEED, restart_seconds: float = 1.0,
-                 host: str = "127.0.0.1", port: int = 0, unstable_ties: bool = False) -> None:
+                 host: str = "127.0.0.1", port: int = 0, unstable_ties: bool = False,
+                 group_access: bool = True) -> None:
         self.lock = threading.RLock()
         self.unstable_ties = unstable_ties
+        self.group_access = group_access
         self._ties = random.Random(rng_seed)
         self.version = version
         self.restart_seconds = restart_seconds
@@ -467,6 +475,17 @@ class ZammadSandbox:
     def closed_state_ids(self) -> list[int]:
         with self.lock:
             return self.state.closed_state_ids()
+
+    def set_group_access(self, user_id: int, group_id: int, access: list[str] | None) -> None:
+        """A user's access to one group (``["read"]``, ``["read", "change"]``, ``["full"]``);
+        None removes it. As Zammad's *Group permissions* on the user."""
+        with self.lock:
+            groups = self.state.data["users"][user_id].setdefault("group_ids", {})
+            if access is None:
+                groups.pop(str(group_id), None)
+            else:
+                groups[str(group_id)] = list(access)
+            self.persist()
 
     def set_setting(self, name: str, value: Any) -> None:
         with self.lock:

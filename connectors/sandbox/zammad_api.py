@@ -357,13 +357,24 @@ class ZammadApp:
     # -- helpers ---------------------------------------------------------------------
 
     def _ticket_for(self, actor: Actor, rid: Any, write: bool = False) -> dict[str, Any]:
+        """``TicketPolicy``: an agent needs group access ``read`` (``change`` to write)."""
         ticket = self.state.get("tickets", rid, "Ticket")
-        if actor.has("ticket.agent"):
+        if self._agent_access(actor, ticket, "change" if write else "read"):
             return ticket
         if not write and actor.has("ticket.customer") and self._customer_sees(actor, ticket):
             return ticket
         actor.require("ticket.agent")
         raise ForbiddenError("Not authorized")
+
+    def _agent_access(self, actor: Actor, ticket: dict[str, Any], access: str) -> bool:
+        """``user.group_access?(group_id, access)``; ``full`` covers every access. Without the
+        ``group_access`` switch every agent may do everything (the sandbox's old default)."""
+        if not actor.has("ticket.agent"):
+            return False
+        if not self.sandbox.group_access:
+            return True
+        granted = (actor.user.get("group_ids") or {}).get(str(ticket["group_id"])) or []
+        return "full" in granted or access in granted
 
     def _customer_sees(self, actor: Actor, ticket: dict[str, Any]) -> bool:
         if ticket["customer_id"] == actor.id:
@@ -372,10 +383,10 @@ class ZammadApp:
         return bool(org and org["shared"] and ticket["organization_id"] == org["id"])
 
     def _visible_tickets(self, actor: Actor, tickets: list[dict[str, Any]]) -> list[dict]:
-        if actor.has("ticket.agent"):
-            return tickets
+        """``TicketPolicy::ReadScope``: the agent's readable groups, or the customer's tickets."""
         actor.require("ticket.agent", "ticket.customer")
-        return [t for t in tickets if self._customer_sees(actor, t)]
+        return [t for t in tickets if self._agent_access(actor, t, "read")
+                or (actor.has("ticket.customer") and self._customer_sees(actor, t))]
 
     def _assets(self, tickets: list[dict[str, Any]]) -> dict[str, Any]:
         state = self.state
@@ -647,10 +658,17 @@ class ZammadApp:
             raise not_found("Ticket::TimeAccounting", rid)
         return booking
 
+    def _may_list_bookings(self, actor: Actor, ticket: dict[str, Any]) -> None:
+        """``Controllers::Ticket::TimeAccountingsControllerPolicy#index?``: ``TicketPolicy
+        #update?``, i.e. group access ``change``; ``admin.time_accounting`` does not help."""
+        actor.require("admin.time_accounting", "ticket.agent")
+        if self.sandbox.group_access and not self._agent_access(actor, ticket, "change"):
+            raise ForbiddenError("Not authorized")
+
     def do_ta_ticket_index(self, actor: Actor, params: dict[str, Any],
                            tid: str) -> tuple[int, Any]:
         ticket = self.state.get("tickets", tid, "Ticket")
-        actor.require("admin.time_accounting", "ticket.agent")
+        self._may_list_bookings(actor, ticket)
         expand = to_bool(params.get("expand", False))
         rows = [b for b in self.state.data["time_accountings"].values()
                 if b["ticket_id"] == ticket["id"]]
@@ -660,8 +678,7 @@ class ZammadApp:
 
     def do_ta_ticket_show(self, actor: Actor, params: dict[str, Any], tid: str,
                           rid: str) -> tuple[int, Any]:
-        self.state.get("tickets", tid, "Ticket")
-        actor.require("admin.time_accounting", "ticket.agent")
+        self._may_list_bookings(actor, self.state.get("tickets", tid, "Ticket"))
         booking = self._booking(rid, tid)
         return 200, self.state.booking_json(booking, to_bool(params.get("expand", False)))
 
