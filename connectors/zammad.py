@@ -72,6 +72,7 @@ FIELD_TRAVEL_KM = "billing_travel_km"
 FIELD_ONSITE = "billing_onsite"
 SETTING_TYPES = "time_accounting_types"
 SETTING_ACCOUNTING = "time_accounting"
+SETTING_AUTO_SHUTDOWN = "auto_shutdown"  # 6.5+: processes restart after a migration
 PENDING_FLAGS = ("to_create", "to_migrate", "to_config", "to_delete")
 
 
@@ -337,6 +338,8 @@ class ZammadConnector:
             # Migrating now would drop the column (and its values) system-wide.
             self._register_activity_types(created, present, problems)
             return RegistrationReport(tuple(created), tuple(present), tuple(problems))
+        # Read before migrating: the API may be down while Zammad restarts afterwards.
+        restarts_itself = self._auto_shutdown()
         if pending:
             others = sorted(
                 f"{row.get('object')}.{name}"
@@ -348,7 +351,9 @@ class ZammadConnector:
                 log.warning("execute_migrations also applies other pending changes: %s", others)
             self.http.post_json(f"{API}/object_manager_attributes_execute_migrations", {},
                                 idempotent=True)
-        problem = self._wait_for_fields()
+        # Zammad 6.5+ with auto_shutdown off restarts nothing: waiting would be in vain.
+        problem = (self._fields_visible_now(migrated=pending) if restarts_itself is False
+                   else self._wait_for_fields())
         if problem:
             problems.append(problem)
         self._register_activity_types(created, present, problems)
@@ -471,6 +476,36 @@ class ZammadConnector:
         self.http.put_json(f"{API}/object_manager_attributes/{row.get('id')}", payload)
         return "; ".join(changes)
 
+    def _auto_shutdown(self) -> bool | None:
+        """Zammad's `auto_shutdown` setting (6.5+): do its processes restart themselves after a
+        migration? None when unknown (older Zammad, or the setting is not visible)."""
+        try:
+            rows = self.http.get_json(f"{API}/settings") or []
+        except AuthError:
+            return None
+        for row in rows:
+            if isinstance(row, Mapping) and row.get("name") == SETTING_AUTO_SHUTDOWN:
+                value = (row.get("state_current") or {}).get("value")
+                return value if isinstance(value, bool) else None
+        return None
+
+    def _fields_visible_now(self, migrated: bool) -> str | None:
+        """One look at a ticket, for a Zammad that will not restart on its own."""
+        wanted = {spec["name"] for spec in self.attributes}
+        tickets = self.http.get_json(f"{API}/tickets", {"page": 1, "per_page": 1}) or []
+        if tickets:
+            ticket = self.http.get_json(f"{API}/tickets/{tickets[0]['id']}")
+            if wanted <= set(ticket):
+                return None
+        elif not migrated:
+            return None  # nothing was migrated now, and no ticket to look at
+        return (
+            "Zammad has migrated the billing fields but does not restart itself (its setting "
+            "auto_shutdown is off): restart Zammad now (e.g. `systemctl restart zammad`, or "
+            "restart its containers), then run `ticketbill register` again; until the restart "
+            "Zammad silently drops what is written to the new fields"
+        )
+
     def _wait_for_fields(self) -> str | None:
         """Poll until a real ticket carries the three keys; survive the Zammad restart.
 
@@ -498,7 +533,8 @@ class ZammadConnector:
             last_error = f"ticket {ticket.get('id')} lacks {', '.join(sorted(missing))}"
         return (
             f"billing fields not visible on tickets after {self.registration_wait_seconds:.0f} s "
-            f"({last_error}); restart Zammad (is auto_shutdown off?) and register again"
+            f"({last_error}); restart Zammad and register again (a Zammad before 6.5 restarts "
+            "itself only with APP_RESTART_CMD set)"
         )
 
     def _wait_without_tickets(self, polls: int) -> str | None:

@@ -76,6 +76,11 @@ name). Each imitates something real Zammad does that a test must be able to turn
 - ``unstable_ties`` (default False): ``tickets/search`` returns tickets that tie on every
   sort column in a random order that changes per request, as PostgreSQL may (Zammad sorts by
   ``updated_at`` only unless asked for more). Seeded, so a test run is reproducible.
+- the Zammad setting ``auto_shutdown`` (seeded on; ``set_setting("auto_shutdown", False)``
+  or ``PUT /settings/{id}``): off, ``execute_migrations`` restarts nothing, new columns stay
+  out of every answer and writes to them are dropped, until ``restart()`` (control API
+  ``POST /__sandbox__/restart``), as with a real Zammad whose processes keep their column
+  cache.
 - ``group_access`` (default True): Zammad's ``TicketPolicy``: an agent sees (searches,
   reads) the tickets of groups it has ``read`` access to, writes only with ``change``, and
   lists a ticket's time accountings only with ``change`` (``admin.time_accounting`` does not
@@ -379,6 +384,19 @@ class ZammadSandbox:
     def restarting(self) -> bool:
         return time.monotonic() < self._restart_until
 
+    def auto_shutdown(self) -> bool:
+        """Zammad's ``auto_shutdown`` setting (6.5+; on by default): restart after a migration."""
+        with self.lock:
+            return self.state.data["settings"].get("auto_shutdown", {}).get("value", True) is True
+
+    def restart(self) -> None:
+        """The admin restarts Zammad (``systemctl restart zammad``): the API is down for
+        ``restart_seconds``, then knows the columns migrated while ``auto_shutdown`` was off."""
+        with self.lock:
+            self.state.apply_restart()
+            self.persist()
+        self.begin_restart()
+
     def record_request(self, method: str, path: str) -> None:
         with self.lock:
             self.requests_seen.append((method, path))
@@ -553,6 +571,9 @@ class _ControlApi:
         if parts == ["version"] and method == "POST":
             sb.version = str(body["version"])
             return json_response(200, {"version": sb.version})
+        if parts == ["restart"] and method == "POST":
+            sb.restart()
+            return json_response(200, {})
         if parts == ["switches"] and method == "POST":
             for name, value in body.items():
                 if name not in SWITCHES:

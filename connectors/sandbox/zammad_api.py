@@ -798,7 +798,7 @@ class ZammadApp:
 
     def do_oma_execute(self, actor: Actor, params: dict[str, Any]) -> tuple[int, Any]:
         actor.require("admin.object")
-        if self.state.execute_migrations():
+        if self.state.execute_migrations(self_restart=self.sandbox.auto_shutdown()):
             self.sandbox.begin_restart()
         return 200, {}
 
@@ -824,14 +824,15 @@ class ZammadApp:
         if not 1 <= index <= len(rows):
             raise not_found("Setting", rid)
         row = rows[index - 1]
-        actor.require(*row["permission"])
+        if row["permission"]:  # SettingPolicy: a setting without a permission is any admin's
+            actor.require(*row["permission"])
         return index, row
 
     def do_settings_index(self, actor: Actor, params: dict[str, Any]) -> tuple[int, Any]:
         actor.require("admin.*")
         return 200, [self._setting_json(i, row)
                      for i, row in enumerate(self._setting_rows(), start=1)
-                     if any(actor.has(p) for p in row["permission"])]
+                     if not row["permission"] or any(actor.has(p) for p in row["permission"])]
 
     def do_settings_show(self, actor: Actor, params: dict[str, Any], rid: str) -> tuple[int, Any]:
         index, row = self._setting(actor, rid)

@@ -173,6 +173,8 @@ def _settings() -> dict[str, dict[str, Any]]:
         ("time_accounting_unit_custom", "Web::Base", "", ["admin.time_accounting"]),
         ("time_accounting_selector", "Web::Base", {"condition": {}}, ["admin.time_accounting"]),
         ("ticket_hook", "Ticket::Base", "Ticket#", ["admin.ticket"]),
+        # 6.5+: processes shut down (and get restarted) after a migration; no permission
+        ("auto_shutdown", "Core::WebApp", True, []),
     ]
     return {
         name: {"name": name, "area": area, "value": value, "permission": permission}

@@ -240,8 +240,11 @@ class SandboxState:
         return base
 
     def migrated_columns(self, obj: str) -> list[str]:
+        """Custom columns the running "processes" know: migrated, and restarted since."""
+        waiting = {name for kind, name, _ in self.data.get("restart_pending", []) if kind == obj}
         return [a["name"] for a in self.data["object_attributes"].values()
-                if a["object"] == obj and a["editable"] and not a["to_create"]]
+                if a["object"] == obj and a["editable"] and not a["to_create"]
+                and a["name"] not in waiting]
 
     def _resolve_lookups(self, params: dict[str, Any]) -> dict[str, Any]:
         """``"state":"closed"`` → ``state_id``; unknown names give Zammad's 422 text."""
@@ -275,8 +278,9 @@ class SandboxState:
     def _custom_values(self, params: dict[str, Any], obj: str = "Ticket") -> dict[str, Any]:
         """Values for migrated custom fields, validated like Core Workflow does."""
         values: dict[str, Any] = {}
+        known = set(self.migrated_columns(obj))
         attrs = {a["name"]: a for a in self.data["object_attributes"].values()
-                 if a["object"] == obj and a["editable"] and not a["to_create"]}
+                 if a["object"] == obj and a["name"] in known}
         for name, attr in attrs.items():
             if name not in params:
                 continue
@@ -317,7 +321,7 @@ class SandboxState:
     def _check_required(self, ticket: dict[str, Any]) -> None:
         """A field required for agents on the edit screen blocks every API update."""
         for attr in self.data["object_attributes"].values():
-            if attr["object"] != "Ticket" or not attr["editable"] or attr["to_create"]:
+            if attr["object"] != "Ticket" or attr["name"] not in set(self.migrated_columns("Ticket")):
                 continue
             screen = attr.get("screens", {}).get("edit", {})
             rule = screen.get("ticket.agent") or screen.get("-all-") or {}
@@ -757,10 +761,23 @@ class SandboxState:
         return any(a["to_create"] or a["to_migrate"] or a["to_delete"] or a["to_config"]
                    for a in self.data["object_attributes"].values())
 
-    def execute_migrations(self) -> bool:
-        """Apply every pending change system-wide; True when columns changed (restart)."""
+    def execute_migrations(self, self_restart: bool = True) -> bool:
+        """Apply every pending change system-wide; True when columns changed (restart).
+
+        Without ``self_restart`` (Zammad's ``auto_shutdown`` off) the columns exist but the
+        running processes keep their old column cache: new columns stay out of every answer
+        and writes to them are dropped until ``apply_restart``.
+        """
         changed = False
         for attr in list(self.data["object_attributes"].values()):
+            if attr["to_create"] and not self_restart:
+                default = (attr["data_option"].get("default")
+                           if attr["data_type"] == "boolean" else None)
+                self.data.setdefault("restart_pending", []).append(
+                    [attr["object"], attr["name"], default])
+                attr.update(to_create=False, to_migrate=False, to_config=False)
+                changed = True
+                continue
             rows = self.data[OBJECT_TABLES[attr["object"]]].values()
             if attr["to_delete"]:
                 for row in rows:
@@ -779,6 +796,14 @@ class SandboxState:
                 attr["data_option_new"] = {}
             attr.update(to_create=False, to_migrate=False, to_config=False)
         return changed
+
+    def apply_restart(self) -> bool:
+        """What a restart of Zammad does to the column cache; True when something changed."""
+        pending = self.data.pop("restart_pending", [])
+        for obj, name, default in pending:
+            for row in self.data[OBJECT_TABLES[obj]].values():
+                row.setdefault(name, default)
+        return bool(pending)
 
     def discard_changes(self) -> None:
         for attr in list(self.data["object_attributes"].values()):

@@ -208,6 +208,29 @@ def test_register_reports_a_restart_that_never_ends(sandbox: ZammadSandbox) -> N
     sandbox.clear_faults()
 
 
+def test_register_says_to_restart_a_zammad_that_will_not_restart_itself(
+    sandbox: ZammadSandbox, sleeps: list[float]
+) -> None:
+    """auto_shutdown off (Zammad 6.5+): no restart follows the migration; waiting 180 s for
+    one would be in vain, and writes to the new fields are dropped until the admin restarts."""
+    sandbox.set_setting("auto_shutdown", False)
+    connector = connect(sandbox, sleeps, registration_wait_seconds=180)
+    report = connector.register()
+    assert sleeps == [], "nothing to wait for"
+    assert report.created == FIELDS and len(report.problems) == 1
+    assert "auto_shutdown is off" in report.problems[0]
+    assert "restart Zammad now" in report.problems[0]
+    assert not set(FIELDS) & set(sandbox.ticket(1))  # the old processes do not know them
+    again = connect(sandbox, sleeps).register()  # before the restart: the same advice
+    assert not again.ok and "auto_shutdown is off" in again.problems[0]
+
+    sandbox.restart()
+    sandbox.clear_faults()  # the restart window is over
+    after = connect(sandbox, sleeps).register()
+    assert after.ok, after.problems
+    assert set(FIELDS) <= set(sandbox.ticket(1))
+
+
 def test_register_migrates_pending_fields_created_earlier(
     zammad: ZammadConnector, sandbox: ZammadSandbox
 ) -> None:
