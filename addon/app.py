@@ -31,7 +31,9 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     from addon.web import bp
     from addon.web.push import bp as push_bp
+    from addon.web.zammad_hook import bp as zammad_hook_bp
 
     app.register_blueprint(bp)
     app.register_blueprint(push_bp)
+    app.register_blueprint(zammad_hook_bp)
     return app

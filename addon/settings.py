@@ -86,6 +86,8 @@ class Settings:
     otrs_activity_field: str | None = None
     otrs_agent_logins: dict[int, str] = field(default_factory=dict)
     push_api_token: str | None = field(default=None, repr=False)
+    #: signs Zammad's webhook to this sidecar (the ticket-closed fast path); None: no webhook
+    zammad_webhook_secret: str | None = field(default=None, repr=False)
     #: § 19 UStG: invoices without VAT and with the exemption note (category E)
     small_business: bool = False
     #: a PNG/JPEG printed top right on every invoice (the seller's letterhead logo)
@@ -337,6 +339,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         otrs_activity_field=_optional(env, "HELPDESK_OTRS_ACTIVITY_FIELD"),
         otrs_agent_logins=_agent_logins(env, "HELPDESK_OTRS_AGENT_LOGINS"),
         push_api_token=_push_token(env, "PUSH_API_TOKEN"),
+        zammad_webhook_secret=_push_token(env, "ZAMMAD_WEBHOOK_SECRET"),
         small_business=_flag(env, "SELLER_SMALL_BUSINESS"),
         invoice_logo=_image(env, "INVOICE_LOGO"),
         cancellation_number_pattern=_number_pattern(env, "CANCELLATION_NUMBER_PATTERN", "ST-{YYYY}-{seq:05}"),

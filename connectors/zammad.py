@@ -73,6 +73,9 @@ FIELD_ONSITE = "billing_onsite"
 SETTING_TYPES = "time_accounting_types"
 SETTING_ACCOUNTING = "time_accounting"
 SETTING_AUTO_SHUTDOWN = "auto_shutdown"  # 6.5+: processes restart after a migration
+WEBHOOK_PATH = "/api/zammad/v1/webhook"  # the sidecar's receiver (addon/web/zammad_hook.py)
+WEBHOOK_NAME = "ticketbill"
+TRIGGER_NAME = "ticketbill: ticket closed"
 PENDING_FLAGS = ("to_create", "to_migrate", "to_config", "to_delete")
 
 
@@ -228,6 +231,8 @@ class ZammadConnector:
         search_expand: bool = True,
         booking_fields: bool = False,
         activity_types: Sequence[str] | None = None,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
         http: HttpClient | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -249,6 +254,10 @@ class ZammadConnector:
         if len({name.casefold() for name in names}) != len(names):
             raise ValueError("activity type names repeat (Zammad compares them case-insensitively)")
         self.activity_types = tuple(names)
+        if (webhook_url is None) != (webhook_secret is None):
+            raise ValueError("the webhook needs both its URL and its secret")
+        self.webhook_url = webhook_url
+        self.webhook_secret = webhook_secret
         if http is None:
             headers = {"Authorization": f"Token token={token}"} if token else {}
             auth = (user, password) if (not token and user and password) else None
@@ -256,7 +265,7 @@ class ZammadConnector:
                 self.base_url,
                 headers=headers,
                 auth=auth,
-                secrets=(token, password),
+                secrets=(token, password, webhook_secret),
                 connect_timeout=connect_timeout,
                 read_timeout=read_timeout,
                 sleep=sleep,
@@ -280,6 +289,9 @@ class ZammadConnector:
             overlap_seconds=settings.sync_overlap_seconds,
             booking_fields=True,
             activity_types=DEFAULT_ACTIVITY_TYPES,
+            webhook_url=(settings.public_url.rstrip("/") + WEBHOOK_PATH
+                         if settings.zammad_webhook_secret else None),
+            webhook_secret=settings.zammad_webhook_secret,
         )
 
     # -- identity and registration --------------------------------------------------------
@@ -357,7 +369,65 @@ class ZammadConnector:
         if problem:
             problems.append(problem)
         self._register_activity_types(created, present, problems)
+        self._register_webhook(created, present, problems)
         return RegistrationReport(tuple(created), tuple(present), tuple(problems))
+
+    def _register_webhook(self, created: list[str], present: list[str],
+                          problems: list[str]) -> None:
+        """The fast path: a signed webhook to the sidecar and a trigger when a ticket closes.
+
+        Both are found by name and repaired when they differ (Zammad's webhook names are not
+        unique, trigger names are). The trigger is `selective` on the closed state ids, so it
+        fires once per close and not on the sidecar's own note. Needs admin.webhook and
+        admin.trigger; without them the admin gets the manual steps.
+        """
+        if self.webhook_url is None or self.webhook_secret is None:
+            return
+        try:
+            hooks = self.http.get_json(f"{API}/webhooks") or []
+            hook = next((h for h in hooks if isinstance(h, Mapping)
+                         and h.get("name") == WEBHOOK_NAME), None)
+            wanted_hook = {"name": WEBHOOK_NAME, "endpoint": self.webhook_url,
+                           "signature_token": self.webhook_secret,
+                           "ssl_verify": self.webhook_url.startswith("https://"), "active": True,
+                           "note": "ticketbill: closed tickets are billed at once"}
+            hook = self._upsert("webhooks", hook, wanted_hook, f"webhook {WEBHOOK_NAME!r} → "
+                                f"{self.webhook_url}", created, present)
+            closed = sorted(self.closed_state_ids())
+            triggers = self.http.get_json(f"{API}/triggers") or []
+            trigger = next((t for t in triggers if isinstance(t, Mapping)
+                            and str(t.get("name")).lower() == TRIGGER_NAME.lower()), None)
+            wanted_trigger = {
+                "name": TRIGGER_NAME,
+                "condition": {"ticket.state_id": {"operator": "is",
+                                                  "value": [str(i) for i in closed]}},
+                "perform": {"notification.webhook": {"webhook_id": str(hook["id"])}},
+                "activator": "action", "execution_condition_mode": "selective", "active": True,
+                "note": "ticketbill: tells the sidecar when a ticket closes",
+            }
+            self._upsert("triggers", trigger, wanted_trigger, f"trigger {TRIGGER_NAME!r}",
+                         created, present)
+        except AuthError:
+            problems.append(
+                "webhook not registered: the API token lacks admin.webhook or admin.trigger; "
+                f"grant them, or create under Manage → Webhook a webhook to {self.webhook_url} "
+                "with ZAMMAD_WEBHOOK_SECRET as HMAC SHA1 signature token, and under Manage → "
+                "Trigger one that fires it when the state is closed (polling bills them anyway)"
+            )
+
+    def _upsert(self, kind: str, row: Mapping[str, Any] | None, wanted: Mapping[str, Any],
+                label: str, created: list[str], present: list[str]) -> Mapping[str, Any]:
+        if row is None:
+            answer = self.http.post_json(f"{API}/{kind}", dict(wanted))
+            created.append(label)
+            return answer if isinstance(answer, Mapping) else {}
+        changed = sorted(key for key, value in wanted.items() if row.get(key) != value)
+        if not changed:
+            present.append(label)
+            return row
+        answer = self.http.put_json(f"{API}/{kind}/{row['id']}", dict(wanted))
+        created.append(f"{label} (updated: {', '.join(changed)})")
+        return answer if isinstance(answer, Mapping) else row
 
     def _register_activity_types(
         self, created: list[str], present: list[str], problems: list[str]

@@ -88,6 +88,12 @@ name). Each imitates something real Zammad does that a test must be able to turn
   every agent ``full`` on both groups; ``set_group_access(user_id, group_id, ["read"])``
   narrows it. False: every agent may do everything.
 
+Webhooks and triggers (``zammad_webhooks``): ``/webhooks`` and ``/triggers`` as Zammad
+validates them; a ticket change runs the triggers and delivers their webhooks from a worker
+thread, signed (``X-Hub-Signature``) and retried as ``TriggerWebhookJob`` does
+(``webhook_retry_waits``, Zammad's 10/20/30/40 s by default). ``webhooks.deliveries`` lists
+each attempt as (delivery id, HTTP status or error); ``webhooks.wait_idle()`` waits for them.
+
 Fault switches (each consumes one matching API request; ``path`` is a substring filter on
 the request path, ``method`` an optional HTTP method filter):
 
@@ -152,6 +158,7 @@ from connectors.sandbox import zammad_seed
 from connectors.sandbox.zammad_api import ZammadApp, json_response
 from connectors.sandbox.zammad_state import SandboxState
 from connectors.sandbox.zammad_values import ApiError, parse_time
+from connectors.sandbox.zammad_webhooks import DEFAULT_WAITS, Dispatcher, changed_attributes
 
 #: the behaviour switches the control API may set (``POST /__sandbox__/switches``)
 SWITCHES = ("unstable_ties", "group_access")
@@ -171,8 +178,10 @@ class ZammadSandbox:
                  version: str = "6.5", seed_reference_date: date | None = None,
                  rng_seed: int = zammad_seed.RNG_SEED, restart_seconds: float = 1.0,
                  host: str = "127.0.0.1", port: int = 0, unstable_ties: bool = False,
-                 group_access: bool = True) -> None:
+                 group_access: bool = True,
+                 webhook_retry_waits: tuple[float, ...] = DEFAULT_WAITS) -> None:
         self.lock = threading.RLock()
+        self.webhooks = Dispatcher(webhook_retry_waits)
         self.unstable_ties = unstable_ties
         self.group_access = group_access
         self._ties = random.Random(rng_seed)
@@ -194,6 +203,7 @@ class ZammadSandbox:
             data = zammad_seed.build_seed(seed_reference_date, rng_seed)
             self.state = SandboxState(data, self.now)
             self.persist()
+        self.state.on_ticket_change = self._fire_triggers
         self.app = ZammadApp(self)
         self.control = _ControlApi(self)
         self._server: BaseWSGIServer | None = None
@@ -233,6 +243,7 @@ class ZammadSandbox:
 
     def stop(self) -> None:
         """Stop serving, close the socket, write the state file."""
+        self.webhooks.wait_idle()
         if self._server is None:
             return
         self._server.shutdown()
@@ -400,6 +411,27 @@ class ZammadSandbox:
     def record_request(self, method: str, path: str) -> None:
         with self.lock:
             self.requests_seen.append((method, path))
+
+    def _fire_triggers(self, ticket: dict[str, Any], changed: set[str]) -> None:
+        """Zammad's triggers after a ticket update (caller holds the lock): action triggers
+        whose condition matches; in selective mode only when a condition attribute changed."""
+        for trigger in list(self.state.data["triggers"].values()):
+            if not trigger.get("active") or trigger.get("activator", "action") != "action":
+                continue
+            condition = trigger.get("condition") or {}
+            if (trigger.get("execution_condition_mode", "selective") == "selective"
+                    and not changed_attributes(condition) & changed):
+                continue
+            try:
+                matches = self.state._matches(ticket, condition, self.state.ticket_columns(),
+                                              ticket["updated_by_id"])
+            except ApiError:
+                continue  # Zammad logs an invalid condition and goes on
+            hook = (trigger.get("perform") or {}).get("notification.webhook") or {}
+            webhook = self.state.data["webhooks"].get(int(hook.get("webhook_id") or 0))
+            if matches and webhook is not None and webhook.get("active"):
+                self.webhooks.enqueue(dict(webhook), str(trigger["name"]),
+                                      self.state.webhook_payload(ticket))
 
     def tie_shuffle(self) -> random.Random | None:
         """A fresh, seeded tie order for one search request while ``unstable_ties`` is on."""

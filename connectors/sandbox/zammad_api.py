@@ -25,6 +25,7 @@ from werkzeug.wrappers import Request, Response
 
 from connectors.sandbox.zammad_state import SandboxState
 from connectors.sandbox.zammad_values import ApiError, not_found, parse_time, to_bool
+from connectors.sandbox.zammad_webhooks import check_trigger, check_webhook
 
 if TYPE_CHECKING:
     from connectors.sandbox.zammad import ZammadSandbox
@@ -36,6 +37,16 @@ JSON_TYPE = "application/json; charset=utf-8"
 RESTART_PAGE = ("<html><head><title>503 Service Temporarily Unavailable</title></head><body>"
                 "<center><h1>503 Service Temporarily Unavailable</h1></center>"
                 "<hr><center>nginx</center></body></html>\n")
+
+
+# The columns of Zammad's webhooks and triggers tables, with their defaults.
+WEBHOOK_COLUMNS = (("name", ""), ("endpoint", ""), ("signature_token", None), ("ssl_verify", True),
+                   ("basic_auth_username", None), ("basic_auth_password", None),
+                   ("pre_defined_webhook_type", None), ("customized_payload", False),
+                   ("custom_payload", None), ("preferences", {}), ("note", None), ("active", True))
+TRIGGER_COLUMNS = (("name", ""), ("condition", {}), ("perform", {}), ("activator", "action"),
+                   ("execution_condition_mode", "selective"), ("disable_notification", True),
+                   ("note", None), ("active", True))
 
 
 def covers(granted: list[str], required: str) -> bool:
@@ -206,6 +217,16 @@ class ZammadApp:
                  endpoint="oma_execute", methods=["POST"]),
             Rule(f"{API}/object_manager_attributes_discard_changes", endpoint="oma_discard",
                  methods=["POST"]),
+            Rule(f"{API}/webhooks", endpoint="webhooks_index", methods=["GET"]),
+            Rule(f"{API}/webhooks", endpoint="webhooks_create", methods=["POST"]),
+            Rule(f"{API}/webhooks/<rid>", endpoint="webhooks_show", methods=["GET"]),
+            Rule(f"{API}/webhooks/<rid>", endpoint="webhooks_update", methods=["PUT"]),
+            Rule(f"{API}/webhooks/<rid>", endpoint="webhooks_destroy", methods=["DELETE"]),
+            Rule(f"{API}/triggers", endpoint="triggers_index", methods=["GET"]),
+            Rule(f"{API}/triggers", endpoint="triggers_create", methods=["POST"]),
+            Rule(f"{API}/triggers/<rid>", endpoint="triggers_show", methods=["GET"]),
+            Rule(f"{API}/triggers/<rid>", endpoint="triggers_update", methods=["PUT"]),
+            Rule(f"{API}/triggers/<rid>", endpoint="triggers_destroy", methods=["DELETE"]),
             Rule(f"{API}/settings", endpoint="settings_index", methods=["GET"]),
             Rule(f"{API}/settings/<rid>", endpoint="settings_show", methods=["GET"]),
             Rule(f"{API}/settings/<rid>", endpoint="settings_update", methods=["PUT"]),
@@ -805,6 +826,72 @@ class ZammadApp:
     def do_oma_discard(self, actor: Actor, params: dict[str, Any]) -> tuple[int, Any]:
         actor.require("admin.object")
         self.state.discard_changes()
+        return 200, {}
+
+    # -- webhooks and triggers -------------------------------------------------------
+
+    def do_webhooks_index(self, actor: Actor, params: dict[str, Any]) -> tuple[int, Any]:
+        actor.require("admin.webhook")
+        return 200, self._generic_index(list(self.state.data["webhooks"].values()), params,
+                                        self.state.columns, "webhooks")
+
+    def do_webhooks_show(self, actor: Actor, params: dict[str, Any], rid: str) -> tuple[int, Any]:
+        actor.require("admin.webhook")
+        return 200, self.state.columns(self.state.get("webhooks", rid, "Webhook"))
+
+    def do_webhooks_create(self, actor: Actor, params: dict[str, Any]) -> tuple[int, Any]:
+        actor.require("admin.webhook")
+        check_webhook(params)
+        row = self.state.save_record("webhooks", params, dict(WEBHOOK_COLUMNS), actor.id)
+        return 201, self.state.columns(row)
+
+    def do_webhooks_update(self, actor: Actor, params: dict[str, Any], rid: str) -> tuple[int, Any]:
+        actor.require("admin.webhook")
+        row = self.state.get("webhooks", rid, "Webhook")
+        check_webhook({**row, **params})
+        return 200, self.state.columns(self.state.save_record(
+            "webhooks", params, dict(WEBHOOK_COLUMNS), actor.id, row))
+
+    def do_webhooks_destroy(self, actor: Actor, params: dict[str, Any],
+                            rid: str) -> tuple[int, Any]:
+        actor.require("admin.webhook")
+        row = self.state.get("webhooks", rid, "Webhook")
+        users = [t["name"] for t in self.state.data["triggers"].values()
+                 if str(((t.get("perform") or {}).get("notification.webhook") or {})
+                        .get("webhook_id")) == str(row["id"])]
+        if users:
+            raise ApiError(422, f"This object is referenced by other object(s) and thus cannot "
+                                f"be deleted: Trigger / {users[0]}")
+        del self.state.data["webhooks"][row["id"]]
+        return 200, {}
+
+    def do_triggers_index(self, actor: Actor, params: dict[str, Any]) -> tuple[int, Any]:
+        actor.require("admin.trigger")
+        return 200, self._generic_index(list(self.state.data["triggers"].values()), params,
+                                        self.state.columns, "triggers")
+
+    def do_triggers_show(self, actor: Actor, params: dict[str, Any], rid: str) -> tuple[int, Any]:
+        actor.require("admin.trigger")
+        return 200, self.state.columns(self.state.get("triggers", rid, "Trigger"))
+
+    def do_triggers_create(self, actor: Actor, params: dict[str, Any]) -> tuple[int, Any]:
+        actor.require("admin.trigger")
+        check_trigger(params, list(self.state.data["triggers"].values()))
+        row = self.state.save_record("triggers", params, dict(TRIGGER_COLUMNS), actor.id)
+        return 201, self.state.columns(row)
+
+    def do_triggers_update(self, actor: Actor, params: dict[str, Any], rid: str) -> tuple[int, Any]:
+        actor.require("admin.trigger")
+        row = self.state.get("triggers", rid, "Trigger")
+        others = [t for t in self.state.data["triggers"].values() if t["id"] != row["id"]]
+        check_trigger({**row, **params}, others)
+        return 200, self.state.columns(self.state.save_record(
+            "triggers", params, dict(TRIGGER_COLUMNS), actor.id, row))
+
+    def do_triggers_destroy(self, actor: Actor, params: dict[str, Any],
+                            rid: str) -> tuple[int, Any]:
+        actor.require("admin.trigger")
+        del self.state.data["triggers"][self.state.get("triggers", rid, "Trigger")["id"]]
         return 200, {}
 
     # -- settings --------------------------------------------------------------------

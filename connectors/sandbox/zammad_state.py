@@ -42,7 +42,7 @@ from connectors.sandbox.zammad_values import (
 TABLES = (
     "roles", "users", "organizations", "groups", "priorities", "state_types", "states",
     "article_types", "article_senders", "tickets", "articles", "time_accountings",
-    "time_accounting_types", "object_attributes",
+    "time_accounting_types", "object_attributes", "webhooks", "triggers",
 )
 # Ticket columns a PUT may change (``param_cleanup`` keeps real columns; derived and
 # bookkeeping columns are ignored, as Zammad ignores number/created_at/updated_at/*_by_id).
@@ -62,7 +62,10 @@ class SandboxState:
         self.clock = clock
         counters = data.setdefault("counters", {})
         for table in TABLES:
+            data.setdefault(table, {})  # state files from before webhooks/triggers existed
             counters.setdefault(table, max(data[table], default=0) + 1)
+        #: called after each ticket update with (ticket, changed columns): the triggers
+        self.on_ticket_change: Callable[[dict[str, Any], set[str]], None] | None = None
 
     # -- persistence -------------------------------------------------------------------
 
@@ -78,7 +81,7 @@ class SandboxState:
         """Restore a state written by `to_json`."""
         data = dict(raw)
         for table in TABLES:
-            data[table] = {int(key): value for key, value in raw[table].items()}
+            data[table] = {int(key): value for key, value in raw.get(table, {}).items()}
         return cls(data, clock)
 
     # -- basics ------------------------------------------------------------------------
@@ -391,6 +394,7 @@ class SandboxState:
                       actor_id: int) -> dict[str, Any]:
         """``PUT /tickets/{id}``: unknown keys dropped, lookups and selects validated."""
         ticket = self.get("tickets", ticket_id, "Ticket")
+        before = dict(ticket)
         values = self._resolve_lookups(params)
         changes = {key: values[key] for key in TICKET_WRITABLE if key in values}
         self._check_ids(changes)
@@ -407,7 +411,40 @@ class SandboxState:
         article = params.get("article")
         if isinstance(article, dict) and article:
             self.create_article({**article, "ticket_id": ticket["id"]}, actor_id)
+        if self.on_ticket_change is not None:
+            changed = {f"ticket.{key}" for key in ticket if ticket.get(key) != before.get(key)}
+            self.on_ticket_change(ticket, changed)
         return ticket
+
+    def webhook_payload(self, ticket: dict[str, Any]) -> dict[str, Any]:
+        """``TriggerWebhookJob::RecordPayload`` for a trigger without an article: the ticket
+        with names, keys sorted, users/organization/group/priority as nested objects."""
+        record = self.ticket_with_names(ticket)
+        hidden = {"_password", "password", "preferences", "group_ids", "last_login",
+                  "login_failed"}
+        for key, table in (("owner", "users"), ("customer", "users"), ("created_by", "users"),
+                           ("updated_by", "users"), ("organization", "organizations"),
+                           ("group", "groups"), ("priority", "priorities")):
+            row = self.data[table].get(ticket.get(f"{key}_id") or 0)
+            if row is not None:
+                record[key] = {k: v for k, v in self.columns(row).items() if k not in hidden}
+        return {"ticket": dict(sorted(record.items())), "article": {}}
+
+    # -- webhooks and triggers -------------------------------------------------------
+
+    def save_record(self, table: str, params: dict[str, Any], columns: dict[str, Any],
+                    actor_id: int, record: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Create (`record` None) or update a webhook or trigger row with its bookkeeping."""
+        stamp = self.now_iso()
+        if record is None:
+            record = {"id": self.next_id(table), **columns, "created_by_id": actor_id,
+                      "created_at": stamp}
+            self.data[table][record["id"]] = record
+        for key in columns:
+            if key in params:
+                record[key] = params[key]
+        record.update(updated_by_id=actor_id, updated_at=stamp)
+        return record
 
     def touch(self, ticket: dict[str, Any], actor_id: int | None = None) -> None:
         ticket["updated_at"] = self.now_iso()
