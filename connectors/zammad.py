@@ -40,6 +40,7 @@ from connectors.base import (
     TIME_UNITS,
     AuthError,
     BookingProblem,
+    CustomerDetails,
     NoAccess,
     NotFound,
     RegistrationReport,
@@ -176,6 +177,57 @@ BOOKING_ATTRIBUTES: tuple[dict[str, Any], ...] = (
 )
 
 
+def _org_screens() -> dict[str, Any]:
+    """Organization screens (create, edit, view): shown, never required."""
+    shown = {"-all-": {"shown": True, "required": False}}
+    return {"create": shown, "edit": shown, "view": {"-all-": {"shown": True}}}
+
+
+def _org_input(name: str, display: str, maxlength: int, position: int,
+               input_type: str = "text") -> dict[str, Any]:
+    return {
+        "object": "Organization",
+        "name": name,
+        "display": display,
+        "data_type": "input",
+        "active": True,
+        "position": position,
+        "data_option": {"type": input_type, "maxlength": maxlength, "default": "", "null": True},
+        "screens": _org_screens(),
+    }
+
+
+# Customer billing data kept in Zammad, on the organization (names may not end in `_id`).
+# Column → the sidecar's customer field it fills (see addon/customers.py).
+ORGANIZATION_FIELDS = {
+    "billing_legal_name": "legal_name",
+    "billing_street": "street",
+    "billing_postcode": "postcode",
+    "billing_city": "city",
+    "billing_country": "country",
+    "billing_vat": "vat_id",
+    "billing_customer_number": "customer_number",
+    "billing_email": "email",
+    "billing_leitweg": "buyer_reference",
+}
+ORGANIZATION_ATTRIBUTES: tuple[dict[str, Any], ...] = (
+    _org_input("billing_legal_name", "Rechnungsname (leer: Name) / Legal name", 200, 1600),
+    _org_input("billing_street", "Rechnungsanschrift: Straße / Billing street", 200, 1601),
+    _org_input("billing_postcode", "PLZ / Postcode", 20, 1602),
+    _org_input("billing_city", "Ort / City", 100, 1603),
+    _org_input("billing_country", "Land (ISO, z. B. DE) / Country code", 2, 1604),
+    _org_input("billing_vat", "USt-IdNr. / VAT ID", 20, 1605),
+    _org_input("billing_customer_number", "Kundennummer / Customer number", 50, 1606),
+    _org_input("billing_email", "Rechnungs-E-Mail / Invoice e-mail", 200, 1607, "email"),
+    _org_input("billing_leitweg", "Leitweg-ID (öffentliche Auftraggeber)", 100, 1608),
+)
+
+
+def _label(spec: Mapping[str, Any]) -> str:
+    """How the registration report names a field: ticket fields bare, others with object."""
+    return spec["name"] if spec["object"] == "Ticket" else f"{spec['object'].lower()}.{spec['name']}"
+
+
 def parse_time(value: Any) -> datetime | None:
     """Zammad's `2025-06-24T10:46:58.554Z` as an aware UTC datetime (None stays None)."""
     if not value:
@@ -230,6 +282,7 @@ class ZammadConnector:
         registration_poll_seconds: float = 5.0,
         search_expand: bool = True,
         booking_fields: bool = False,
+        customer_fields: bool = False,
         activity_types: Sequence[str] | None = None,
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
@@ -247,7 +300,9 @@ class ZammadConnector:
         self.registration_poll_seconds = registration_poll_seconds
         self.sleep = sleep
         self.search_expand = search_expand
-        self.attributes = ATTRIBUTES + (BOOKING_ATTRIBUTES if booking_fields else ())
+        self.attributes = (ATTRIBUTES + (BOOKING_ATTRIBUTES if booking_fields else ())
+                           + (ORGANIZATION_ATTRIBUTES if customer_fields else ()))
+        self.customer_fields = customer_fields
         names = [name.strip() for name in activity_types or ()]
         if any(not name for name in names):
             raise ValueError("activity type names must not be empty")
@@ -271,7 +326,7 @@ class ZammadConnector:
                 sleep=sleep,
             )
         self.http = http
-        self._organizations: dict[int, str] = {}
+        self._organizations: dict[int, Mapping[str, Any]] = {}
         self._users: dict[int, Mapping[str, Any]] = {}
         self._activity_types: dict[int, str] | None = None
         self._groups: dict[int, str] | None = None
@@ -288,6 +343,7 @@ class ZammadConnector:
             time_unit=settings.helpdesk_time_unit,
             overlap_seconds=settings.sync_overlap_seconds,
             booking_fields=True,
+            customer_fields=True,
             activity_types=DEFAULT_ACTIVITY_TYPES,
             webhook_url=(settings.public_url.rstrip("/") + WEBHOOK_PATH
                          if settings.zammad_webhook_secret else None),
@@ -311,17 +367,17 @@ class ZammadConnector:
         """
         rows = self.http.get_json(f"{API}/object_manager_attributes") or []
         existing = {
-            row.get("name"): row
+            (row.get("object"), row.get("name")): row
             for row in rows
-            if isinstance(row, Mapping) and row.get("object") == "Ticket"
+            if isinstance(row, Mapping) and row.get("object") in ("Ticket", "Organization")
         }
         created: list[str] = []
         present: list[str] = []
         problems: list[str] = []
         pending = False
         for spec in self.attributes:
-            name = spec["name"]
-            row = existing.get(name)
+            name = _label(spec)
+            row = existing.get((spec["object"], spec["name"]))
             if row is None:
                 if self._create_attribute(spec):
                     created.append(name)
@@ -330,12 +386,12 @@ class ZammadConnector:
                 pending = True
             elif row.get("to_delete"):
                 problems.append(
-                    f"ticket field {name!r} is marked for deletion in Zammad; discard the pending "
+                    f"field {name!r} is marked for deletion in Zammad; discard the pending "
                     "change under Admin → Objects before registering again"
                 )
             elif row.get("data_type") != spec["data_type"]:
                 problems.append(
-                    f"ticket field {name!r} exists with type {row.get('data_type')!r}, expected "
+                    f"field {name!r} exists with type {row.get('data_type')!r}, expected "
                     f"{spec['data_type']!r}; rename or remove it in Admin → Objects"
                 )
             else:
@@ -353,11 +409,11 @@ class ZammadConnector:
         # Read before migrating: the API may be down while Zammad restarts afterwards.
         restarts_itself = self._auto_shutdown()
         if pending:
+            ours = {(spec["object"], spec["name"]) for spec in self.attributes}
             others = sorted(
-                f"{row.get('object')}.{name}"
-                for name, row in existing.items()
-                if name not in {spec["name"] for spec in self.attributes}
-                and any(row.get(flag) for flag in PENDING_FLAGS)
+                f"{obj}.{name}"
+                for (obj, name), row in existing.items()
+                if (obj, name) not in ours and any(row.get(flag) for flag in PENDING_FLAGS)
             )
             if others:
                 log.warning("execute_migrations also applies other pending changes: %s", others)
@@ -534,7 +590,7 @@ class ZammadConnector:
         if not changes:
             return ""
         payload = {
-            "object": "Ticket",
+            "object": spec["object"],
             "name": spec["name"],
             "display": row.get("display") or spec["display"],
             "data_type": spec["data_type"],
@@ -561,7 +617,7 @@ class ZammadConnector:
 
     def _fields_visible_now(self, migrated: bool) -> str | None:
         """One look at a ticket, for a Zammad that will not restart on its own."""
-        wanted = {spec["name"] for spec in self.attributes}
+        wanted = {spec["name"] for spec in self.attributes if spec["object"] == "Ticket"}
         tickets = self.http.get_json(f"{API}/tickets", {"page": 1, "per_page": 1}) or []
         if tickets:
             ticket = self.http.get_json(f"{API}/tickets/{tickets[0]['id']}")
@@ -581,7 +637,7 @@ class ZammadConnector:
 
         Returns a problem text when the keys do not appear within the configured wait.
         """
-        wanted = {spec["name"] for spec in self.attributes}
+        wanted = {spec["name"] for spec in self.attributes if spec["object"] == "Ticket"}
         polls = max(1, int(self.registration_wait_seconds / self.registration_poll_seconds) + 1)
         last_error = ""
         for poll in range(polls):
@@ -609,7 +665,7 @@ class ZammadConnector:
 
     def _wait_without_tickets(self, polls: int) -> str | None:
         """An empty install has no ticket to look at: wait for the migration flags instead."""
-        names = {spec["name"] for spec in self.attributes}
+        names = {(spec["object"], spec["name"]) for spec in self.attributes}
         for poll in range(polls):
             if poll:
                 self.sleep(self.registration_poll_seconds)
@@ -619,7 +675,7 @@ class ZammadConnector:
                 if exc.status == 0 or exc.status >= 500:
                     continue
                 raise
-            ours = [r for r in rows if r.get("object") == "Ticket" and r.get("name") in names]
+            ours = [r for r in rows if (r.get("object"), r.get("name")) in names]
             if len(ours) == len(names) and not any(r.get(f) for r in ours for f in PENDING_FLAGS):
                 return None
         return "billing field migrations still pending; restart Zammad and register again"
@@ -966,7 +1022,7 @@ class ZammadConnector:
     def _prime_caches(self, assets: Mapping[str, Any]) -> None:
         for org_id, org in (assets.get("Organization") or {}).items():
             if isinstance(org, Mapping) and org.get("name"):
-                self._organizations[int(org_id)] = str(org["name"])
+                self._organizations[int(org_id)] = org
         for user_id, user in (assets.get("User") or {}).items():
             if isinstance(user, Mapping):
                 self._users[int(user_id)] = user
@@ -1003,7 +1059,11 @@ class ZammadConnector:
         )
 
     def _customer(self, record: Mapping[str, Any]) -> RemoteCustomer | None:
-        """Bill the ticket's organization, else the customer's primary organization."""
+        """Bill the ticket's organization, else the customer's primary organization.
+
+        With `customer_fields` the organization's billing fields come along (one read per
+        organization and run); without, an expanded record's organization name suffices.
+        """
         org_id = record.get("organization_id")
         if not org_id and record.get("customer_id"):
             try:
@@ -1015,12 +1075,25 @@ class ZammadConnector:
         org_id = int(org_id)
         if org_id not in self._organizations:
             expanded = record.get("organization")
-            if isinstance(expanded, str) and record.get("organization_id") == org_id:
-                self._organizations[org_id] = expanded
+            if (not self.customer_fields and isinstance(expanded, str)
+                    and record.get("organization_id") == org_id):
+                self._organizations[org_id] = {"name": expanded}
             else:
-                org = self.http.get_json(f"{API}/organizations/{org_id}")
-                self._organizations[org_id] = str(org.get("name") or f"organization {org_id}")
-        return RemoteCustomer(remote_id=str(org_id), name=self._organizations[org_id])
+                self._organizations[org_id] = self.http.get_json(f"{API}/organizations/{org_id}") or {}
+        org = self._organizations[org_id]
+        return RemoteCustomer(remote_id=str(org_id),
+                              name=str(org.get("name") or f"organization {org_id}"),
+                              details=self._details(org) if self.customer_fields else None)
+
+    @staticmethod
+    def _details(org: Mapping[str, Any]) -> CustomerDetails | None:
+        """The organization's billing fields; None while Zammad has none of them (no register
+        yet, or the migration awaits its restart)."""
+        if not any(column in org for column in ORGANIZATION_FIELDS):
+            return None
+        values = {field: (str(org[column]).strip() or None) if org.get(column) is not None
+                  else None for column, field in ORGANIZATION_FIELDS.items()}
+        return CustomerDetails(**values)
 
     def _user(self, user_id: int) -> Mapping[str, Any]:
         if user_id not in self._users:

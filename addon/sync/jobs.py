@@ -19,6 +19,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from addon.contracts.periods import bill_due_periods, record_billing
+from addon.customers import missing_billing_data
 from addon.db import transaction
 from addon.invoicing.issue import Renderer, issue_invoice, store_draft
 from addon.invoicing.rating import NOT_BILLABLE_CATEGORIES, extra_row_id, rate_ticket
@@ -266,11 +267,7 @@ def bill_ticket(session: Session, settings: Settings, render: Renderer, ticket: 
         set_status(session, ticket, "needs_attention", "ticket has no organization/customer to bill", now)
         return "needs_attention"
     if not customer.configured:
-        reason = (
-            f"customer '{customer.name}' (helpdesk id {customer.remote_id}) has no billing address; "
-            "add it with `ticketbill customers import`"
-        )
-        set_status(session, ticket, "needs_attention", reason, now)
+        set_status(session, ticket, "needs_attention", missing_billing_data(customer), now)
         return "needs_attention"
     if ticket.booking_problems:  # the agent fixes the note; until then nothing of the ticket is billed
         set_status(session, ticket, "needs_attention", ticket.booking_problems.replace("\n", "; "), now)

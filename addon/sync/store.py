@@ -16,6 +16,7 @@ from decimal import Decimal
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from addon.customers import apply_helpdesk_details
 from addon.models import BilledEntry, BilledExtra, BookedExtra, Customer, Invoice, SyncCursor, Ticket, TimeEntry
 from connectors.base import BookingProblem, RemoteCustomer, RemoteExtra, RemoteTicket, RemoteTimeEntry
 
@@ -68,6 +69,8 @@ def upsert_customer(session: Session, helpdesk: str, remote: RemoteCustomer) -> 
         session.flush()
     elif customer.name != remote.name:
         customer.name = remote.name
+    if remote.details is not None:  # billing data kept in the helpdesk; the import wins
+        apply_helpdesk_details(customer, remote.details)
     return customer
 
 

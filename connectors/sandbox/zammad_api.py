@@ -166,6 +166,8 @@ class ZammadApp:
             Rule(f"{API}/organizations", endpoint="organizations_index", methods=["GET"]),
             Rule(f"{API}/organizations/<rid>", endpoint="organizations_show",
                  methods=["GET"]),
+            Rule(f"{API}/organizations/<rid>", endpoint="organizations_update",
+                 methods=["PUT"]),
             Rule(f"{API}/groups", endpoint="groups_index", methods=["GET"]),
             Rule(f"{API}/ticket_priorities", endpoint="priorities_index", methods=["GET"]),
             Rule(f"{API}/ticket_states", endpoint="states_index", methods=["GET"]),
@@ -475,6 +477,14 @@ class ZammadApp:
                 return 200, {k: org[k] for k in ("id", "name", "active")}
             actor.require("ticket.agent", "admin.organization")
         return 200, self.state.organization_json(org, to_bool(params.get("expand", False)))
+
+    def do_organizations_update(self, actor: Actor, params: dict[str, Any],
+                                rid: str) -> tuple[int, Any]:
+        """``PUT /organizations/{id}``: core columns and migrated custom fields; unknown keys
+        are dropped, as for tickets."""
+        actor.require("ticket.agent", "admin.organization")
+        org = self.state.update_organization(rid, params, actor.id)
+        return 200, self.state.organization_json(org)
 
     def do_groups_index(self, actor: Actor, params: dict[str, Any]) -> tuple[int, Any]:
         actor.require("ticket.agent", "admin.group")

@@ -446,6 +446,18 @@ class SandboxState:
         record.update(updated_by_id=actor_id, updated_at=stamp)
         return record
 
+    def update_organization(self, org_id: Any, params: dict[str, Any],
+                            actor_id: int) -> dict[str, Any]:
+        """Name, note, shared, active and the migrated custom fields; the rest is dropped."""
+        org = self.get("organizations", org_id, "Organization")
+        for key in ("name", "note", "shared", "active", "vip", "domain"):
+            if key in params:
+                org[key] = params[key]
+        org.update(self._custom_values(params, "Organization"))
+        org["updated_by_id"] = actor_id
+        org["updated_at"] = self.now_iso()
+        return org
+
     def touch(self, ticket: dict[str, Any], actor_id: int | None = None) -> None:
         ticket["updated_at"] = self.now_iso()
         if actor_id is not None:
