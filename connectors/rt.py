@@ -50,6 +50,7 @@ from connectors.base import (
     AuthError,
     BookingProblem,
     ConnectorError,
+    NoAccess,
     NotFound,
     RegistrationReport,
     RemoteCustomer,
@@ -529,7 +530,12 @@ class RTConnector:
             raise NotFound(f"ticket {ticket_id}: RT shows no history for it")
         if any(str(txn.get("ObjectId", ticket_id)) != ticket_id for txn in history):
             self.ticket(ticket_id)  # a merge happened: NotFound unless this is the survivor
-        activity = self._activity(ticket_id) if self.activity_field else None
+        record = self.http.get_json(f"{API}/ticket/{ticket_id}", params={"fields[Queue]": "Name"})
+        record = record if isinstance(record, Mapping) else {}
+        activity = None
+        if self.activity_field:  # RT 5.0 transactions carry no activity: the ticket's CF
+            values = _cf_values(record).get(self.activity_field.casefold(), [])
+            activity = next((v for v in values if v), None)
         entries = []
         for txn in history:
             minutes = _minutes(txn.get("TimeTaken"), f"transaction {txn.get('id')}")
@@ -548,14 +554,29 @@ class RTConnector:
                 booked_at=booked_at,
                 activity=activity,
             ))
+        self._check_complete(ticket_id, record, sum((e.minutes for e in entries), Decimal(0)))
         return entries
 
-    def _activity(self, ticket_id: str) -> str | None:
-        """The ticket's Activity CF: RT 5.0 transactions have none of their own."""
-        assert self.activity_field is not None
-        item = self.http.get_json(f"{API}/ticket/{ticket_id}")
-        values = _cf_values(item if isinstance(item, Mapping) else {})
-        return next((v for v in values.get(self.activity_field.casefold(), []) if v), None)
+    def _check_complete(self, ticket_id: str, record: Mapping[str, Any], seen: Decimal) -> None:
+        """The bookings read must add up to the ticket's TimeWorked (RT keeps it as the sum
+        of every transaction's TimeTaken, merged tickets included). RT silently drops the
+        transactions a user may not see (recorded mail without ShowOutgoingEmail, changes of
+        a field without SeeCustomField), and its pages then end early: a gap is `NoAccess`,
+        never a short invoice."""
+        worked = record.get("TimeWorked")
+        if worked in (None, ""):
+            return
+        total = _minutes(worked, f"ticket {ticket_id}")
+        if total == seen:
+            return
+        queue = record.get("Queue")
+        name = queue.get("Name") if isinstance(queue, Mapping) else None
+        where = f"queue {name!r}" if name else "the ticket's queue"
+        raise NoAccess(
+            f"RT shows ticket {ticket_id} only in part to the API user: its transactions add up "
+            f"to {seen} minutes, the ticket has {total} worked; grant ShowOutgoingEmail, "
+            f"ShowTicketComments and SeeCustomField on {where}"
+        )
 
     def extras(
         self, ticket_remote_id: str

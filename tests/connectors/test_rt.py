@@ -20,7 +20,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from connectors.base import RemoteError
+from connectors.base import NoAccess, RemoteError
 from connectors.rt import ACTIVITY_FIELD, CATEGORY_FIELD, GLOBAL_RIGHTS, QUEUE_RIGHTS, RTConnector
 
 API = "/REST/2.0"
@@ -39,6 +39,9 @@ class QueueRightsRT:
             Rule(f"{API}/customfields", endpoint="customfields"),
             Rule(f"{API}/customfield", endpoint="create_field"),
             Rule(f"{API}/customfield/<cf_id>/values", endpoint="values"),
+            Rule(f"{API}/ticket/<ticket_id>/history", endpoint="history"),
+            Rule(f"{API}/ticket/<ticket_id>", endpoint="ticket"),
+            Rule(f"{API}/user/<name>", endpoint="user"),
         ])
         self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
@@ -80,6 +83,23 @@ class QueueRightsRT:
 
     def values(self, request: Request, cf_id: str) -> tuple[int, Any]:
         return 403, {"message": "Forbidden"}
+
+    def history(self, request: Request, ticket_id: str) -> tuple[int, Any]:
+        # 45 minutes worked, but the correspond with 15 of them was followed by mail the user
+        # may not see (no ShowOutgoingEmail): RT's page ends short, the 15 never show.
+        rows = [{"id": "90", "Type": "Create", "TimeTaken": "0", "Creator": {"id": "agent1"},
+                 "Created": "2026-11-02T09:00:00Z", "ObjectId": ticket_id},
+                {"id": "91", "Type": "Comment", "TimeTaken": "30", "Creator": {"id": "agent1"},
+                 "Created": "2026-11-02T10:00:00Z", "ObjectId": ticket_id}]
+        return 200, self._page(request, rows)
+
+    def ticket(self, request: Request, ticket_id: str) -> tuple[int, Any]:
+        return 200, {"id": int(ticket_id), "TimeWorked": "45", "Status": "resolved",
+                     "Queue": {"id": "3", "type": "queue", "Name": "Acme GmbH"},
+                     "CustomFields": []}
+
+    def user(self, request: Request, name: str) -> tuple[int, Any]:
+        return 200, {"Name": name, "RealName": "Agent One", "Privileged": 1}
 
 
 @pytest.fixture
@@ -138,3 +158,13 @@ def test_rights_lists_are_what_the_readme_and_rt_up_name() -> None:
                             activity_field=ACTIVITY_FIELD)  # the fields from_settings registers
     for spec in connector.fields:
         assert f'"{spec.name}"' in section, spec.name
+
+
+def test_bookings_rt_hides_make_the_ticket_unreadable_not_a_short_invoice(
+    fake_rt: QueueRightsRT,
+) -> None:
+    connector = RTConnector(fake_rt.url, token="1-20-0123456789abcdef")
+    with pytest.raises(NoAccess) as failure:
+        connector.time_entries("42")
+    assert "add up to 30 minutes, the ticket has 45" in str(failure.value)
+    assert "ShowOutgoingEmail" in str(failure.value) and "'Acme GmbH'" in str(failure.value)
