@@ -239,7 +239,7 @@ for my \$name (@ARGV) {
     my %want = map { \$_ => 1 } @wanted;
     my \$acl = RT::ACL->new(\$sys);
     \$acl->LimitToObject(\$queue);
-    \$acl->LimitToPrincipal(Type => "User", Id => \$user->PrincipalId);
+    \$acl->LimitToPrincipal(Type => "Group", Id => \$user->PrincipalId);  # its ACL equivalence group
     while (my \$ace = \$acl->Next) {
         next if delete \$want{\$ace->RightName};
         my (\$ok, \$msg) = \$ace->Delete;
@@ -279,7 +279,7 @@ $user->SetPrivileged(1) unless $user->Privileged;
 my %want = map { $_ => 1 } split " ", $ENV{GLOBAL_RIGHTS};
 my $acl = RT::ACL->new($sys);
 $acl->LimitToObject(RT->System);
-$acl->LimitToPrincipal(Type => "User", Id => $user->PrincipalId);
+$acl->LimitToPrincipal(Type => "Group", Id => $user->PrincipalId);  # rights sit on its ACL equivalence group
 while (my $ace = $acl->Next) {
     next if delete $want{$ace->RightName};
     need($ace->Delete, "revoke " . $ace->RightName);
