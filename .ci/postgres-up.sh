@@ -7,6 +7,10 @@ if ! command -v pg_ctlcluster >/dev/null 2>&1; then
   apt-get -o DPkg::Lock::Timeout=600 update -qq
   DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq postgresql >/dev/null
 fi
+# pg_dump/pg_restore of the server's major version: `ticketbill backup` and its tests use them
+if ! command -v pg_dump >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq postgresql-client >/dev/null
+fi
 version=$(ls /etc/postgresql | sort -V | tail -n 1)
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then
   pg_ctlcluster --skip-systemctl-redirect "$version" main start

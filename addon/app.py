@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from flask import Flask
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from addon.db import make_engine, make_session_factory
 from addon.settings import Settings, settings_from_environment
@@ -28,12 +29,31 @@ def create_app(settings: Settings | None = None) -> Flask:
     engine = make_engine(settings.database_url)
     app = Flask(__name__, template_folder="../templates")
     app.extensions["ticketbill"] = Sidecar(settings, engine, make_session_factory(engine))
+    _behind_proxy(app, settings)
 
+    from addon.health import HelpdeskProbe
     from addon.web import bp
+    from addon.web.health import bp as health_bp
     from addon.web.push import bp as push_bp
     from addon.web.zammad_hook import bp as zammad_hook_bp
 
+    polled = settings.helpdesk_kind != "api"
+    app.extensions["ticketbill.helpdesk_probe"] = HelpdeskProbe(settings.helpdesk_url) if polled else None
     app.register_blueprint(bp)
+    app.register_blueprint(health_bp)
     app.register_blueprint(push_bp)
     app.register_blueprint(zammad_hook_bp)
     return app
+
+
+def _behind_proxy(app: Flask, settings: Settings) -> None:
+    """Trust X-Forwarded-For/-Proto/-Host/-Port/-Prefix from exactly `TRUSTED_PROXY_HOPS`
+    proxies (none by default: without a proxy a client could forge them), and send cookies
+    only over TLS when the sidecar is published over https."""
+    hops = settings.trusted_proxy_hops
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops,  # type: ignore[method-assign]
+                                x_prefix=hops)
+    secure = settings.public_url.startswith("https://")
+    app.config.update(SESSION_COOKIE_SECURE=secure, SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
+                      PREFERRED_URL_SCHEME="https" if secure else "http")

@@ -1,7 +1,10 @@
 """The `ticketbill` command: init, register, sync, serve, demo, customers, invoices, runs.
 
 Every command validates the settings first; a bad `.env` stops with one line naming the key
-(exit code 2). `sync --once` exits 1 when the run failed, so cron and CI notice.
+(exit code 2). `sync --once` exits 1 when the run failed, so cron and CI notice. Expected
+failures — the helpdesk or the database unreachable, refused credentials, a data directory
+that is not writable — print one line saying what to check (exit code 1); a traceback only
+with `--debug`, for anything else too.
 """
 
 from __future__ import annotations
@@ -17,19 +20,48 @@ import click
 from sqlalchemy import select
 
 from addon.db import migrate, migrated, transaction
-from addon.settings import Settings, SettingsError, settings_from_environment
-from connectors.http import MaskingFormatter
+from addon.errors import describe, describe_connector_error, probe_tcp
+from addon.settings import Settings, SettingsError, mask_url, settings_from_environment
+from connectors.http import MASKING, MaskingFormatter
 
 log = logging.getLogger("ticketbill")
 
 
+class GuardedGroup(click.Group):
+    """Turns an exception escaping a command into one line on stderr and exit code 1.
+
+    Known operational failures get their actionable wording from `addon.errors`; anything
+    else is named with its type and the hint to run again with `--debug`, which lets the
+    exception (and its traceback) through instead.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            state = ctx.obj or {}
+            if state.get("debug"):
+                raise
+            settings: Settings | None = state.get("settings")
+            line = describe(exc, settings.database_url if settings else None)
+            if line is None:
+                first = (str(exc).strip().splitlines() or [""])[0]
+                line = f"error: {type(exc).__name__}: {first} (run again with --debug for the traceback)"
+            click.echo(MASKING.mask(mask_url(line)), err=True)
+            ctx.exit(1)
+
+
 def _settings(ctx: click.Context) -> Settings:
     try:
-        return settings_from_environment(ctx.obj["env_file"])
+        settings = settings_from_environment(ctx.obj["env_file"])
     except SettingsError as exc:
         click.echo(f"configuration error: {exc}", err=True)
         ctx.exit(2)
         raise  # unreachable; ctx.exit raises
+    ctx.obj["settings"] = settings
+    return settings
 
 
 def _guard(action: Callable[[], Any]) -> Any:
@@ -39,33 +71,58 @@ def _guard(action: Callable[[], Any]) -> Any:
     try:
         return action()
     except ConnectorError as exc:
-        click.echo(f"helpdesk error: {exc}", err=True)
+        click.echo(describe_connector_error(exc), err=True)
         sys.exit(1)
 
 
-@click.group()
-@click.option("--env-file", type=click.Path(path_type=Path), default=None, help="Settings file (default .env).")
+def _reachable(settings: Settings) -> None:
+    """Stop with one line when nothing listens at HELPDESK_URL, instead of retrying for
+    seconds and then printing the HTTP library's view of a refused connection."""
+    if settings.helpdesk_kind == "api":
+        return
+    reason = probe_tcp(settings.helpdesk_url)
+    if reason is not None:
+        click.echo(f"helpdesk unreachable: {reason} (HELPDESK_URL={mask_url(settings.helpdesk_url)})", err=True)
+        sys.exit(1)
+
+
+@click.group(cls=GuardedGroup)
+@click.option("--env-file", type=click.Path(path_type=Path), default=None,
+              help="Settings file (default .env; a file named here must exist).")
 @click.option("-v", "--verbose", is_flag=True, help="Log what happens.")
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors (implies -v).")
 @click.pass_context
-def main(ctx: click.Context, env_file: Path | None, verbose: bool) -> None:
+def main(ctx: click.Context, env_file: Path | None, verbose: bool, debug: bool) -> None:
     """ticketbill: turn booked helpdesk time into invoices."""
-    level = logging.INFO if verbose else logging.WARNING
+    level = logging.INFO if verbose or debug else logging.WARNING
     handler = logging.StreamHandler()
     # every line the sidecar logs (any library's too) has the helpdesk token masked
     handler.setFormatter(MaskingFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler])
     ctx.ensure_object(dict)
     ctx.obj["env_file"] = env_file
+    ctx.obj["debug"] = debug
 
 
 @main.command()
 @click.pass_context
 def init(ctx: click.Context) -> None:
-    """Create the data directory and bring the database schema up to date."""
+    """Create the data directory and bring the database schema up to date (also after an update)."""
+    from addon.db import current_revisions, make_engine
+
     settings = _settings(ctx)
     settings.invoice_dir.mkdir(parents=True, exist_ok=True)
-    migrate(settings.database_url)
-    click.echo(f"database ready: {settings.database_url}")
+    applied = migrate(settings.database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        now = ", ".join(current_revisions(engine))
+    finally:
+        engine.dispose()
+    database = mask_url(settings.database_url)
+    if applied:
+        click.echo(f"database {database}: applied {len(applied)} migration(s) ({', '.join(applied)}); now at {now}")
+    else:
+        click.echo(f"database {database}: schema up to date ({now})")
     click.echo(f"invoices are stored in {settings.invoice_dir}")
 
 
@@ -76,7 +133,8 @@ def register(ctx: click.Context) -> None:
     settings = _settings(ctx)
     from connectors import get_connector
 
-    connector = get_connector(settings)
+    _reachable(settings)
+    connector = _guard(lambda: get_connector(settings))
     click.echo(f"connected as {_guard(connector.check)}")
     report = _guard(connector.register)
     for name in report.created:
@@ -96,10 +154,13 @@ def sync(ctx: click.Context, once: bool) -> None:
     """Poll closed tickets, bill them and write the results back."""
     settings = _settings(ctx)
     from addon.sync.scheduler import run_forever, sync_once
+    from connectors import get_connector
 
     if not once:
         run_forever(settings)
         return
+    _reachable(settings)
+    _guard(lambda: get_connector(settings).check())  # a refused token: one line now, not a failed run later
     result = sync_once(settings)
     for key, value in sorted(result.counts.items()):
         click.echo(f"{key:>20}: {value}")
@@ -111,24 +172,32 @@ def sync(ctx: click.Context, once: bool) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8400, show_default=True, type=int)
+@click.option("--no-scheduler", is_flag=True,
+              help="Web only; the one scheduler runs elsewhere (`ticketbill sync`, e.g. the ticketbill-sync unit).")
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int) -> None:
-    """Serve invoice links and run the sync on schedule (one scheduler per deployment)."""
+def serve(ctx: click.Context, host: str, port: int, no_scheduler: bool) -> None:
+    """Serve invoice links, push API and health, and (unless --no-scheduler) run the sync on schedule.
+
+    Keeps running while the database is down or the data directory is not writable;
+    `/readyz` reports why it is not ready.
+    """
     settings = _settings(ctx)
     from addon.sync.scheduler import serve as serve_app
 
-    serve_app(settings, host, port)
+    serve_app(settings, host, port, with_scheduler=not no_scheduler)
 
 
 @main.command()
 @click.option("--helpdesk", type=click.Choice(["zammad", "otrs"]), default="zammad", show_default=True)
 @click.option("--data-dir", type=click.Path(path_type=Path), default=Path("instance/demo"), show_default=True)
 @click.option("--keep-running", is_flag=True, help="Keep the sandbox and the sidecar up afterwards.")
-def demo(helpdesk: str, data_dir: Path, keep_running: bool) -> None:
+@click.option("--port", type=int, default=None,
+              help="The sidecar's port for the invoice links (default 8400, or a free one if that is taken).")
+def demo(helpdesk: str, data_dir: Path, keep_running: bool, port: int | None) -> None:
     """Run the whole flow against the built-in helpdesk sandbox and print the invoices."""
     from addon.demo import run_demo
 
-    sys.exit(run_demo(helpdesk, data_dir.resolve(), keep_running))
+    sys.exit(run_demo(helpdesk, data_dir.resolve(), keep_running, sidecar_port=port))
 
 
 @main.group()
@@ -148,7 +217,8 @@ def customers_import(ctx: click.Context, path: Path, helpdesk: str | None) -> No
     settings = _settings(ctx)
     try:
         with _database(settings) as factory, transaction(factory) as session:
-            result = import_customers(session, helpdesk or settings.helpdesk_kind, path)
+            result = import_customers(session, helpdesk or settings.helpdesk_kind, path,
+                                      template_dir=settings.invoice_template_dir)
     except CustomerImportError as exc:
         click.echo(f"import refused, nothing written: {exc}", err=True)
         sys.exit(2)
@@ -373,7 +443,7 @@ def export_datev(ctx: click.Context, start: Any, end: Any, out: Path) -> None:
     """DATEV EXTF Buchungsstapel (cp1252, CRLF) of the invoices issued in the period."""
     import hashlib
 
-    from addon.exports.datev import datev_buchungsstapel
+    from addon.exports.datev import datev_export
     from addon.invoicing.audit import cli_actor, record
     from addon.invoicing.store import debtor_accounts, fiscal_year_start, issued_documents, revenue_accounts
 
@@ -391,7 +461,7 @@ def export_datev(ctx: click.Context, start: Any, end: Any, out: Path) -> None:
             sys.exit(1)
         try:
             accounts = debtor_accounts(settings, documents)
-            content = datev_buchungsstapel(
+            export = datev_export(
                 [d.snapshot for d in documents],
                 consultant_number=settings.datev_consultant_number or 0,
                 client_number=settings.datev_client_number or 0,
@@ -406,13 +476,15 @@ def export_datev(ctx: click.Context, start: Any, end: Any, out: Path) -> None:
         except ValueError as exc:
             _refuse(exc)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(content)
-        numbers = [d.snapshot.number for d in documents]
+        out.write_bytes(export.content)
         record(session, "export", cli_actor(), _now(), None, {
             "kind": "datev", "from": str(first), "to": str(last), "file": str(out),
-            "sha256": hashlib.sha256(content).hexdigest(), "numbers": numbers,
+            "sha256": hashlib.sha256(export.content).hexdigest(), "numbers": list(export.booked),
+            "not_booked": [number for number, _why in export.not_booked],
         })
-    click.echo(f"{len(numbers)} documents → {out}")
+    click.echo(f"{len(export.booked)} documents booked in {export.rows} rows → {out}")
+    for number, why in export.not_booked:
+        click.echo(f"  not booked: {number} ({why})")
 
 
 @export.command("csv")
@@ -441,6 +513,94 @@ def export_csv(ctx: click.Context, start: Any, end: Any, out_dir: Path) -> None:
         })
     for name in written:
         click.echo(f"{len(documents)} documents → {out_dir / name}")
+
+
+@main.command("backup")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The archive to write (tar.gz, mode 0600).")
+@click.pass_context
+def backup_command(ctx: click.Context, out: Path) -> None:
+    """One consistent archive: the database and every invoice file, each with its SHA-256.
+
+    Exit code 1 also when a stored invoice file no longer matches its row (the archive is
+    written all the same).
+    """
+    from addon.backup import BackupError, backup
+
+    settings = _settings(ctx)
+    try:
+        report = backup(settings, out)
+    except BackupError as exc:
+        click.echo(f"backup failed: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"{report.path}: {sum(report.rows.values())} rows in {len(report.rows)} tables, "
+               f"{report.files} invoice files ({report.invoices} issued documents)")
+    click.echo(f"archive sha256 {report.sha256}")
+    for problem in report.problems:
+        click.echo(f"warning: {problem}", err=True)
+    if report.problems:
+        sys.exit(1)
+
+
+@main.command("restore")
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace a database that has tables and invoice files already there "
+              "(an SQLite file is kept beside as .before-restore-<time>).")
+@click.pass_context
+def restore_command(ctx: click.Context, archive: Path, force: bool) -> None:
+    """Restore a `ticketbill backup` archive: hashes checked first, then files, database, migrations.
+
+    Stop `serve`/`sync` first (e.g. systemctl stop ticketbill-web ticketbill-sync).
+    """
+    from addon.backup import BackupError, restore
+
+    settings = _settings(ctx)
+    try:
+        report = restore(settings, archive, force=force)
+    except BackupError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    click.echo(f"restored {report.files} invoice files and {sum(report.rows.values())} rows in "
+               f"{len(report.rows)} tables; {report.invoices_verified} issued documents match their stored hashes")
+    if report.migrations:
+        click.echo(f"migrated to the current schema: {', '.join(report.migrations)}")
+
+
+@main.group()
+def service() -> None:
+    """systemd units for `serve --no-scheduler` and `sync` (used by `sudo ./install.sh --service`)."""
+
+
+@service.command("units")
+@click.option("--user", default="ticketbill", show_default=True, help="The unprivileged user the units run as.")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("/etc/systemd/system"),
+              show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Where the web unit listens (the reverse proxy's upstream).")
+@click.option("--port", default=8400, show_default=True, type=int)
+@click.pass_context
+def service_units(ctx: click.Context, user: str, out_dir: Path, host: str, port: int) -> None:
+    """Write ticketbill-web.service and ticketbill-sync.service for this checkout and settings file."""
+    from addon.deploy import render_units
+
+    settings = _settings(ctx)
+    env_file = ctx.obj["env_file"] or Path(".env")
+    units = render_units(settings, repo=Path(__file__).resolve().parents[1], env_file=env_file, user=user,
+                         host=host, port=port)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, content in units.items():
+        (out_dir / name).write_text(content, encoding="utf-8")
+        click.echo(out_dir / name)
+
+
+@service.command("paths")
+@click.pass_context
+def service_paths(ctx: click.Context) -> None:
+    """The directories the services must be able to write, one per line (for chown)."""
+    from addon.deploy import writable_paths
+
+    for path in writable_paths(_settings(ctx)):
+        click.echo(path)
 
 
 def _register_contract_commands() -> None:

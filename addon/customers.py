@@ -12,7 +12,11 @@ by `ticketbill customers list` and in every "needs attention" reason):
 Optional per customer: `email` (invoice delivery), `approval_required` (true: invoices wait as
 drafts for `ticketbill invoices approve`), `debtor_account` (DATEV personal account),
 `xrechnung` (true: also mail an XRechnung XML; needs `buyer_reference`, the Leitweg-ID, and
-`email`).
+`email`), `discounts` (see addon/discounts.py), and the customer's own layout:
+`invoice_template` (a template name, templates/invoice/<name>.html or INVOICE_TEMPLATE_DIR),
+`letterhead` (a PNG/JPEG replacing INVOICE_LOGO) and `language`. A layout is checked here by
+rendering a sample invoice, cancellation and activity report with it, so a broken template is
+refused at import, not discovered when a real invoice is issued.
 
 Billing data from the helpdesk. Where the helpdesk keeps it (Zammad organization fields that
 `register` creates), every sync fills the billing-data keys (`BILLING_FIELDS`) from there,
@@ -35,6 +39,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from stdnum.eu import vat as stdnum_vat
 
+from addon.discounts import DiscountError, validate_discounts
 from addon.models import ActivityType, Customer, GlobalRate
 from connectors.base import CustomerDetails
 
@@ -42,6 +47,7 @@ FIELDS = {
     "remote_id", "name", "legal_name", "street", "postcode", "city", "country", "vat_id",
     "customer_number", "email", "hourly_rate", "timezone", "language",
     "approval_required", "debtor_account", "xrechnung", "buyer_reference",
+    "invoice_template", "letterhead", "discounts",
 }
 #: Yes/no keys: JSON true/false only, so "false" as a string cannot silently mean yes.
 FLAGS = {"approval_required", "xrechnung"}
@@ -85,9 +91,20 @@ def _validate(item: Any, index: int) -> dict[str, Any]:
         if not isinstance(item[key], bool):
             raise CustomerImportError(f"{where}.{key}: {item[key]!r} must be true or false")
     data = {
-        k: (str(v).strip() if v is not None and k != "hourly_rate" and k not in FLAGS else v)
+        k: (str(v).strip() if v is not None and k not in ("hourly_rate", "discounts") and k not in FLAGS else v)
         for k, v in item.items()
     }
+    if "discounts" in data:
+        try:
+            data["discounts"] = json.dumps(validate_discounts(data["discounts"], f"{where}.discounts")) or None
+        except DiscountError as exc:
+            raise CustomerImportError(str(exc)) from None
+    if data.get("letterhead"):
+        letterhead = Path(data["letterhead"]).expanduser().resolve()
+        if letterhead.suffix.lower() not in (".png", ".jpg", ".jpeg") or not letterhead.is_file():
+            raise CustomerImportError(f"{where}.letterhead: {data['letterhead']!r} is not an existing "
+                                      ".png or .jpg file")
+        data["letterhead"] = str(letterhead)
     if data.get("debtor_account") and not (data["debtor_account"].isdigit() and 5 <= len(data["debtor_account"]) <= 9):
         raise CustomerImportError(f"{where}.debtor_account: {data['debtor_account']!r} is not a DATEV personal "
                                   "account (5 to 9 digits)")
@@ -167,8 +184,29 @@ def missing_billing_data(customer: Customer) -> str:
             "or add it with `ticketbill customers import`")
 
 
-def import_customers(session: Session, helpdesk: str, path: Path) -> ImportResult:
-    """Validate the whole file first, then upsert; a bad entry writes nothing."""
+def check_layouts(items: list[dict[str, Any]], template_dir: Path | None) -> None:
+    """Render a sample of every document type in each customer layout of the file (template,
+    letterhead, language); the first that fails refuses the import with the customer and why."""
+    from addon.invoicing.render_pdf import check_layout
+
+    seen: set[tuple[str, str | None, str]] = set()
+    for index, data in enumerate(items):
+        if not (data.get("invoice_template") or data.get("letterhead")):
+            continue
+        layout = (data.get("invoice_template") or "standard", data.get("letterhead"), data.get("language") or "de")
+        if layout in seen:
+            continue
+        seen.add(layout)
+        try:
+            check_layout(*layout, template_dir=template_dir)
+        except ValueError as exc:
+            raise CustomerImportError(
+                f"customers[{index}] ({data['remote_id']}): invoice layout unusable: {exc}") from None
+
+
+def import_customers(session: Session, helpdesk: str, path: Path, *, template_dir: Path | None = None) -> ImportResult:
+    """Validate the whole file first (layouts by rendering a sample), then upsert; a bad entry
+    writes nothing. `template_dir` is the deployment's INVOICE_TEMPLATE_DIR."""
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
@@ -179,6 +217,7 @@ def import_customers(session: Session, helpdesk: str, path: Path) -> ImportResul
     if unknown:
         raise CustomerImportError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
     items = [_validate(item, i) for i, item in enumerate(document["customers"])]
+    check_layouts(items, template_dir)
     default_rate = _money(document["default_rate"], "default_rate") if "default_rate" in document else None
     internal = document.get("internal_activities", [])
     if not isinstance(internal, list) or not all(isinstance(a, str) and a.strip() for a in internal):

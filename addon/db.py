@@ -45,7 +45,8 @@ def make_engine(database_url: str) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(database_url, pool_pre_ping=True)
+    # a server that drops packets must not hang a command or a readiness probe for minutes
+    return create_engine(database_url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -78,13 +79,23 @@ def pending_migrations(engine: Engine) -> list[str]:
             if revision.revision in current:
                 break
             pending.append(revision.revision)
-    return pending
+    return list(dict.fromkeys(pending))  # two heads share their ancestors
 
 
-def migrate(database_url: str) -> None:
-    """Apply pending migrations to the database at `database_url` and close the connection."""
-    with migrated(database_url):
-        return
+def migrate(database_url: str) -> list[str]:
+    """Apply pending migrations to the database at `database_url`, close the connection and
+    return the revisions applied (oldest first; empty when the schema was current)."""
+    engine = make_engine(database_url)
+    try:
+        return upgrade(engine)
+    finally:
+        engine.dispose()
+
+
+def current_revisions(engine: Engine) -> list[str]:
+    """The revisions the database is at (empty for a database never migrated)."""
+    with engine.connect() as connection:
+        return sorted(MigrationContext.configure(connection).get_current_heads())
 
 
 @contextmanager
@@ -99,7 +110,10 @@ def migrated(database_url: str) -> Iterator[sessionmaker[Session]]:
         engine.dispose()
 
 
-def upgrade(engine: Engine) -> None:
-    """Apply every pending migration (a no-op on a current schema)."""
-    if pending_migrations(engine):
-        command.upgrade(_alembic_config(engine), "head")
+def upgrade(engine: Engine) -> list[str]:
+    """Apply every pending migration (a no-op on a current schema); return what was applied,
+    oldest first, so `ticketbill init` can say what an upgrade changed."""
+    pending = pending_migrations(engine)
+    if pending:
+        command.upgrade(_alembic_config(engine), "heads")
+    return pending[::-1]

@@ -89,6 +89,13 @@ class Customer(Base):
     xrechnung: Mapped[bool] = mapped_column(default=False)
     #: BT-10 buyer reference (Leitweg-ID for public buyers).
     buyer_reference: Mapped[str | None] = mapped_column(String(100))
+    #: Invoice layout: a template name (invoice/<name>.html; None = "standard") and a
+    #: letterhead image replacing INVOICE_LOGO for this customer (migration i13).
+    invoice_template: Mapped[str | None] = mapped_column(String(50))
+    letterhead: Mapped[str | None] = mapped_column(String(500))
+    #: Discounts for every contract of the customer: the import's list as JSON text (Text, not
+    #: JSON: PostgreSQL cannot compare json, and customers are selected DISTINCT).
+    discounts: Mapped[str | None] = mapped_column(Text)
 
     #: Billing-data keys set by the JSON import, comma-separated; helpdesk data never
     #: overwrites them (text, not JSON: customer rows are selected DISTINCT) (i14).
@@ -440,6 +447,8 @@ class Contract(Base):
     #: Price per km for travel booked in km (a note's own price wins).
     travel_km_rate: Mapped[Decimal | None] = mapped_column(MONEY)
     material_markup: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    #: Discounts of this contract (import format, see addon/discounts.py; migration i13).
+    discounts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
     customer: Mapped[Customer] = relationship()
     assignments: Mapped[list[ContractAssignment]] = relationship(
@@ -529,3 +538,21 @@ class ContingentLedger(Base):
     expired: Mapped[int] = mapped_column(Integer, default=0)
     overage: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class SchedulerHeartbeat(Base):
+    """The scheduler's sign of life, rewritten every few seconds (`addon.health`).
+
+    Why a row and not a file: the web process that answers `/readyz` may run in another unit
+    or on another host than the one scheduler; the database is what both share. The web
+    process also leaves `sync_requested_at` here when a close is pushed, and the scheduler
+    starts the next run on its next beat.
+    """
+
+    __tablename__ = "scheduler_heartbeat"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    beat_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    sync_requested_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

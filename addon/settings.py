@@ -9,8 +9,9 @@ database (see `addon.models`).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -24,6 +25,16 @@ from stdnum.eu import vat as stdnum_vat
 from connectors.base import TIME_UNITS
 
 HELPDESK_KINDS = ("zammad", "otrs", "rt", "api")
+#: Settings fields that never appear in a repr, a log line or an error message.
+SECRET_FIELDS = frozenset({"helpdesk_token", "helpdesk_password", "push_api_token", "smtp_password"})
+#: The API path each connector appends itself; a HELPDESK_URL ending in it would double it.
+API_SUFFIXES = {"zammad": "/api/v1", "rt": "/REST/2.0"}
+_URL_PASSWORD = re.compile(r"(//[^/:@]*:)[^@]*@")
+
+
+def mask_url(url: str) -> str:
+    """`url` with the password of its user part replaced by `***` (`scheme://user:***@host`)."""
+    return _URL_PASSWORD.sub(r"\1***@", url)
 
 
 class SettingsError(ValueError):
@@ -107,10 +118,35 @@ class Settings:
     smtp_user: str | None = None
     smtp_password: str | None = field(default=None, repr=False)
     smtp_sender: str | None = None
+    #: The customer-facing ticket URL with {number}, e.g. a customer portal; the PDF links a
+    #: ticket only then (agent URLs of the helpdesk are never printed for customers).
+    customer_ticket_url: str | None = None
+    #: A deployment's own invoice templates (DIR/invoice/<name>.html), chosen per customer.
+    invoice_template_dir: Path | None = None
+    #: Number series of activity reports (documents of no-charge work, not invoices).
+    activity_report_number_pattern: str = "LN-{YYYY}-{seq:05}"
+    #: How many reverse proxies in front of `serve` set X-Forwarded-For/-Proto/-Host (0: none,
+    #: the headers are ignored, since a client could forge them).
+    trusted_proxy_hops: int = 0
 
     @property
     def invoice_dir(self) -> Path:
         return self.data_dir / "invoices"
+
+    def __repr__(self) -> str:
+        """Every field, but secrets as `***` and the database URL without its password: a
+        settings object ends up in tracebacks and debug logs, its secrets must not."""
+        shown = []
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            if spec.name in SECRET_FIELDS and value is not None:
+                text = "'***'"
+            elif spec.name == "database_url":
+                text = repr(mask_url(value))
+            else:
+                text = repr(value)
+            shown.append(f"{spec.name}={text}")
+        return f"Settings({', '.join(shown)})"
 
 
 def _required(env: Mapping[str, str], key: str) -> str:
@@ -133,6 +169,15 @@ def _url(env: Mapping[str, str], key: str, default: str | None = None) -> str:
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise SettingsError(key, f"{raw!r} is not an http(s) URL with a host")
     return raw.rstrip("/")
+
+
+def _helpdesk_url(env: Mapping[str, str], kind: str) -> str:
+    """The helpdesk's base URL; the API path is the connector's business, not the admin's."""
+    url = _url(env, "HELPDESK_URL", "http://127.0.0.1" if kind == "api" else None)
+    suffix = API_SUFFIXES.get(kind)
+    if suffix and url.lower().endswith(suffix.lower()):
+        raise SettingsError("HELPDESK_URL", f"{url!r} ends in {suffix}: drop {suffix}, ticketbill adds it itself")
+    return url
 
 
 def _int(env: Mapping[str, str], key: str, default: int, minimum: int) -> int:
@@ -270,6 +315,25 @@ def _image(env: Mapping[str, str], key: str) -> Path | None:
     return path
 
 
+def _ticket_url(env: Mapping[str, str], key: str) -> str | None:
+    value = _optional(env, key)
+    if value is None:
+        return None
+    if "{number}" not in value or not value.startswith(("https://", "http://")):
+        raise SettingsError(key, f"{value!r} must be an http(s) URL containing {{number}}")
+    return value
+
+
+def _directory(env: Mapping[str, str], key: str) -> Path | None:
+    value = _optional(env, key)
+    if value is None:
+        return None
+    path = Path(value).expanduser().resolve()
+    if not path.is_dir():
+        raise SettingsError(key, f"{value!r} is not a directory")
+    return path
+
+
 def _push_token(env: Mapping[str, str], key: str) -> str | None:
     token = _optional(env, key)
     if token is not None and len(token) < 24:
@@ -301,7 +365,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     data_dir = Path(_optional(env, "DATA_DIR") or "instance").expanduser().resolve()
     database_url = _optional(env, "DATABASE_URL") or f"sqlite:///{data_dir / 'ticketbill.sqlite'}"
     if not database_url.startswith(("sqlite:", "postgresql")):
-        raise SettingsError("DATABASE_URL", f"{database_url!r} is neither sqlite:/// nor postgresql://")
+        raise SettingsError("DATABASE_URL", f"{mask_url(database_url)!r} is neither sqlite:/// nor postgresql://")
     vat_raw = _optional(env, "VAT_RATE") or "19"
     try:
         vat_rate = Decimal(vat_raw)
@@ -311,7 +375,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         raise SettingsError("VAT_RATE", f"{vat_raw!r} must be a percentage from 0 to 99")
     return Settings(
         helpdesk_kind=kind,
-        helpdesk_url=_url(env, "HELPDESK_URL", "http://127.0.0.1" if kind == "api" else None),
+        helpdesk_url=_helpdesk_url(env, kind),
         helpdesk_token=token,
         helpdesk_user=user,
         helpdesk_password=password,
@@ -355,6 +419,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         smtp_user=_optional(env, "SMTP_USER"),
         smtp_password=_optional(env, "SMTP_PASSWORD"),
         smtp_sender=_smtp_sender(env, smtp_host),
+        customer_ticket_url=_ticket_url(env, "CUSTOMER_TICKET_URL"),
+        invoice_template_dir=_directory(env, "INVOICE_TEMPLATE_DIR"),
+        activity_report_number_pattern=_number_pattern(env, "ACTIVITY_REPORT_NUMBER_PATTERN", "LN-{YYYY}-{seq:05}"),
+        trusted_proxy_hops=_int(env, "TRUSTED_PROXY_HOPS", 0, 0),
     )
 
 
@@ -362,9 +430,17 @@ def settings_from_environment(dotenv_path: Path | None = None) -> Settings:
     """Merge `.env` (if present) under the process environment and validate.
 
     The process environment wins, so a deployment can override single keys without editing
-    the file.
+    the file. A file named explicitly (`--env-file`, `TICKETBILL_ENV_FILE`) must exist: a typo
+    there would otherwise run the command against the wrong (or no) configuration.
     """
-    path = dotenv_path or Path(os.environ.get("TICKETBILL_ENV_FILE", ".env"))
-    merged: dict[str, str] = {k: v for k, v in dotenv_values(path).items() if v is not None} if path.exists() else {}
+    named = dotenv_path or (Path(os.environ["TICKETBILL_ENV_FILE"]) if os.environ.get("TICKETBILL_ENV_FILE") else None)
+    if named is not None and not named.is_file():
+        raise SettingsError("--env-file" if dotenv_path else "TICKETBILL_ENV_FILE", f"{named} does not exist")
+    path = named or Path(".env")
+    try:
+        values = dotenv_values(path) if path.exists() else {}
+    except OSError as exc:
+        raise SettingsError(str(path), f"cannot be read ({exc.strerror})") from None
+    merged: dict[str, str] = {k: v for k, v in values.items() if v is not None}
     merged.update(os.environ)
     return load_settings(merged)

@@ -28,7 +28,7 @@ from addon.invoicing.einvoice import embed_facturx, extract_xml, xml_file
 from addon.invoicing.issue import Draft, DraftLine, EntryLink, issue_invoice
 from addon.invoicing.render_pdf import render_pdf
 from addon.invoicing.snapshot import AnnexEntry, InvoiceSnapshot, VatGroup
-from addon.invoicing.validate import validate_cii
+from addon.invoicing.validate import validate_cii, validate_xrechnung
 from addon.models import Customer, Invoice, Ticket, TimeEntry
 from addon.settings import load_settings
 
@@ -103,8 +103,15 @@ def check_demo(data_dir: Path) -> int:
     engine = make_engine(f"sqlite:///{data_dir / 'ticketbill.sqlite'}")
     valid = invalid = identical = 0
     with make_session_factory(engine)() as session:
-        invoices = session.execute(select(Invoice).where(Invoice.state != "draft")).scalars().all()
+        # Activity reports (type LN) are no invoices and carry no e-invoice XML.
+        invoices = session.execute(select(Invoice).where(Invoice.state != "draft", Invoice.type_code != "LN")
+                                   ).scalars().all()
+        xrechnung = 0
         for invoice in invoices:
+            public = Path(invoice.xml_path or "").with_name(f"{invoice.number}-xrechnung.xml")
+            if public.is_file():
+                assert validate_xrechnung(public.read_bytes()) == [], invoice.number
+                xrechnung += 1
             stored = Path(invoice.xml_path or "").read_bytes()
             errors = validate_cii(stored)
             valid += not errors
@@ -112,7 +119,8 @@ def check_demo(data_dir: Path) -> int:
             identical += extract_xml(Path(invoice.pdf_path or "").read_bytes()) == stored
     engine.dispose()
     print(f"demo {data_dir}: {len(invoices)} documents, {valid} XML valid (XSD + EN 16931 Schematron), "
-          f"{invalid} invalid, {identical} hybrids whose embedded XML == stored XML")
+          f"{invalid} invalid, {identical} hybrids whose embedded XML == stored XML, "
+          f"{xrechnung} XRechnung files valid (EN 16931 + XRechnung rules)")
     return 1 if invalid or identical != len(invoices) else 0
 
 

@@ -1,22 +1,27 @@
-"""Measure invoice PDF rendering: time per invoice and peak memory.
+"""Measure invoice PDF rendering: seconds per invoice and per page, from 1 to 40 pages.
 
-Usage: .venv/bin/python bench/bench_pdf.py [--count 20] [--lines 10] [--entries 30]
+Usage: .venv/bin/python bench/bench_pdf.py [--repeat 3]
 
-Renders `count` invoices of `lines` lines and `entries` activity-report entries each (2-3 pages)
-and prints the first (cold) render, mean / median / max of the warm renders, and peak memory:
-Python allocations in one render (tracemalloc, measured in a separate pass because tracing slows
-rendering down) and the process's maximum resident set size.
+Renders realistic monthly invoices (three lines per ticket with agents and dates, an activity
+report of about 30 bookings per page) sized to about 1, 5, 10, 20 and 40 pages, each `repeat`
+times after one warm-up render, and prints `name value unit` lines: the page count reached, the
+median seconds per invoice (wall clock and this process's CPU time: on a shared machine the CPU
+figure is the stable one) and per page. The cost should be linear in pages (seconds per page
+about constant) and a 20-page invoice under 1 s (issue 15). Peak memory of one render is
+printed last (tracemalloc, a separate pass, since tracing slows rendering down).
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
+import io
 import statistics
 import time
 import tracemalloc
 from datetime import date, timedelta
 from decimal import Decimal
+
+from pypdf import PdfReader
 
 from addon.invoicing.render_pdf import render_pdf
 from addon.invoicing.snapshot import (
@@ -31,80 +36,72 @@ from addon.invoicing.snapshot import (
 
 SELLER = Party(
     "Nordlicht IT-Service GmbH", "Hafenstraße 12", "20457", "Hamburg", "DE",
-    vat_id="DE123456789", tax_number="27/123/45678", email="rechnung@nordlicht-it.de",
-    phone="+49 40 1234567", iban="DE89370400440532013000", bic="COBADEFFXXX",
+    vat_id="DE136695976", tax_number="27/123/45678", email="buchhaltung@nordlicht-it.example",
+    phone="+49 40 1234567-0", iban="DE89370400440532013000", bic="COBADEFFXXX",
     bank="Commerzbank Hamburg",
 )
 BUYER = Party(
-    "Müller & Söhne Maschinenbau KG", "Industriestraße 7", "80331", "München", "DE",
-    vat_id="DE987654321", customer_number="K-10042",
+    "Müller & Söhne Maschinenbau KG", "Industriestraße 7", "21079", "Hamburg", "DE",
+    vat_id="DE811907980", customer_number="K-10002",
 )
+ACTIVITIES = ("Remote", "Vor-Ort", "Notfall")
+AGENTS = ("Anna Becker", "Jonas Schulz", "Lena Hoffmann", "Tobias Wagner")
+#: target pages → (invoice lines, activity report bookings); the page count reached is printed.
+RECIPES = {1: (1, 2), 5: (12, 90), 10: (24, 210), 20: (48, 450), 40: (96, 930)}
 
 
 def sample_invoice(serial: int, lines: int, entries: int) -> InvoiceSnapshot:
-    """A realistic monthly invoice: one line per ticket, hourly rate, 19 % VAT."""
+    """A monthly invoice: three lines per ticket (activity, agents, dates), 19 % VAT, and an
+    activity report with one booking per row."""
     start = date(2026, 11, 1)
-    tickets = tuple(
-        TicketRef(f"2026110{n:04d}", f"Störung Arbeitsplatz {n}: Drucker und VPN",
-                  f"https://helpdesk.example.com/#ticket/zoom/{4700 + n}")
+    tickets = tuple(TicketRef(f"{31000 + n}", f"Störung Arbeitsplatz {n}: Drucker und VPN")
+                    for n in range(1, max(1, lines // 3) + 1))
+    invoice_lines = tuple(
+        Line(n, f"{ACTIVITIES[n % 3]} ({AGENTS[n % 4]}, {AGENTS[(n + 1) % 4]})", Decimal("1.75"), "HUR",
+             Decimal("95.00"), Decimal("166.25"), Decimal("19"), ticket_number=tickets[(n - 1) // 3].number,
+             service_start=start + timedelta(days=n % 20), service_end=start + timedelta(days=n % 20 + 2))
         for n in range(1, lines + 1)
     )
-    invoice_lines = tuple(
-        Line(n, f"Support-Leistung zu Ticket {ticket.number}", Decimal("1.75"), "HUR",
-             Decimal("95.00"), Decimal("166.25"), Decimal("19"), ticket_number=ticket.number)
-        for n, ticket in enumerate(tickets, start=1)
-    )
     annex = tuple(
-        AnnexEntry(tickets[i % lines].number, start + timedelta(days=i % 28), "Anna Schmidt",
-                   "Analyse, Telefonat mit Anwender, Lösung dokumentiert", Decimal("37"),
-                   Decimal("45"))
+        AnnexEntry(tickets[i % len(tickets)].number, start + timedelta(days=i % 28), AGENTS[i % 4],
+                   ACTIVITIES[i % 3], Decimal(37 + i % 20), Decimal(45 + i % 20 // 15 * 15))
         for i in range(entries)
     )
     net = sum((line.net for line in invoice_lines), start=Decimal(0))
     vat = (net * Decimal("0.19")).quantize(Decimal("0.01"))
     return InvoiceSnapshot(
-        type_code=INVOICE, number=f"RE-2026-{serial:05d}", issue_date=date(2026, 11, 30),
-        due_date=date(2026, 12, 14), service_start=start, service_end=date(2026, 11, 30),
+        type_code=INVOICE, number=f"RE-2026-{serial:05d}", issue_date=date(2026, 12, 1),
+        due_date=date(2026, 12, 15), service_start=start, service_end=date(2026, 11, 30),
         currency="EUR", language="de", seller=SELLER, buyer=BUYER, lines=invoice_lines,
         vat_groups=(VatGroup("S", Decimal("19"), net, vat),), net=net, vat=vat,
-        gross=net + vat, tickets=tickets, annex=annex,
+        gross=net + vat, tickets=tickets, annex=annex, billing_month="2026-11",
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=20)
-    parser.add_argument("--lines", type=int, default=10)
-    parser.add_argument("--entries", type=int, default=30)
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    snapshots = [sample_invoice(n, args.lines, args.entries) for n in range(1, args.count + 1)]
-
-    started = time.perf_counter()
-    first = render_pdf(snapshots[0])
-    cold_ms = (time.perf_counter() - started) * 1000
-
-    warm: list[float] = []
-    sizes: list[int] = []
-    for snapshot in snapshots:
-        started = time.perf_counter()
-        rendered = render_pdf(snapshot)
-        warm.append((time.perf_counter() - started) * 1000)
-        sizes.append(len(rendered.content))
-
+    render_pdf(sample_invoice(0, 3, 3))  # warm-up: template compile, font loading
+    for target, (lines, entries) in RECIPES.items():
+        snapshot = sample_invoice(target, lines, entries)
+        times, cpu = [], []
+        for _ in range(args.repeat):
+            started, started_cpu = time.perf_counter(), time.process_time()
+            rendered = render_pdf(snapshot)
+            times.append(time.perf_counter() - started)
+            cpu.append(time.process_time() - started_cpu)
+        pages = len(PdfReader(io.BytesIO(rendered.content)).pages)
+        seconds = statistics.median(times)
+        print(f"pdf_pages_{target} {pages} pages")
+        print(f"pdf_seconds_{target} {seconds:.3f} s")
+        print(f"pdf_cpu_seconds_{target} {statistics.median(cpu):.3f} s")
+        print(f"pdf_seconds_per_page_{target} {seconds / pages:.4f} s/page")
     tracemalloc.start()
-    render_pdf(snapshots[0])
+    render_pdf(sample_invoice(20, *RECIPES[20]))
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    max_rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-    print(f"invoices: {args.count} x ({args.lines} lines, {args.entries} annex entries), "
-          f"{len(first.content) // 1024} KiB, mean size {statistics.mean(sizes) / 1024:.0f} KiB")
-    print(f"cold first render:   {cold_ms:8.1f} ms (includes template compile, font loading)")
-    print(f"warm mean:           {statistics.mean(warm):8.1f} ms per invoice")
-    print(f"warm median:         {statistics.median(warm):8.1f} ms per invoice")
-    print(f"warm max:            {max(warm):8.1f} ms")
-    print(f"peak traced Python memory per render: {peak / 1024 / 1024:6.1f} MiB")
-    print(f"process max RSS:                      {max_rss_kib / 1024:6.1f} MiB")
+    print(f"pdf_peak_traced_memory_20 {peak / 1024 / 1024:.1f} MiB")
 
 
 if __name__ == "__main__":

@@ -78,6 +78,81 @@ def test_malformed_json_is_reported(engine: Engine, tmp_path: Path) -> None:
         import_customers(s, "zammad", path)
 
 
+def _logo(tmp_path: Path) -> Path:
+    from PIL import Image
+
+    path = tmp_path / "logo.png"
+    Image.new("RGB", (300, 100), (29, 92, 77)).save(path)
+    return path
+
+
+def test_customer_layout_and_discounts_are_stored(engine: Engine, tmp_path: Path) -> None:
+    factory = make_session_factory(engine)
+    logo = _logo(tmp_path)
+    entry = {**GOOD, "invoice_template": "modern", "letterhead": str(logo), "language": "en",
+             "discounts": [{"label": "Stammkundenrabatt", "percent": "5", "on": ["time"]}]}
+    with transaction(factory) as session:
+        import_customers(session, "zammad", write(tmp_path, {"customers": [entry]}))
+    with factory() as session:
+        customer = session.execute(select(Customer)).scalar_one()
+        assert (customer.invoice_template, customer.letterhead, customer.language) == ("modern", str(logo), "en")
+        assert json.loads(customer.discounts or "[]") == [
+            {"label": "Stammkundenrabatt", "percent": "5", "on": ["time"], "as": "line"}]
+
+
+@pytest.mark.parametrize(
+    "template_text, message",
+    [
+        ("{% extends 'invoice/invoice.html' %}{% block letterhead %}{{ inv.nope }}{% endblock %}", "nope"),
+        ("{% extends 'invoice/invoice.html' %}{% block letterhead %}{% if %}{% endblock %}", "TemplateSyntaxError"),
+        (None, "TemplateNotFound"),
+    ],
+    ids=["unknown-variable", "syntax-error", "missing"],
+)
+def test_a_broken_customer_template_is_refused_at_import(
+    engine: Engine, tmp_path: Path, template_text: str | None, message: str
+) -> None:
+    """A template error shows when the customer is imported, not when an invoice is issued."""
+    templates = tmp_path / "templates"
+    (templates / "invoice").mkdir(parents=True)
+    if template_text is not None:
+        (templates / "invoice" / "kunde.html").write_text(template_text, encoding="utf-8")
+    factory = make_session_factory(engine)
+    path = write(tmp_path, {"customers": [{**GOOD, "invoice_template": "kunde"}]})
+    with pytest.raises(CustomerImportError, match=message), transaction(factory) as session:
+        import_customers(session, "zammad", path, template_dir=templates)
+    with factory() as session:
+        assert session.execute(select(Customer)).first() is None  # nothing written
+
+
+def test_an_own_template_that_works_is_accepted(engine: Engine, tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    (templates / "invoice").mkdir(parents=True)
+    (templates / "invoice" / "kunde.html").write_text(
+        "{% extends 'invoice/invoice.html' %}{% block style_extra %}h1 { color: #7a1f1f; }{% endblock %}",
+        encoding="utf-8")
+    factory = make_session_factory(engine)
+    with transaction(factory) as session:
+        import_customers(session, "zammad", write(tmp_path, {"customers": [{**GOOD, "invoice_template": "kunde"}]}),
+                         template_dir=templates)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({"letterhead": "/nonexistent/logo.png"}, "letterhead"),
+        ({"invoice_template": "Kunde Eins"}, "not valid"),
+        ({"discounts": [{"label": "Rabatt"}]}, "percent or amount"),
+        ({"discounts": [{"label": "Rabatt", "percent": "120"}]}, "more than 100"),
+        ({"discounts": [{"label": "Rabatt", "amount": "10", "as": "credit"}]}, "line, allowance"),
+    ],
+)
+def test_bad_layout_or_discount_is_refused(engine: Engine, tmp_path: Path, extra: dict, message: str) -> None:
+    factory = make_session_factory(engine)
+    with pytest.raises(CustomerImportError, match=message), transaction(factory) as session:
+        import_customers(session, "zammad", write(tmp_path, {"customers": [{**GOOD, **extra}]}))
+
+
 def test_an_entry_without_address_sets_only_its_other_keys(engine: Engine, tmp_path: Path) -> None:
     """For a helpdesk that keeps the address (Zammad's organization fields): rates and flags."""
     factory = make_session_factory(engine)

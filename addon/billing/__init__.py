@@ -20,6 +20,7 @@ from decimal import Decimal
 from .model import (
     Agent,
     Contract,
+    Discount,
     Extra,
     Period,
     PrepaidBlock,
@@ -57,6 +58,7 @@ __all__ = [
     "ContingentSnapshot",
     "Contract",
     "ContractClaim",
+    "Discount",
     "Document",
     "EntryRef",
     "Exclusion",

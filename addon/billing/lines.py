@@ -15,7 +15,7 @@ the June invoice gets a correction line −0.2500 h × 100.00 = −25.00.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from .classify import PreparedEntry
@@ -47,6 +47,8 @@ class PricedEntry:
     base_rate: Decimal | None
     rounding: Mapping[str, object]
     corrections: tuple[str, ...]
+    #: surcharge label ("Nachtzuschlag") → its percentage, so a line can name "25 %"
+    percents: Mapping[str, Decimal] = field(default_factory=dict)
 
 
 def _price(piece: Piece, rated: RatedEntry, contract: Contract) -> Decimal | None:
@@ -72,6 +74,7 @@ def price_entries(rated: Iterable[RatedEntry], pieces: Mapping[str, tuple[Piece,
     for item in rated:
         p = item.split.rounded.netted.prepared
         merged: dict[tuple[Decimal, str, str], int] = {}
+        percents: dict[str, Decimal] = {}
         missing = False
         for piece in pieces.get(item.id, ()):
             price = _price(piece, item, contract)
@@ -80,6 +83,8 @@ def price_entries(rated: Iterable[RatedEntry], pieces: Mapping[str, tuple[Piece,
                 break
             key = (price, piece.coverage, piece.segment.label)
             merged[key] = merged.get(key, 0) + piece.minutes
+            if piece.segment.label:
+                percents[piece.segment.label] = piece.segment.percent
         if missing:
             problems.append(Problem("no rate", f"no rate found for activity {p.activity!r} of agent {p.agent!r}",
                                     entry_ids=(p.id,), ticket=p.ticket))
@@ -88,7 +93,7 @@ def price_entries(rated: Iterable[RatedEntry], pieces: Mapping[str, tuple[Piece,
                             for (price, coverage, label), minutes in merged.items() if minutes)
         priced.append(PricedEntry(p, allocations, item.rate.rule if item.rate else None,
                                   item.rate.rate if item.rate else None, item.split.rounded.rounding,
-                                  item.split.rounded.netted.corrections))
+                                  item.split.rounded.netted.corrections, percents))
     return tuple(priced), tuple(problems)
 
 
@@ -164,6 +169,8 @@ def build_time_lines(todo: Iterable[Allocation], priced: Mapping[str, PricedEntr
             "base_rate": sorted({str(i.base_rate) for i in infos if i.base_rate is not None}),
             "unit_price": str(price),
             "surcharge": sorted({a.surcharge for a in items if a.surcharge}),
+            "surcharge_percent": {label: str(i.percents[label]) for i in infos for label in i.percents
+                                  if any(a.surcharge == label for a in items)},
             "coverage": sorted({a.coverage for a in items}),
             "rounding": [dict(i.rounding) for i in infos if i.rounding],
             "corrections_netted": sorted({c for i in infos for c in i.corrections}),

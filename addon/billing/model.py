@@ -133,6 +133,33 @@ class TravelFlat:
     activities: frozenset[str]
 
 
+#: What a discount can apply to, in the contract's words, and the line kinds that means.
+DISCOUNT_SCOPES: Mapping[str, frozenset[str]] = {
+    "time": frozenset({"time", "overage", "surcharge_share"}),
+    "material": frozenset({"material"}),
+    "travel": frozenset({"travel_visit", "travel_km"}),
+    "fee": frozenset({"fee"}),
+}
+
+
+@dataclass(frozen=True)
+class Discount:
+    """A discount ("Rabatt"): a percentage (`percent`) or a fixed amount (`amount`, per
+    document) off the lines of the kinds named in `applies_to` (keys of DISCOUNT_SCOPES).
+    Exactly one of percent and amount. `presentation` says how the shell prints it: as an
+    invoice line or as a document-level allowance (EN 16931 BG-20); the arithmetic is equal."""
+
+    label: str
+    percent: Decimal | None = None
+    amount: Decimal | None = None
+    applies_to: frozenset[str] = frozenset(DISCOUNT_SCOPES)
+    presentation: Literal["line", "allowance"] = "line"
+
+    def kinds(self) -> frozenset[str]:
+        """The line kinds this discount reduces."""
+        return frozenset(kind for scope in self.applies_to for kind in DISCOUNT_SCOPES[scope])
+
+
 @dataclass(frozen=True)
 class Contract:
     """Everything that decides a price. All knobs belong to the contract, never to a global setting.
@@ -154,6 +181,8 @@ class Contract:
     material_markup: Mapping[str, Decimal] = field(default_factory=dict)
     internal_activities: frozenset[str] = frozenset()
     known_activities: frozenset[str] | None = None
+    #: Discounts of the contract (and its customer), applied per document (step discounts).
+    discounts: tuple[Discount, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """The declared pipeline: classify → period → net corrections → round → split at surcharge windows
-→ rate → contingents → extras → lines → money.
+→ rate → contingents → extras → lines → discounts → money.
 
 Each step is a pure function `Run -> Run` that adds its results, review flags (`Problem`) and
 exclusions to an immutable run record; `PIPELINE` lists them in order so the order is data, not
@@ -15,6 +15,7 @@ from decimal import Decimal
 from .classify import Classified, PreparedEntry, classify, overlap_problems
 from .contingents import ContingentResult, allocate_contingents
 from .contract_checks import contract_problems, valid_timezone
+from .discounts import discount_lines
 from .extras import extra_line, find_visits, visit_line
 from .lines import PricedEntry, build_time_lines, diff_allocations, no_charge_entries, price_entries
 from .model import Agent, Contract, Extra, Period, TimeEntry
@@ -266,8 +267,16 @@ def step_lines(run: Run) -> Run:
     return replace(run, excluded=_exclude(run, tuple(excluded)))
 
 
+def step_discounts(run: Run) -> Run:
+    """10. The contract's discounts as negative lines over the lines they apply to.
+
+    Example: 10 % "Stammkundenrabatt" on time lines of 500.00 -> a line −1 × 50.00 = −50.00.
+    """
+    return replace(run, lines=run.lines + discount_lines(run.lines, run.request.contract.discounts))
+
+
 def step_money(run: Run) -> Run:
-    """10. Totals per EN 16931: VAT per rate on the sum of line nets.
+    """11. Totals per EN 16931: VAT per rate on the sum of line nets.
 
     Example: nets 950.00 + 86.25 + 86.25 at 19 % -> VAT 213.28 (not 3 × rounded line VATs).
     """
@@ -285,6 +294,7 @@ PIPELINE: tuple[tuple[str, Step], ...] = (
     ("contingents", step_contingents),
     ("extras", step_extras),
     ("lines", step_lines),
+    ("discounts", step_discounts),
     ("money", step_money),
 )
 

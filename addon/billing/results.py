@@ -15,7 +15,7 @@ from typing import Literal
 from .model import Period
 
 LineKind = Literal[
-    "time", "overage", "surcharge_share", "no_charge", "fee", "material", "travel_visit", "travel_km"
+    "time", "overage", "surcharge_share", "no_charge", "fee", "material", "travel_visit", "travel_km", "discount"
 ]
 UnitCode = Literal["HUR", "C62", "KMT"]
 

@@ -28,6 +28,7 @@ agents by the login their time entries carry. Example (every key is optional unl
                                          "price": "900.00"}]},
         "travel": {"flat_per_visit": "35.00", "activities": ["Vor-Ort"], "km_rate": "0.50"},
         "material_markup": {"hardware": "0.15"},
+        "discounts": [{"label": "Stammkundenrabatt", "percent": "5", "on": ["time"]}],
         "assign": {"tickets": ["31001"], "groups": ["Users"], "tags": ["vip"]}}]}
 
 Importing replaces each named contract completely (by `code`) and, when the file has `rates`,
@@ -51,6 +52,7 @@ import holidays
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from addon.discounts import DiscountError, validate_discounts
 from addon.models import (
     ActivityType,
     AgentRole,
@@ -66,7 +68,7 @@ TOP_KEYS = {"activities", "agents", "rates", "contracts"}
 CONTRACT_KEYS = {
     "code", "customer", "kind", "trigger", "valid_from", "valid_until", "timezone", "holiday_region",
     "rounding", "surcharge_policy", "surcharges", "rates", "retainer", "travel", "material_markup",
-    "assign",
+    "assign", "discounts",
 }
 ROUNDING_KEYS = {"scope", "mode", "increment", "minimum", "minimum_by_activity"}
 SURCHARGE_KEYS = {"name", "kind", "from", "to", "percent"}
@@ -331,6 +333,10 @@ def _contract(item: Any, index: int, customers: dict[str, Customer]) -> dict[str
         raise ContractImportError(f"{where}.material_markup: expected an object {{category: fraction}}")
     result["material_markup"] = {str(k): str(_decimal(v, f"{where}.material_markup.{k}", places=4, positive=False))
                                  for k, v in markup.items()}
+    try:
+        result["discounts"] = validate_discounts(data.get("discounts"), f"{where}.discounts") or None
+    except DiscountError as exc:
+        raise ContractImportError(str(exc)) from None
     assign = _obj(data.get("assign", {}), f"{where}.assign", ASSIGN_KEYS)
     result["assign"] = [(kind_[:-1], value) for kind_ in ("tickets", "groups", "tags")
                         for value in _names(assign.get(kind_, []), f"{where}.assign.{kind_}")]
@@ -420,7 +426,7 @@ def import_document(session: Session, helpdesk: str, document: dict[str, Any]) -
 
 _PLAIN = ("kind", "trigger", "valid_from", "valid_until", "timezone", "holiday_region", "surcharge_policy",
           "rounding_scope", "rounding_mode", "rounding_increment", "rounding_minimum", "minimum_by_activity",
-          "travel_flat", "travel_activities", "travel_km_rate", "material_markup")
+          "travel_flat", "travel_activities", "travel_km_rate", "material_markup", "discounts")
 _RETAINER = ("retainer_start", "fee", "fee_label", "included_minutes", "covered_activities", "overage_rate",
              "rollover_max_minutes", "rollover_periods")
 
@@ -492,6 +498,8 @@ def contract_json(session: Session, row: Contract) -> dict[str, Any]:
         data["travel"] = travel
     if row.material_markup:
         data["material_markup"] = dict(row.material_markup)
+    if row.discounts:
+        data["discounts"] = list(row.discounts)
     data["assign"] = {f"{kind}s": [a.value for a in row.assignments if a.kind == kind]
                       for kind in ("ticket", "group", "tag")}
     return data

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from addon import billing
 from addon.contracts.state import DEFAULT_CONTRACT
+from addon.discounts import engine_discounts
 from addon.models import (
     ActivityType,
     AgentRole,
@@ -106,8 +107,10 @@ def _time(text: str | None) -> time | None:
 
 
 def engine_contract(row: Contract, rates: tuple[billing.RateRule, ...], internal: frozenset[str],
-                    known: frozenset[str] | None, timezone: str, vat_rate: Decimal) -> billing.Contract:
-    """One contract row with its windows, blocks and rate rules as the engine's `Contract`."""
+                    known: frozenset[str] | None, timezone: str, vat_rate: Decimal,
+                    discounts: tuple[billing.Discount, ...] = ()) -> billing.Contract:
+    """One contract row with its windows, blocks and rate rules as the engine's `Contract`;
+    `discounts` (the customer's) follow the contract's own."""
     retainer = None
     if row.kind == "retainer":
         retainer = billing.Retainer(
@@ -134,6 +137,7 @@ def engine_contract(row: Contract, rates: tuple[billing.RateRule, ...], internal
                 if row.travel_flat is not None else None),
         material_markup={k: Decimal(v) for k, v in (row.material_markup or {}).items()},
         internal_activities=internal, known_activities=known,
+        discounts=engine_discounts(row.discounts) + discounts,
     )
 
 
@@ -149,6 +153,7 @@ def customer_contracts(session: Session, settings: Settings, customer: Customer)
             id=DEFAULT_CONTRACT, timezone=timezone, vat_rate=settings.vat_rate,
             rounding=billing.Rounding(scope="entry", mode="up", increment=ROUNDING_INCREMENT),
             rates=shared, internal_activities=internal, known_activities=known,
+            discounts=engine_discounts(customer.discounts),
         )
         return [ContractSetup(DEFAULT_CONTRACT, contract, "per_ticket")]
     setups = []
@@ -156,7 +161,8 @@ def customer_contracts(session: Session, settings: Settings, customer: Customer)
         own = tuple(_rule(r) for r in session.execute(
             select(RateRuleRow).where(RateRuleRow.contract_id == row.id).order_by(RateRuleRow.id)).scalars())
         setups.append(ContractSetup(row.code, engine_contract(row, own + shared, internal, known, timezone,
-                                                              settings.vat_rate), row.trigger, row))
+                                                              settings.vat_rate, engine_discounts(customer.discounts)),
+                                    row.trigger, row))
     return setups
 
 

@@ -16,6 +16,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from babel.dates import format_date
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -135,18 +136,25 @@ def hours(minutes: int) -> str:
     return f"{sign}{abs(minutes) // 60}:{abs(minutes) % 60:02d}"
 
 
+def month_name(period: str, language: str) -> str:
+    """"2026-11" → "November 2026" in the language (a reader never decodes ISO months)."""
+    return format_date(date.fromisoformat(f"{period}-01"), "LLLL yyyy", locale="de_DE" if language == "de" else "en_GB")
+
+
 def ledger_summary(snap: billing.ContingentSnapshot, retainer: billing.Retainer, language: str = "en") -> str:
-    """"7:45 h of 10:00 h used this month" for one period, with rollover/blocks/overage."""
+    """"Kontingent November 2026: 7:45 h von 10:00 h verbraucht" for one period, with
+    rollover/blocks/overage; the covered bookings themselves are in the activity report."""
     used = sum(snap.consumed.values())
     granted = used + sum(snap.remaining.values())
+    month = month_name(snap.period, language)
     if language == "de":
-        text = f"Kontingent {snap.period}: {hours(used)} h von {hours(granted)} h verbraucht"
+        text = f"Kontingent {month}: {hours(used)} h von {hours(granted)} h verbraucht"
         if granted != retainer.included_minutes:
             text += f" (davon {hours(retainer.included_minutes)} h monatlich inklusive)"
         if snap.overage:
             text += f"; {hours(snap.overage)} h darüber hinaus berechnet"
         return text + "."
-    text = f"Contingent {snap.period}: {hours(used)} h of {hours(granted)} h used"
+    text = f"Contingent {month}: {hours(used)} h of {hours(granted)} h used"
     if granted != retainer.included_minutes:
         text += f" ({hours(retainer.included_minutes)} h included per month)"
     if snap.overage:

@@ -23,7 +23,7 @@ from email.utils import formatdate, make_msgid, parseaddr
 from typing import Literal, Protocol
 
 from addon.invoicing.formatting import Formats, language_of
-from addon.invoicing.snapshot import CANCELLATION, InvoiceSnapshot
+from addon.invoicing.snapshot import ACTIVITY_REPORT, CANCELLATION, InvoiceSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +79,10 @@ class DeliveryResult:
 
 
 SUBJECTS = {
-    "de": {"invoice": "Rechnung {number}", "cancellation": "Stornorechnung {number}"},
-    "en": {"invoice": "Invoice {number}", "cancellation": "Cancellation invoice {number}"},
+    "de": {"invoice": "Rechnung {number}", "cancellation": "Stornorechnung {number}",
+           "activity_report": "Leistungsnachweis {number} (ohne Berechnung)"},
+    "en": {"invoice": "Invoice {number}", "cancellation": "Cancellation invoice {number}",
+           "activity_report": "Activity report {number} (no charge)"},
 }
 
 BODIES = {
@@ -90,6 +92,8 @@ BODIES = {
         "due": "Bitte überweisen Sie den Betrag bis zum {due} unter Angabe der Rechnungsnummer.",
         "cancellation": "anbei erhalten Sie die Stornorechnung {number} vom {date} zur Rechnung "
         "{preceding} über {amount}.",
+        "activity_report": "anbei erhalten Sie den Leistungsnachweis {number} vom {date} über "
+        "Leistungen, die wir Ihnen nicht berechnen. Eine Zahlung ist nicht zu leisten.",
         "attachments": "Die Rechnung liegt als PDF bei; die Datei {xml} enthält dieselbe Rechnung "
         "als strukturierte E-Rechnung (EN 16931) zur automatischen Verarbeitung.",
         "closing": "Mit freundlichen Grüßen",
@@ -100,6 +104,8 @@ BODIES = {
         "due": "Please transfer the amount by {due}, quoting the invoice number.",
         "cancellation": "please find attached cancellation invoice {number} of {date} for "
         "invoice {preceding}, amount {amount}.",
+        "activity_report": "please find attached activity report {number} of {date} on services "
+        "we do not charge for. Nothing is payable.",
         "attachments": "The invoice is attached as a PDF; the file {xml} contains the same invoice "
         "as a structured e-invoice (EN 16931) for automatic processing.",
         "closing": "Kind regards",
@@ -116,7 +122,7 @@ def build_message(
     """The e-mail for an invoice, in the invoice's language, with the files attached."""
     language = language_of(snapshot.language)
     formats = Formats(language, snapshot.currency)
-    kind = "cancellation" if snapshot.type_code == CANCELLATION else "invoice"
+    kind = {CANCELLATION: "cancellation", ACTIVITY_REPORT: "activity_report"}.get(snapshot.type_code, "invoice")
     texts = BODIES[language]
     values = {
         "number": snapshot.number,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from addon.customers import import_customers
 from addon.db import make_engine, make_session_factory, transaction, upgrade
+from addon.demo import write_env_file
 from addon.invoicing.issue import pdf_renderer
 from addon.settings import Settings, load_settings
 from addon.sync.jobs import RunResult, run_sync
@@ -38,17 +39,17 @@ def run_otrs_sync(data_dir: Path, seller: dict[str, str], public_url: str) -> tu
     started = time.monotonic()
     data_dir.mkdir(parents=True, exist_ok=True)
     with OTRSSandbox.running(seed_reference=_seed_reference(data_dir)) as sandbox:
-        settings = load_settings(
-            {
-                "HELPDESK_KIND": "otrs",
-                "HELPDESK_URL": f"{sandbox.url}/otrs",
-                "HELPDESK_USER": sandbox.api_login,
-                "HELPDESK_PASSWORD": sandbox.api_password,
-                "DATA_DIR": str(data_dir),
-                "PUBLIC_URL": public_url,
-                **seller,
-            }
-        )
+        environment = {
+            "HELPDESK_KIND": "otrs",
+            "HELPDESK_URL": f"{sandbox.url}/otrs",
+            "HELPDESK_USER": sandbox.api_login,
+            "HELPDESK_PASSWORD": sandbox.api_password,
+            "DATA_DIR": str(data_dir),
+            "PUBLIC_URL": public_url,
+            **seller,
+        }
+        settings = load_settings(environment)
+        write_env_file(data_dir, environment)
         engine = make_engine(settings.database_url)
         upgrade(engine)
         factory = make_session_factory(engine)

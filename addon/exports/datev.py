@@ -11,17 +11,25 @@ summarised in shared/reference/invoice-compliance.md §6.1:
   revenue account (Gegenkonto). Revenue accounts for the usual tax cases are *automatic* accounts
   in SKR03/SKR04, so no BU-Schlüssel is written (it would double the tax);
 - Belegdatum as TTMM (the year comes from the header), Belegfeld 1 = invoice number;
-- a cancellation (381) is booked with the Soll/Haben mark reversed ("H"), amounts stay positive.
+- a cancellation (381) is booked with the Soll/Haben mark reversed ("H"), amounts stay positive;
+- a document without an amount (a 0,00 € invoice issued before activity reports existed, or an
+  activity report, which is no invoice) is not booked: DATEV refuses Umsatz 0,00. It is
+  reported as not booked, so the counts the admin sees always match the rows in the file;
+- text fields keep the document number whole (the name is shortened instead) and transliterate
+  what cp1252 cannot hold with anyascii ("Łódź" → "Lodz"), rather than writing "?".
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-from addon.invoicing.snapshot import CANCELLATION, InvoiceSnapshot, VatGroup
+from anyascii import anyascii
+
+from addon.invoicing.snapshot import ACTIVITY_REPORT, CANCELLATION, InvoiceSnapshot, VatGroup
 
 HEADER_VERSION = 700
 CATEGORY_BUCHUNGSSTAPEL = 21
@@ -131,7 +139,23 @@ def tax_case(group: VatGroup) -> str:
     return group.category
 
 
-def datev_buchungsstapel(
+@dataclass(frozen=True)
+class DatevExport:
+    """The file, the documents booked in it (one row per document and VAT rate) and the ones
+    not booked with the reason, so a report can say exactly what the file holds."""
+
+    content: bytes
+    rows: int
+    booked: tuple[str, ...]
+    not_booked: tuple[tuple[str, str], ...]
+
+
+def datev_buchungsstapel(invoices: Sequence[InvoiceSnapshot], **options: object) -> bytes:
+    """The EXTF Buchungsstapel file (cp1252 bytes); see `datev_export` for the options."""
+    return datev_export(invoices, **options).content  # type: ignore[arg-type]
+
+
+def datev_export(
     invoices: Sequence[InvoiceSnapshot],
     *,
     consultant_number: int,
@@ -146,8 +170,8 @@ def datev_buchungsstapel(
     chart: str = "03",
     exported_by: str = "ticketbill",
     created_at: datetime | None = None,
-) -> bytes:
-    """The EXTF Buchungsstapel file (cp1252 bytes) for the given issued invoices.
+) -> DatevExport:
+    """The EXTF Buchungsstapel export (cp1252 bytes) for the given issued documents.
 
     `debtor_account` maps a customer number to its personal account (account_length + 1 digits,
     e.g. 10000-69999 for length 4), or is a callable taking the snapshot. The period defaults to
@@ -175,11 +199,21 @@ def datev_buchungsstapel(
         )
 
     rows = []
+    booked: list[str] = []
+    not_booked: list[tuple[str, str]] = []
     for snapshot in sorted(invoices, key=lambda s: (s.issue_date, s.number)):
         if not start <= snapshot.issue_date <= end:
             raise ValueError(f"{snapshot.number}: issue date {snapshot.issue_date} is outside "
                              f"the exported period {start}..{end}")
-        rows.extend(_bookings(snapshot, account_length, revenue_accounts, debtor_account))
+        if snapshot.type_code == ACTIVITY_REPORT:
+            not_booked.append((snapshot.number, "activity report, not an invoice"))
+            continue
+        bookings = _bookings(snapshot, account_length, revenue_accounts, debtor_account)
+        if not bookings:
+            not_booked.append((snapshot.number, "no amount to book (0,00)"))
+            continue
+        rows.extend(bookings)
+        booked.append(snapshot.number)
     if len(rows) > MAX_BOOKINGS:
         raise ValueError(f"{len(rows)} bookings exceed DATEV's limit of {MAX_BOOKINGS} per file")
 
@@ -197,7 +231,8 @@ def datev_buchungsstapel(
     )
     # Column headings are written bare, as in DATEV's own sample files.
     lines = [header, ";".join(COLUMNS), *(";".join(r) for r in rows)]
-    return ("\r\n".join(lines) + "\r\n").encode("cp1252", errors="replace")
+    content = ("\r\n".join(lines) + "\r\n").encode("cp1252")
+    return DatevExport(content, len(rows), tuple(booked), tuple(not_booked))
 
 
 def datev_filename(period_start: date, period_end: date) -> str:
@@ -219,9 +254,9 @@ def _bookings(
                          "of A-Z a-z 0-9 $ & % * + - /")
     debtor = _account(_debtor(snapshot, debtor_account), account_length + 1, snapshot, "debtor")
     if snapshot.type_code == CANCELLATION:
-        text = f"Storno zu {snapshot.preceding_number or '?'} {snapshot.buyer.name}"
+        text = booking_text(f"Storno {snapshot.preceding_number or '?'}", snapshot.buyer.name, first=True)
     else:
-        text = f"{snapshot.buyer.name} {snapshot.number}"
+        text = booking_text(snapshot.number, snapshot.buyer.name)
     cancellation = snapshot.type_code == CANCELLATION
     # A cancellation may carry positive (EN 16931 credit note) or mirrored negative amounts;
     # both mean the same booking.
@@ -247,7 +282,7 @@ def _bookings(
         cells[_COL["BU-Schlüssel"]] = _text("")
         cells[_COL["Belegdatum"]] = f"{snapshot.issue_date:%d%m}"
         cells[_COL["Belegfeld 1"]] = _text(snapshot.number)
-        cells[_COL["Buchungstext"]] = _text(text, 60)
+        cells[_COL["Buchungstext"]] = _text(text, BOOKING_TEXT_LIMIT)
         if group.category == "AE" and snapshot.buyer.vat_id:
             # Needed for the Zusammenfassende Meldung (§ 18a UStG).
             vat_id = snapshot.buyer.vat_id.replace(" ", "").upper()
@@ -332,9 +367,37 @@ def _amount(value: Decimal, snapshot: InvoiceSnapshot) -> str:
     return f"{value:.2f}".replace(".", ",")
 
 
+BOOKING_TEXT_LIMIT = 60
+
+
+def booking_text(number: str, name: str, *, first: bool = False) -> str:
+    """Buchungstext of at most 60 characters that keeps `number` whole: the name is shortened
+    instead ("Müller & Söhne Maschinenbau … RE-2026-00042"). `first` puts the number first."""
+    number = cp1252_text(number)
+    room = BOOKING_TEXT_LIMIT - len(number) - 1
+    name = " ".join(cp1252_text(name).split())
+    if len(name) > room:
+        name = name[: max(room - 1, 0)].rstrip() + "…"
+    return f"{number} {name}" if first else f"{name} {number}"
+
+
+def cp1252_text(value: str) -> str:
+    """`value` with every character Windows-1252 cannot encode transliterated (anyascii):
+    German umlauts and ß stay, "Łódź" becomes "Lodz", nothing becomes "?"."""
+    out = []
+    for char in value:
+        try:
+            char.encode("cp1252")
+        except UnicodeEncodeError:
+            char = anyascii(char)
+        out.append(char)
+    return "".join(out)
+
+
 def _text(value: str, limit: int | None = None) -> str:
-    """A quoted DATEV text field: no control characters, inner quotes doubled, cut to length."""
-    clean = " ".join(value.split())
+    """A quoted DATEV text field: no control characters, cp1252 only, inner quotes doubled,
+    cut to length."""
+    clean = " ".join(cp1252_text(value).split())
     if limit is not None:
         clean = clean[:limit]
     return '"' + clean.replace('"', '""') + '"'

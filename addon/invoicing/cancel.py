@@ -31,7 +31,7 @@ from addon.invoicing.issue import (
 )
 from addon.invoicing.lifecycle import LifecycleError
 from addon.invoicing.numbering import next_number
-from addon.invoicing.snapshot import CANCELLATION, INVOICE, InvoiceSnapshot
+from addon.invoicing.snapshot import ACTIVITY_REPORT, CANCELLATION, INVOICE, InvoiceSnapshot
 from addon.models import BilledEntry, BilledExtra, BillingHistory, Invoice, InvoiceLine, Ticket, TimeEntry
 from addon.settings import Settings
 from addon.sync.writeback import queue_cancelled
@@ -53,6 +53,8 @@ def cancellation_snapshot(
         seller=seller_party(settings),
         lines=tuple(replace(line, quantity=-line.quantity, net=-line.net) for line in original.lines),
         vat_groups=tuple(replace(g, base=-g.base, amount=-g.amount) for g in original.vat_groups),
+        allowances=tuple(replace(a, amount=-a.amount, base=None if a.base is None else -a.base)
+                         for a in original.allowances),
         net=-original.net,
         vat=-original.vat,
         gross=-original.gross,
@@ -78,7 +80,10 @@ def cancel_invoice(
         select(Invoice).where(Invoice.series == SERIES, Invoice.number == number).with_for_update()
     ).scalar_one_or_none()
     if original is None:
-        other = session.execute(select(Invoice.id).where(Invoice.number == number)).first()
+        other = session.execute(select(Invoice.type_code).where(Invoice.number == number)).first()
+        if other is not None and other[0] == ACTIVITY_REPORT:
+            raise LifecycleError(f"{number} is an activity report of no-charge work, not an invoice; "
+                                 "there is nothing to cancel")
         if other is not None:
             raise LifecycleError(f"{number} is a cancellation invoice; it cannot be cancelled itself")
         raise LifecycleError(f"there is no invoice {number}")
@@ -90,7 +95,9 @@ def cancel_invoice(
     st_number = next_number(session, CANCELLATION_SERIES, settings.cancellation_number_pattern, issue_date)
     snapshot = cancellation_snapshot(InvoiceSnapshot.from_json(original.snapshot), settings, st_number,
                                      issue_date, reason)
-    files = document_files(snapshot, render)
+    # An e-invoice is corrected in the same form: an XRechnung customer's cancellation is an
+    # XRechnung too (BMF 15.10.2024 Rz. 40).
+    files = document_files(snapshot, render, xrechnung=customer.xrechnung)
     cancellation = Invoice(
         series=CANCELLATION_SERIES,
         number=st_number,

@@ -14,7 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 
 import facturx
-from drafthorse.models.accounting import ApplicableTradeTax
+from drafthorse.models.accounting import ApplicableTradeTax, CategoryTradeTax, TradeAllowanceCharge
 from drafthorse.models.document import Document
 from drafthorse.models.note import IncludedNote
 from drafthorse.models.party import TaxRegistration, TradeParty
@@ -34,7 +34,7 @@ from pypdf.generic import (
 from addon.invoicing.formatting import Formats, language_of
 from addon.invoicing.invoice_texts import TEXTS
 from addon.invoicing.rendered import RenderedFile
-from addon.invoicing.snapshot import CANCELLATION, INVOICE, InvoiceSnapshot, Line, Party
+from addon.invoicing.snapshot import CANCELLATION, INVOICE, Allowance, InvoiceSnapshot, Line, Party
 
 #: BT-24 of a plain EN 16931 invoice (also the Factur-X/ZUGFeRD "EN 16931" profile).
 EN16931_GUIDELINE = "urn:cen.eu:en16931:2017"
@@ -193,10 +193,14 @@ def _document(snapshot: InvoiceSnapshot, guideline: str) -> Document:
             terms.due = snapshot.due_date
         settlement.terms.add(terms)
 
+    for allowance in snapshot.allowances:
+        settlement.allowance_charge.add(_allowance(allowance, sign))
+
     totals = settlement.monetary_summation
-    totals.line_total = _money(sign * snapshot.net)
+    totals.line_total = _money(sign * snapshot.line_total)
     totals.charge_total = _money(Decimal(0))
-    totals.allowance_total = _money(Decimal(0))
+    allowance_total = sum((a.amount for a in snapshot.allowances), Decimal(0))
+    totals.allowance_total = _money(sign * allowance_total if allowance_total else allowance_total)
     totals.tax_basis_total = _money(sign * snapshot.net)
     totals.tax_total = (_money(sign * snapshot.vat), snapshot.currency)
     totals.grand_total = _money(sign * snapshot.gross)
@@ -209,8 +213,9 @@ def _document(snapshot: InvoiceSnapshot, guideline: str) -> Document:
         if snapshot.preceding_date:
             settlement.invoice_referenced_document.issue_date_time = snapshot.preceding_date
 
+    titles = {ticket.number: ticket.title for ticket in snapshot.tickets}
     for line in snapshot.lines:
-        doc.trade.items.add(_line_item(line, sign))
+        doc.trade.items.add(_line_item(line, sign, titles))
     return doc
 
 
@@ -280,12 +285,34 @@ def _payment(settlement: TradeSettlement, snapshot: InvoiceSnapshot) -> None:
     settlement.payment_means.add(means)
 
 
-def _line_item(line: Line, sign: int) -> LineItem:
+def _allowance(allowance: Allowance, sign: int) -> TradeAllowanceCharge:
+    """BG-20: a document-level allowance with its reason (BT-97/98), base and percent
+    (BT-93/94) and VAT category (BT-95/96); BR-CO-11/13 sum it into BT-107 and BT-109."""
+    item = TradeAllowanceCharge()
+    item.indicator = False
+    if allowance.percent is not None:
+        item.calculation_percent = allowance.percent.quantize(CENT)
+    if allowance.base is not None:
+        item.basis_amount = _money(sign * allowance.base)
+    item.actual_amount = _money(sign * allowance.amount)
+    item.reason_code = allowance.reason_code
+    item.reason = allowance.reason
+    tax = CategoryTradeTax()
+    tax.type_code = "VAT"
+    tax.category_code = allowance.vat_category
+    tax.rate_applicable_percent = _rate(allowance.vat_category, allowance.vat_rate)
+    item.trade_tax.add(tax)
+    return item
+
+
+def _line_item(line: Line, sign: int, titles: dict[str, str]) -> LineItem:
+    """BG-25. The PDF prints a ticket once above its lines; an XML line stands alone, so its
+    name (BT-153) carries the ticket and its description (BT-154) the ticket's title."""
     item = LineItem()
     item.document.line_id = str(line.position)
-    item.product.name = line.description
-    if line.ticket_number:
-        item.product.description = f"Ticket {line.ticket_number}"
+    item.product.name = f"Ticket {line.ticket_number}: {line.description}" if line.ticket_number else line.description
+    if line.ticket_number and titles.get(line.ticket_number):
+        item.product.description = titles[line.ticket_number]
     # BR-27: the net price is never negative; a credit or discount line goes negative in quantity.
     quantity = line.quantity * sign * (1 if line.unit_price >= 0 else -1)
     item.agreement.net.amount = _price(abs(line.unit_price))
@@ -304,8 +331,9 @@ def _check_totals(snapshot: InvoiceSnapshot) -> None:
     """Refuse what EN 16931 BR-CO-10/13/14/15 would reject, with the figures that disagree."""
     problems = []
     line_sum = sum((line.net for line in snapshot.lines), Decimal(0))
-    if _money(line_sum) != _money(snapshot.net):
-        problems.append(f"lines sum to {line_sum}, net is {snapshot.net}")
+    allowances = sum((allowance.amount for allowance in snapshot.allowances), Decimal(0))
+    if _money(line_sum - allowances) != _money(snapshot.net):
+        problems.append(f"lines sum to {line_sum} less allowances {allowances}, net is {snapshot.net}")
     base_sum = sum((group.base for group in snapshot.vat_groups), Decimal(0))
     if _money(base_sum) != _money(snapshot.net):
         problems.append(f"VAT bases sum to {base_sum}, net is {snapshot.net}")
@@ -359,11 +387,13 @@ def _srgb_icc_profile() -> bytes:
 
 
 def _with_srgb_output_intent(pdf_bytes: bytes) -> bytes:
-    """Add a /GTS_PDFA1 sRGB OutputIntent unless the PDF already has one."""
-    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf_bytes)))
-    root = writer._root_object
-    if "/OutputIntents" in root:
+    """Add a /GTS_PDFA1 sRGB OutputIntent unless the PDF already has one (the renderer's do:
+    then the file is not rewritten, which for a long invoice saves a full pypdf pass)."""
+    reader = PdfReader(io.BytesIO(pdf_bytes))
+    if "/OutputIntents" in reader.trailer["/Root"]:
         return pdf_bytes
+    writer = PdfWriter(clone_from=reader)
+    root = writer._root_object
     profile = DecodedStreamObject()
     profile.set_data(_srgb_icc_profile())
     profile[NameObject("/N")] = NumberObject(3)

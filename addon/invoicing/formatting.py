@@ -86,6 +86,27 @@ class Formats:
             return self.date(start)
         return f"{self.date(start)} – {self.date(end)}"
 
+    def short_period(self, start: date, end: date) -> str:
+        """A line's service dates without repeating what both ends share: "19.–21.10.2026",
+        "28.10.–02.11.2026" / "19–21 Oct 2026", "28 Oct – 2 Nov 2026"."""
+        if start == end:
+            return self.date(start)
+        if self.language == "de":
+            if (start.year, start.month) == (end.year, end.month):
+                return f"{start:%d}.–{self.date(end)}"
+            if start.year == end.year:
+                return f"{start:%d.%m.}–{self.date(end)}"
+            return f"{self.date(start)}–{self.date(end)}"
+        if (start.year, start.month) == (end.year, end.month):
+            return f"{start.day}–{self.date(end)}"
+        if start.year == end.year:
+            return f"{format_date(start, 'd MMM', locale=self.locale)} – {self.date(end)}"
+        return f"{self.date(start)} – {self.date(end)}"
+
+    def month(self, period: str) -> str:
+        """A billing month "2026-11" in words: "November 2026" (both languages)."""
+        return format_date(date.fromisoformat(f"{period}-01"), "LLLL yyyy", locale=self.locale)
+
     def duration(self, minutes: Decimal) -> str:
         """Minutes as h:mm (95 -> "1:35"), rounded half up to the whole minute."""
         whole = int(Decimal(minutes).quantize(Decimal(1), rounding=ROUND_HALF_UP))

@@ -36,7 +36,17 @@ from addon.invoicing.audit import record
 from addon.invoicing.einvoice import embed_facturx, xml_file
 from addon.invoicing.numbering import next_number
 from addon.invoicing.rendered import RenderedFile
-from addon.invoicing.snapshot import INVOICE, AnnexEntry, InvoiceSnapshot, Line, Party, TicketRef, VatGroup
+from addon.invoicing.snapshot import (
+    ACTIVITY_REPORT,
+    INVOICE,
+    Allowance,
+    AnnexEntry,
+    InvoiceSnapshot,
+    Line,
+    Party,
+    TicketRef,
+    VatGroup,
+)
 from addon.invoicing.validate import ensure_valid
 from addon.invoicing.vat import vat_category
 from addon.models import BilledEntry, BillingHistory, Customer, Invoice, InvoiceLine, Ticket
@@ -45,6 +55,7 @@ from addon.sync.writeback import queue_email, queue_invoiced
 
 SERIES = "invoice"
 CANCELLATION_SERIES = "cancellation"
+ACTIVITY_REPORT_SERIES = "activity_report"
 SYNC_ACTOR = "sync"
 
 
@@ -89,16 +100,24 @@ class Draft:
     notes: tuple[str, ...] = ()
     #: the billed period (a monthly invoice: the month); None: from the first to the last line
     service_period: tuple[date, date] | None = None
+    #: document-level allowances (discounts shown below the line total, EN 16931 BG-20)
+    allowances: tuple[Allowance, ...] = ()
+
+    @property
+    def no_charge_only(self) -> bool:
+        """Nothing on it costs anything: it becomes an activity report, never a 0,00 € bill."""
+        return self.gross == 0 and not self.allowances and all(line.net == 0 for line in self.lines)
 
 
 Renderer = Callable[[InvoiceSnapshot], RenderedFile]
 
 
 def pdf_renderer(settings: Settings) -> Renderer:
-    """The PDF renderer of this deployment: the invoice layout with the letterhead logo."""
+    """The PDF renderer of this deployment: the seller's letterhead logo unless the customer's
+    layout names its own (in the snapshot), templates also from INVOICE_TEMPLATE_DIR."""
     from addon.invoicing.render_pdf import render_pdf
 
-    return partial(render_pdf, logo_path=settings.invoice_logo)
+    return partial(render_pdf, logo_path=settings.invoice_logo, template_dir=settings.invoice_template_dir)
 
 
 def draft_to_json(draft: Draft, ticket_ids: list[int]) -> str:
@@ -138,14 +157,22 @@ def draft_from_json(text: str) -> tuple[Draft, list[int]]:
         AnnexEntry(
             a["ticket_number"], date.fromisoformat(a["date"]), a["agent"], a["activity"],
             Decimal(a["raw_minutes"]), Decimal(a["billed_minutes"]),
+            Decimal(a.get("covered_minutes") or 0), bool(a.get("no_charge")),
         )
         for a in raw["annex"]
     )
     period = raw.get("service_period")
+    allowances = tuple(
+        Allowance(a["reason"], Decimal(a["amount"]), Decimal(a["vat_rate"]), a["vat_category"],
+                  None if a["percent"] is None else Decimal(a["percent"]),
+                  None if a["base"] is None else Decimal(a["base"]), a["reason_code"])
+        for a in raw.get("allowances") or ()
+    )
     draft = Draft(
         lines, groups, Decimal(raw["net"]), Decimal(raw["vat"]), Decimal(raw["gross"]), annex,
         notes=tuple(raw.get("notes") or ()),
         service_period=(date.fromisoformat(period[0]), date.fromisoformat(period[1])) if period else None,
+        allowances=allowances,
     )
     return draft, list(data["tickets"])
 
@@ -181,8 +208,16 @@ def payment_terms(language: str, days: int, due: date) -> str:
 def build_snapshot(
     settings: Settings, customer: Customer, tickets: list[Ticket], draft: Draft, number: str, issue_date: date
 ) -> InvoiceSnapshot:
-    """Freeze the invoice content: the only input the renderers ever see."""
+    """Freeze the invoice content: the only input the renderers ever see.
+
+    The header service period (BT-73/74) spans every line's period, so late lines of earlier
+    months lie inside it (PEPPOL-EN16931-R110/R111); a monthly invoice also names its month.
+    Tickets link to the customer-facing URL only (CUSTOMER_TICKET_URL), never to the helpdesk's
+    agent view. A draft of no-charge lines only becomes an activity report: no due date, no
+    payment terms, no payment request.
+    """
     language = customer.language or settings.invoice_language
+    report = draft.no_charge_only
     due = issue_date + timedelta(days=settings.payment_terms_days)
     lines = tuple(
         Line(
@@ -201,13 +236,17 @@ def build_snapshot(
         )
         for i, line in enumerate(draft.lines, start=1)
     )
+    starts = [x.service_start for x in draft.lines] + ([draft.service_period[0]] if draft.service_period else [])
+    ends = [x.service_end for x in draft.lines] + ([draft.service_period[1]] if draft.service_period else [])
+    url = settings.customer_ticket_url
+    letterhead = customer.letterhead or (str(settings.invoice_logo) if settings.invoice_logo else None)
     return InvoiceSnapshot(
-        type_code=INVOICE,
+        type_code=ACTIVITY_REPORT if report else INVOICE,
         number=number,
         issue_date=issue_date,
-        due_date=due,
-        service_start=draft.service_period[0] if draft.service_period else min(x.service_start for x in draft.lines),
-        service_end=draft.service_period[1] if draft.service_period else max(x.service_end for x in draft.lines),
+        due_date=None if report else due,
+        service_start=min(starts),
+        service_end=max(ends),
         currency="EUR",
         language=language,
         seller=seller_party(settings),
@@ -217,11 +256,15 @@ def build_snapshot(
         net=draft.net,
         vat=draft.vat,
         gross=draft.gross,
-        tickets=tuple(TicketRef(number=t.number, title=t.title, url=t.web_url) for t in tickets),
+        tickets=tuple(TicketRef(t.number, t.title, url.format(number=t.number) if url else None) for t in tickets),
         annex=draft.annex,
         notes=draft.notes,
-        payment_terms=payment_terms(language, settings.payment_terms_days, due),
+        payment_terms=None if report else payment_terms(language, settings.payment_terms_days, due),
         buyer_reference=customer.buyer_reference,
+        allowances=draft.allowances,
+        billing_month=f"{draft.service_period[0]:%Y-%m}" if draft.service_period else None,
+        template=customer.invoice_template or "standard",
+        letterhead=letterhead,
     )
 
 
@@ -244,6 +287,8 @@ def document_files(snapshot: InvoiceSnapshot, render: Renderer, *, xrechnung: bo
     buyers, the XRechnung XML. Every XML is validated (XSD + EN 16931 Schematron) before it is
     embedded; an invalid one raises `InvalidEInvoice` and nothing is stored."""
     pdf = render(snapshot)
+    if snapshot.type_code == ACTIVITY_REPORT:  # not an invoice: no e-invoice, nothing to book
+        return [pdf]
     xml = xml_file(snapshot)
     ensure_valid(xml.content, snapshot.number)
     lang = "de-DE" if snapshot.language == "de" else "en-GB"
@@ -276,8 +321,10 @@ def with_vat_category(draft: Draft, category: str) -> Draft:
         return draft
     zero = Decimal(0)
     lines = tuple(replace(line, vat_rate=zero, vat_category=category) for line in draft.lines)
+    allowances = tuple(replace(a, vat_rate=zero, vat_category=category) for a in draft.allowances)
     group = VatGroup(category, zero, draft.net, Decimal("0.00"))
-    return replace(draft, lines=lines, vat_groups=(group,), vat=Decimal("0.00"), gross=draft.net)
+    return replace(draft, lines=lines, allowances=allowances, vat_groups=(group,), vat=Decimal("0.00"),
+                   gross=draft.net)
 
 
 def with_vat_treatment(settings: Settings, customer: Customer, draft: Draft) -> Draft:
@@ -298,9 +345,9 @@ def store_draft(
         raise ValueError("an invoice needs at least one line")
     draft = with_vat_treatment(settings, customer, draft)
     invoice = Invoice(
-        series=SERIES,
+        series=ACTIVITY_REPORT_SERIES if draft.no_charge_only else SERIES,
         number=None,
-        type_code=INVOICE,
+        type_code=ACTIVITY_REPORT if draft.no_charge_only else INVOICE,
         state="draft",
         customer_id=customer.id,
         ticket_id=tickets[0].id if len(tickets) == 1 else None,
@@ -372,7 +419,10 @@ def issue_stored_draft(
 ) -> Invoice:
     """Turn a stored draft into an issued invoice (number assigned now)."""
     issue_date = now.astimezone(ZoneInfo(customer.timezone or settings.timezone)).date()
-    number = next_number(session, SERIES, settings.invoice_number_pattern, issue_date)
+    if draft.no_charge_only:
+        number = next_number(session, ACTIVITY_REPORT_SERIES, settings.activity_report_number_pattern, issue_date)
+    else:
+        number = next_number(session, SERIES, settings.invoice_number_pattern, issue_date)
     snapshot = build_snapshot(settings, customer, tickets, draft, number, issue_date)
     files = document_files(snapshot, render, xrechnung=customer.xrechnung)
     stored = store_documents(settings, invoice, files)

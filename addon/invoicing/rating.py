@@ -31,6 +31,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from addon import billing
+from addon.billing.contingents import OVERAGE, TIME_AND_MATERIAL
+from addon.billing.lines import NO_CHARGE
 from addon.billing.periods import first_day, last_day
 from addon.billing.totals import compute_totals
 from addon.contracts.engine import (
@@ -43,8 +45,9 @@ from addon.contracts.engine import (
     ticket_info,
 )
 from addon.contracts.state import customer_states, ledger_summary, legacy_billed_entries
+from addon.invoicing.formatting import Formats
 from addon.invoicing.issue import Draft, DraftLine, EntryLink
-from addon.invoicing.snapshot import AnnexEntry, VatGroup
+from addon.invoicing.snapshot import Allowance, AnnexEntry, VatGroup
 from addon.models import BilledEntry, BookedExtra, Customer, Ticket, TimeEntry
 from addon.settings import Settings
 
@@ -96,24 +99,29 @@ class Rating:
     waiting: tuple[str, ...] = ()  # monthly contracts that bill entries of the ticket in question
 
 
-def _german_date(day: object, language: str) -> str:
-    return f"{day:%d.%m.%Y}" if language == "de" else f"{day:%Y-%m-%d}"
-
-
 def _amount(value: Decimal, language: str) -> str:
     return format_decimal(value.normalize(), locale="de_DE" if language == "de" else "en_GB")
 
 
+def _money_text(value: Decimal, language: str) -> str:
+    return format_currency(value, "EUR", locale="de_DE" if language == "de" else "en_GB")
+
+
+def _percent_text(value: Decimal | str, language: str) -> str:
+    number = format_decimal(Decimal(str(value)).normalize(), locale="de_DE" if language == "de" else "en_GB")
+    return f"{number}\u00a0%" if language == "de" else f"{number}%"
+
+
 def extra_text(line: billing.Line, info: ExtraInfo, language: str) -> str:
-    """'Material: SSD 1 TB (2 × 87,40 €)', 'Anfahrt 38 km', 'Anfahrtspauschale Vor-Ort-Einsatz'."""
+    """'Material: SSD 1 TB (2 × 87,40 €)', 'Anfahrt 38 km', 'Anfahrtspauschale Vor-Ort-Einsatz'.
+    No date: the PDF prints the line's service date beneath it, once."""
     de = language == "de"
     if info.kind == "visit":
-        text = ("Anfahrtspauschale Vor-Ort-Einsatz " if de else "Travel flat fee on-site visit ") + _german_date(
-            line.service_start, language)
+        text = "Anfahrtspauschale Vor-Ort-Einsatz" if de else "Travel flat fee on-site visit"
     elif info.kind == "travel":
         text = f"{'Anfahrt' if de else 'Travel'} {_amount(line.quantity, language)} km"
     else:
-        price = format_currency(line.unit_price, "EUR", locale="de_DE" if de else "en_GB")
+        price = _money_text(line.unit_price, language)
         text = f"Material: {info.description} ({_amount(line.quantity, language)} × {price})"
     if info.no_charge:
         reason = NO_CHARGE_CATEGORIES[info.no_charge][0 if de else 1]
@@ -121,45 +129,71 @@ def extra_text(line: billing.Line, info: ExtraInfo, language: str) -> str:
     return text
 
 
-def line_text(line: billing.Line, ticket: Ticket | None, language: str, period: str | None = None,
-              invoiced: frozenset[str] = frozenset(), extras: Mapping[str, ExtraInfo] | None = None,
-              names: Mapping[str, str] | None = None) -> str:
-    """Printable description: ticket, title, activity and the agents who worked; fees, overage,
-    surcharge shares and corrections say what they are; a no-charge line says why (the ticket's
-    category). On a monthly invoice, a late line (of an earlier month, or of a month already
-    `invoiced`) names its own service date."""
+def surcharge_text(line: billing.Line, language: str) -> str:
+    """The surcharge a line's unit price contains, named with its percentage:
+    "Nachtzuschlag 25 %" ("Samstag + Nachtzuschlag 50 %" when windows add up)."""
+    percents = line.explanation.get("surcharge_percent") or {}
+    return ", ".join(f"{label.replace('+', ' + ')} {_percent_text(pct, language)}"
+                     for label, pct in sorted(percents.items()))  # type: ignore[union-attr]
+
+
+def line_text(line: billing.Line, ticket: Ticket | None, language: str,
+              extras: Mapping[str, ExtraInfo] | None = None, names: Mapping[str, str] | None = None) -> str:
+    """Printable description of one line, saying what it is and nothing the PDF prints
+    elsewhere: the ticket is the heading above its lines (and in the XML line name), the
+    service date is printed beneath. Activity and agents; a surcharge by name and percentage;
+    overage, surcharge shares in the contingent and corrections say what they are; a no-charge
+    line says why (the ticket's category); a fee names its month in words ("November 2026")."""
     de = language == "de"
     info = (extras or {}).get(str(line.explanation.get("extra")))
     if line.kind == "fee":
-        return f"{line.label} {line.service_period}"
-    head = f"Ticket #{ticket.number} {ticket.title}" if ticket else (f"Ticket #{line.ticket}" if line.ticket else "")
+        return f"{line.label} {Formats(language, 'EUR').month(line.service_period)}"
+    if line.kind == "discount":
+        percent = line.explanation.get("percent")
+        if percent is None:
+            return line.label
+        base = _money_text(Decimal(str(line.explanation["base"])), language)
+        return f"{line.label} {_percent_text(percent, language)} {'auf' if de else 'of'} {base}"  # type: ignore[arg-type]
     agents = ", ".join((names or {}).get(agent, agent) for agent in line.agents)
-    what = line.activity or line.label
+    what = (line.activity or line.label) + (f" ({agents})" if agents else "")
+    surcharge = surcharge_text(line, language)
     if line.kind == "no_charge":
         why = NO_CHARGE_CATEGORIES.get(ticket.category or "") if ticket else None
         reason = f": {why[0 if de else 1]}" if why else ""
-        text = f"{head} — {line.activity} ({'ohne Berechnung' if de else 'no charge'}{reason})"
+        text = f"{what} – {'ohne Berechnung' if de else 'no charge'}{reason}"
     elif line.kind == "overage":
-        text = f"{head} — {what} ({'über Kontingent' if de else 'beyond contingent'})"
+        text = f"{what}, {'über Kontingent' if de else 'beyond contingent'}"
+        text += f", {surcharge}" if surcharge else ""
     elif line.kind == "surcharge_share":
-        names = ", ".join(str(s) for s in line.explanation.get("surcharge", []))  # type: ignore[union-attr]
-        text = f"{head} — {what} ({'Zuschlag im Kontingent' if de else 'surcharge, in contingent'}: {names})"
+        share = "nur Zuschlag, Zeit im Kontingent" if de else "surcharge only, time in contingent"
+        text = f"{what}: {surcharge} ({share})"
     elif line.kind == "travel_visit":
-        flat = "Anfahrtspauschale" if de else "travel flat fee"
-        text = f"{head} — {flat} {_german_date(line.service_start, language)}"
+        text = "Anfahrtspauschale Vor-Ort-Einsatz" if de else "Travel flat fee on-site visit"
     elif line.kind in ("material", "travel_km"):
-        label = extra_text(line, info, language) if info else line.label
-        text = f"{head} — {label}" if head else label
+        text = extra_text(line, info, language) if info else line.label
     else:
-        text = f"{head} — {what}" + (f" ({agents})" if agents else "")
+        text = what + (f", {surcharge}" if surcharge else "")
     if line.correction:
         text = ("Korrektur: " if de else "Correction: ") + text
-    late = line.service_period < period or line.service_period in invoiced if period else False
-    if late and line.kind != "fee":
-        start, end = _german_date(line.service_start, language), _german_date(line.service_end, language)
-        when = start if start == end else f"{start}–{end}"
-        text += f" ({'Leistung vom' if de else 'service date'} {when})"
     return text
+
+
+def line_order(lines: list[billing.Line]) -> list[billing.Line]:
+    """Fees first, then each ticket's lines together (time by date, then its extras), then
+    lines of no ticket, discounts last: the PDF names each ticket once above its run of lines."""
+    tickets = list(dict.fromkeys(line.ticket for line in lines if line.ticket and line.kind != "fee"))
+
+    def key(line: billing.Line) -> tuple:
+        if line.kind == "fee":
+            return (0, 0, line.service_period, "")
+        if line.kind == "discount":
+            return (3, 0, line.service_period, line.label)
+        if line.ticket is None:
+            return (2, 0, str(line.service_start), line.label)
+        extra = line.kind in ("material", "travel_km", "travel_visit")
+        return (1, tickets.index(line.ticket), str(int(extra)), str(line.service_start))
+
+    return sorted(lines, key=key)
 
 
 def _customer_entries(session: Session, customer: Customer,
@@ -273,9 +307,9 @@ def engine_extras(booked: list[tuple[BookedExtra, Ticket]], infos: Mapping[str, 
 
 
 def _draft(session: Session, results: list[billing.BillingResult], by_number: dict[str, Ticket],
-           entries: dict[str, TimeEntry], language: str, timezone: str, period: str | None,
-           invoiced: frozenset[str], extras: Mapping[str, ExtraInfo]) -> Draft | None:
-    lines = [line for r in results for line in r.lines]
+           entries: dict[str, TimeEntry], language: str, timezone: str,
+           extras: Mapping[str, ExtraInfo]) -> Draft | None:
+    lines = line_order([line for r in results for line in r.lines])
     if not lines:
         return None
     names = {e.agent: e.agent_name for e in entries.values() if e.agent_name}  # printed instead of logins
@@ -300,38 +334,67 @@ def _draft(session: Session, results: list[billing.BillingResult], by_number: di
     for entry_id in sorted(_settled_without_line(results) - set(best), key=int):
         if entry_id in entries and int(entry_id) not in billed:
             links.setdefault(0, []).append(EntryLink(int(entry_id), entries[entry_id].minutes, Decimal(0)))
+    allowance_lines = {index for index, line in enumerate(lines)
+                       if line.kind == "discount" and line.explanation.get("presentation") == "allowance"}
     draft_lines = tuple(
         DraftLine(
-            description=line_text(line, by_number.get(line.ticket or ""), language, period, invoiced, extras,
-                                  names),
+            description=line_text(line, by_number.get(line.ticket or ""), language, extras, names),
             quantity=line.quantity, unit=line.unit, unit_price=line.unit_price, net=line.net,
             vat_rate=line.vat_rate, service_start=line.service_start, service_end=line.service_end,
             entries=tuple(sorted(links.get(index, []), key=lambda link: link.entry_id)),
             explanation={**dict(line.explanation), "kind": line.kind, "service_period": line.service_period},
             ticket_number=line.ticket,
         )
-        for index, line in enumerate(lines)
+        for index, line in enumerate(lines) if index not in allowance_lines
     )
-    zone = ZoneInfo(timezone)
-    annex = tuple(
-        AnnexEntry(
-            ticket_number=line.ticket or "",
-            date=entries[ref.entry_id].booked_at.astimezone(zone).date(),
-            agent=entries[ref.entry_id].agent_name or entries[ref.entry_id].agent,
-            activity=line.activity or NO_ACTIVITY,
-            raw_minutes=Decimal(ref.raw_minutes),
-            billed_minutes=Decimal(ref.billed_minutes),
-        )
-        for line in lines if line.kind in ("time", "overage", "surcharge_share", "no_charge")
-        for ref in line.entries if ref.entry_id in entries
+    allowances = tuple(
+        Allowance(reason=line.label, amount=-line.net, vat_rate=line.vat_rate,
+                  percent=Decimal(str(line.explanation["percent"])) if line.explanation.get("percent") else None,
+                  base=Decimal(str(line.explanation["base"])) if line.explanation.get("percent") else None)
+        for index, line in enumerate(lines) if index in allowance_lines
     )
     totals = compute_totals(tuple(lines))
     return Draft(
         lines=draft_lines,
         vat_groups=tuple(VatGroup("S", b.rate, b.base, b.vat) for b in totals.by_rate),
         net=totals.net, vat=totals.vat, gross=totals.gross,
-        annex=tuple(sorted(annex, key=lambda a: (a.date, a.agent, a.ticket_number))),
+        annex=annex_entries(results, entries, ZoneInfo(timezone)),
+        allowances=allowances,
     )
+
+
+def annex_entries(results: list[billing.BillingResult], entries: Mapping[str, TimeEntry],
+                  zone: ZoneInfo) -> tuple[AnnexEntry, ...]:
+    """One activity report row per booking this document settles, from what the engine
+    allocated: raw minutes as booked, billed minutes, and how many of those a contingent
+    covered (they cost nothing on their own, so no line shows them; the report must)."""
+    rows: dict[str, dict[str, object]] = {}
+    for result in results:
+        document = result.state.documents[-1] if result.state.documents else None
+        if document is None or document.document_id != result.document_id:
+            continue
+        for allocation in document.allocations:
+            entry = entries.get(allocation.entry_id)
+            if entry is None:
+                continue
+            row = rows.setdefault(allocation.entry_id, {
+                "ticket": allocation.ticket, "activity": allocation.activity, "billed": 0, "covered": 0,
+                "no_charge": False})
+            row["billed"] = int(row["billed"]) + allocation.minutes  # type: ignore[call-overload]
+            if allocation.coverage == NO_CHARGE:
+                row["no_charge"] = True
+            elif allocation.coverage not in (TIME_AND_MATERIAL, OVERAGE):
+                row["covered"] = int(row["covered"]) + allocation.minutes  # type: ignore[call-overload]
+    annex = [
+        AnnexEntry(
+            ticket_number=str(row["ticket"]), date=entries[entry_id].booked_at.astimezone(zone).date(),
+            agent=entries[entry_id].agent_name or entries[entry_id].agent, activity=str(row["activity"]),
+            raw_minutes=entries[entry_id].minutes, billed_minutes=Decimal(int(row["billed"])),  # type: ignore[call-overload]
+            covered_minutes=Decimal(int(row["covered"])), no_charge=bool(row["no_charge"]),  # type: ignore[call-overload]
+        )
+        for entry_id, row in rows.items() if row["billed"]
+    ]
+    return tuple(sorted(annex, key=lambda a: (a.date, a.agent, a.ticket_number)))
 
 
 def _settled_without_line(results: list[billing.BillingResult]) -> set[str]:
@@ -420,8 +483,7 @@ def rate_customer(session: Session, settings: Settings, customer: Customer, *, t
     reasons = [r for key, rs in holds.items() if key in (CUSTOMER, *(scope or ())) for r in rs]
     if trigger == "per_ticket" and reasons:
         return Rating(None, reasons, excluded, holds, warnings, waiting=tuple(waiting))
-    invoiced = frozenset(d.period for st in states.values() for d in st.valid_invoices() if d.period)
-    draft = _draft(session, results, by_number, entries, language, timezone, period, invoiced, extra_infos)
+    draft = _draft(session, results, by_number, entries, language, timezone, extra_infos)
     if draft is not None:  # the ledger text and the month belong to the document (snapshot)
         bounds = (first_day(period), last_day(period)) if period else None
         draft = replace(draft, notes=notes, service_period=bounds)

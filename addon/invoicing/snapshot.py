@@ -15,6 +15,11 @@ from typing import Any
 
 INVOICE = "380"
 CANCELLATION = "381"
+#: Not an invoice: a document listing work done without charge (only no-charge lines). It asks
+#: for no payment, has its own number series, no e-invoice XML and no booking (README, invoices).
+ACTIVITY_REPORT = "LN"
+#: UNCL 5189 allowance reason code "Discount" (EN 16931 BT-98).
+DISCOUNT_REASON_CODE = "95"
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,27 @@ class AnnexEntry:
     activity: str
     raw_minutes: Decimal
     billed_minutes: Decimal
+    #: Minutes of `billed_minutes` a retainer's contingent covered (no price of their own).
+    covered_minutes: Decimal = Decimal(0)
+    #: The entry is shown at 0,00 € (goodwill, covered by contract).
+    no_charge: bool = False
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """A document-level allowance (EN 16931 BG-20), e.g. a customer discount.
+
+    `amount` is positive and reduces the VAT base of (category, rate); `base` and `percent` say
+    how it was computed when it is a percentage (BT-93, BT-94).
+    """
+
+    reason: str
+    amount: Decimal
+    vat_rate: Decimal
+    vat_category: str = "S"
+    percent: Decimal | None = None
+    base: Decimal | None = None
+    reason_code: str = DISCOUNT_REASON_CODE
 
 
 @dataclass(frozen=True)
@@ -116,6 +142,18 @@ class InvoiceSnapshot:
     buyer_reference: str | None = None
     preceding_number: str | None = None
     preceding_date: date | None = None
+    #: Document-level allowances (discounts); `net` is the VAT base after them (BT-109).
+    allowances: tuple[Allowance, ...] = ()
+    #: The month a monthly collective invoice bills ("2026-11"); None for per-ticket documents.
+    billing_month: str | None = None
+    #: The invoice template that laid the document out and the letterhead image it used.
+    template: str = "standard"
+    letterhead: str | None = None
+
+    @property
+    def line_total(self) -> Decimal:
+        """BT-106: the sum of line nets, before document-level allowances."""
+        return sum((line.net for line in self.lines), Decimal(0))
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys, decimals and dates as strings) for storage and hashing."""
@@ -132,6 +170,8 @@ def _convert(kind: Any, value: Any) -> Any:
     text = str(kind)
     if "Decimal" in text:
         return Decimal(value)
+    if text == "bool":
+        return bool(value)
     if text.startswith("date"):
         return date.fromisoformat(value)
     return value
@@ -139,7 +179,8 @@ def _convert(kind: Any, value: Any) -> Any:
 
 def _build(cls: type, data: dict[str, Any]) -> Any:
     nested = {"seller": Party, "buyer": Party}
-    sequences = {"lines": Line, "vat_groups": VatGroup, "tickets": TicketRef, "annex": AnnexEntry}
+    sequences = {"lines": Line, "vat_groups": VatGroup, "tickets": TicketRef, "annex": AnnexEntry,
+                 "allowances": Allowance}
     kwargs: dict[str, Any] = {}
     for f in fields(cls):
         if f.name not in data:

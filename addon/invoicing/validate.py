@@ -29,8 +29,11 @@ XSD_PATH = FACTURX_EN16931_DIR / "Factur-X_EN16931.xsd"
 SCHEMATRON_XSLT_PATH = FACTURX_EN16931_DIR / "FACTUR-X_EN16931.xslt"
 CODEDB_PATH = FACTURX_EN16931_DIR / "FACTUR-X_EN16931_codedb.xml"
 
-#: A compiled XRechnung CII Schematron XSLT (KoSIT) is not bundled with any installed package;
-#: deployments that have one point this variable at it and `validate_xrechnung` runs it too.
+#: A compiled XRechnung CII Schematron XSLT (KoSIT) is not bundled with any package on PyPI,
+#: Debian or npm (checked 2026-12: the PyPI candidates download it from GitHub at run time or
+#: call a hosted service); deployments that have one point this variable at it and
+#: `validate_xrechnung` runs it too. Without it, `xrechnung_rules` checks the national and
+#: Peppol rules this sidecar's documents can break, written out below.
 XRECHNUNG_XSLT_ENV = "TICKETBILL_XRECHNUNG_XSLT"
 
 SVRL = "{http://purl.oclc.org/dsdl/svrl}"
@@ -89,10 +92,110 @@ def validate_xrechnung(xml_bytes: bytes, *, xrechnung_xslt: Path | None = None) 
     findings = check_cii(xml_bytes)
     if _XRECHNUNG_MARK.encode() in _guideline(xml_bytes):
         findings = [f for f in findings if not _is_guideline_value_finding(f)]
+    if not findings:
+        findings.extend(xrechnung_rules(xml_bytes))
     path = xrechnung_xslt or (Path(p) if (p := os.environ.get(XRECHNUNG_XSLT_ENV)) else None)
     if path is not None and not findings:
         findings.extend(_schematron(xml_bytes, path))
     return [str(finding) for finding in findings if finding.is_error]
+
+
+_NS = {
+    "rsm": "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100",
+    "ram": "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100",
+    "udt": "urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100",
+}
+_AGREEMENT = "/rsm:CrossIndustryInvoice/rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeAgreement"
+_SETTLEMENT = "/rsm:CrossIndustryInvoice/rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement"
+_SELLER, _BUYER = f"{_AGREEMENT}/ram:SellerTradeParty", f"{_AGREEMENT}/ram:BuyerTradeParty"
+_TYPE = "/rsm:CrossIndustryInvoice/rsm:ExchangedDocument/ram:TypeCode"
+
+
+def _one_of(path: str, *values: str) -> str:
+    """XPath 1.0 (lxml) has no sequences: `path = 'a' or path = 'b' ...`."""
+    return "(" + " or ".join(f"{path} = '{value}'" for value in values) + ")"
+
+
+#: XRechnung 3.0 (KoSIT schematron 2.x) and Peppol rules, as XPath conditions that must hold:
+#: (rule, flag, condition, text). Only rules a document of this sidecar can break are here; the
+#: wording follows the rule texts. The EN 16931 rules themselves run from the official XSLT.
+XRECHNUNG_RULES: tuple[tuple[str, str, str, str], ...] = (
+    ("BR-DE-1", "fatal", f"boolean({_SETTLEMENT}/ram:SpecifiedTradeSettlementPaymentMeans)",
+     "An invoice must contain information on PAYMENT INSTRUCTIONS (BG-16)."),
+    ("BR-DE-2", "fatal", f"boolean({_SELLER}/ram:DefinedTradeContact)",
+     "The group SELLER CONTACT (BG-6) must be transmitted."),
+    ("BR-DE-3", "fatal", f"boolean(normalize-space({_SELLER}/ram:PostalTradeAddress/ram:CityName))",
+     "Seller city (BT-37) must be transmitted."),
+    ("BR-DE-4", "fatal", f"boolean(normalize-space({_SELLER}/ram:PostalTradeAddress/ram:PostcodeCode))",
+     "Seller post code (BT-38) must be transmitted."),
+    ("BR-DE-5", "fatal", f"boolean(normalize-space({_SELLER}/ram:DefinedTradeContact/ram:PersonName))",
+     "Seller contact point (BT-41) must be transmitted."),
+    ("BR-DE-6", "fatal",
+     f"boolean(normalize-space({_SELLER}/ram:DefinedTradeContact/ram:TelephoneUniversalCommunication"
+     "/ram:CompleteNumber))", "Seller contact telephone number (BT-42) must be transmitted."),
+    ("BR-DE-7", "fatal",
+     f"boolean(normalize-space({_SELLER}/ram:DefinedTradeContact/ram:EmailURIUniversalCommunication/ram:URIID))",
+     "Seller contact email address (BT-43) must be transmitted."),
+    ("BR-DE-8", "fatal", f"boolean(normalize-space({_BUYER}/ram:PostalTradeAddress/ram:CityName))",
+     "Buyer city (BT-52) must be transmitted."),
+    ("BR-DE-9", "fatal", f"boolean(normalize-space({_BUYER}/ram:PostalTradeAddress/ram:PostcodeCode))",
+     "Buyer post code (BT-53) must be transmitted."),
+    ("BR-DE-14", "fatal", f"not({_SETTLEMENT}/ram:ApplicableTradeTax[not(ram:RateApplicablePercent)])",
+     "VAT category rate (BT-119) must be transmitted."),
+    ("BR-DE-15", "fatal", f"boolean(normalize-space({_AGREEMENT}/ram:BuyerReference))",
+     "Buyer reference (BT-10) must be transmitted (the Leitweg-ID of a public buyer)."),
+    ("BR-DE-16", "fatal",
+     f"not({_SETTLEMENT}/ram:ApplicableTradeTax/ram:CategoryCode"
+     f"[{_one_of('.', 'S', 'Z', 'E', 'AE', 'K', 'G', 'L', 'M')}])"
+     f" or boolean({_SELLER}/ram:SpecifiedTaxRegistration/ram:ID[{_one_of('@schemeID', 'VA', 'FC')}])",
+     "Seller VAT identifier (BT-31) or seller tax registration (BT-32) must be transmitted."),
+    ("BR-DE-17", "warning",
+     _one_of(_TYPE, "326", "380", "384", "389", "381", "875", "876", "877"),
+     "Invoice type code (BT-3) should be one of 326, 380, 384, 389, 381, 875, 876, 877."),
+    ("BR-DE-21", "warning",
+     "starts-with(/rsm:CrossIndustryInvoice/rsm:ExchangedDocumentContext"
+     "/ram:GuidelineSpecifiedDocumentContextParameter/ram:ID, "
+     "'urn:cen.eu:en16931:2017#compliant#urn:xeinkauf.de:kosit:xrechnung_3.0')",
+     "Specification identifier (BT-24) should be the XRechnung 3.0 identifier."),
+    ("BR-DE-23-a", "fatal",
+     f"not({_SETTLEMENT}/ram:SpecifiedTradeSettlementPaymentMeans[{_one_of('ram:TypeCode', '30', '58')}]"
+     "[not(ram:PayeePartyCreditorFinancialAccount)])",
+     "With payment means credit transfer (30, 58), CREDIT TRANSFER (BG-17) must be transmitted."),
+    ("BR-DE-26", "warning",
+     f"not({_TYPE} = '384') or boolean({_SETTLEMENT}/ram:InvoiceReferencedDocument)",
+     "A corrected invoice (384) should reference the PRECEDING INVOICE (BG-3)."),
+    ("PEPPOL-EN16931-R010", "fatal", f"boolean(normalize-space({_BUYER}/ram:URIUniversalCommunication/ram:URIID))",
+     "Buyer electronic address (BT-49) MUST be provided."),
+    ("PEPPOL-EN16931-R020", "fatal", f"boolean(normalize-space({_SELLER}/ram:URIUniversalCommunication/ram:URIID))",
+     "Seller electronic address (BT-34) MUST be provided."),
+)
+#: Line period within the invoice period (PEPPOL-EN16931-R110 / R111), on yyyymmdd strings.
+_PERIOD = f"{_SETTLEMENT}/ram:BillingSpecifiedPeriod"
+_LINES = ("/rsm:CrossIndustryInvoice/rsm:SupplyChainTradeTransaction/ram:IncludedSupplyChainTradeLineItem"
+          "/ram:SpecifiedLineTradeSettlement/ram:BillingSpecifiedPeriod")
+
+
+def xrechnung_rules(xml_bytes: bytes) -> list[Finding]:
+    """Findings of the XRechnung national rules (BR-DE-*) and the Peppol rules listed in
+    XRECHNUNG_RULES, plus PEPPOL-EN16931-R110/R111: every line period (BG-26) inside the
+    invoice period (BG-14). A re-implementation of these rules, not KoSIT's artefact."""
+    root = etree.fromstring(xml_bytes, parser=etree.XMLParser(resolve_entities=False))
+    findings = [Finding(rule, flag, "/", text) for rule, flag, condition, text in XRECHNUNG_RULES
+                if not root.xpath(condition, namespaces=_NS)]
+    start = root.xpath(f"string({_PERIOD}/ram:StartDateTime/udt:DateTimeString)", namespaces=_NS)
+    end = root.xpath(f"string({_PERIOD}/ram:EndDateTime/udt:DateTimeString)", namespaces=_NS)
+    for index, period in enumerate(root.xpath(_LINES, namespaces=_NS), start=1):
+        line_start = period.xpath("string(ram:StartDateTime/udt:DateTimeString)", namespaces=_NS)
+        line_end = period.xpath("string(ram:EndDateTime/udt:DateTimeString)", namespaces=_NS)
+        if start and line_start and line_start < start:
+            findings.append(Finding("PEPPOL-EN16931-R110", "fatal", f"line {index}",
+                                    f"Start date of line period ({line_start}) MUST be within invoice period "
+                                    f"({start}-{end})."))
+        if end and line_end and line_end > end:
+            findings.append(Finding("PEPPOL-EN16931-R111", "fatal", f"line {index}",
+                                    f"End date of line period ({line_end}) MUST be within invoice period "
+                                    f"({start}-{end})."))
+    return findings
 
 
 def check_cii(xml_bytes: bytes) -> list[Finding]:

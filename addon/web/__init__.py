@@ -1,4 +1,4 @@
-"""HTTP surface of the sidecar: invoice PDFs at stable links, run status, health."""
+"""HTTP surface of the sidecar: invoice PDFs at stable links, run status (health: `web.health`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from flask import Blueprint, abort, current_app, jsonify, send_file
 from flask.typing import ResponseReturnValue
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from addon.models import Invoice, SyncRun
 
@@ -66,10 +66,3 @@ def show_run(run_id: int) -> ResponseReturnValue:
         abort(404)
     return jsonify(_run_json(run))
 
-
-@bp.get("/healthz")
-def health() -> ResponseReturnValue:
-    """Liveness plus a database round trip."""
-    with _sidecar().sessions() as session:
-        session.execute(text("SELECT 1"))
-    return jsonify({"status": "ok"})

@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 DEFAULT_REFERENCE_DATE = date(2025, 7, 1)
 RNG_SEED = 4711
@@ -472,6 +472,87 @@ def build_seed(reference_date: date | None = None, rng_seed: int = RNG_SEED) -> 
                                "permission": ["ticket.agent", "admin.time_accounting"]},
         },
     }
+
+
+#: A public-sector buyer, added by the demo (`add_public_sector`) so that every demo run issues
+#: XRechnung files too. Not part of the base seed: the sandbox's own tests keep their 40
+#: tickets and three organizations.
+PUBLIC_ORGANIZATION = ("Bezirksamt Hamburg-Nord", "bezirksamt-nord.example", ("Jan", "Petersen"))
+PUBLIC_TICKETS = ("Fachverfahren startet nicht nach Update", "Scanner in der Meldestelle einrichten")
+
+
+class SeedState(Protocol):
+    """What `add_public_sector` needs of the sandbox state: its records and fresh ids."""
+
+    data: dict[str, Any]
+
+    def next_id(self, table: str) -> int: ...
+
+
+def add_public_sector(state: SeedState, reference_date: date, rng_seed: int = RNG_SEED) -> bool:
+    """Add the public buyer's organization, contact and two closed tickets with remote
+    bookings in the weeks before `reference_date`, unless it is there already (a second demo
+    run reads the state file back). Returns whether anything was added. The caller holds the
+    sandbox lock and persists."""
+    data = state.data
+    name, domain, (first, last) = PUBLIC_ORGANIZATION
+    if any(org["name"] == name for org in data["organizations"].values()):
+        return False
+    rng = random.Random(rng_seed + 4)
+    end = datetime.combine(reference_date, time(0, 0), tzinfo=UTC)
+    at = iso(end - timedelta(days=400))
+    agent_ids = sorted(uid for uid, user in data["users"].items()
+                       if user["login"].endswith("@nordlicht-it.example") and 2 in user["role_ids"]
+                       and uid != 2)
+    oid = state.next_id("organizations")
+    data["organizations"][oid] = {
+        "id": oid, "name": name, "shared": True, "domain": domain, "domain_assignment": False,
+        "active": True, "vip": False, "note": "", "updated_by_id": 1, "created_by_id": 1,
+        "created_at": at, "updated_at": at,
+    }
+    customer = state.next_id("users")
+    data["users"][customer] = _user(customer, f"{first}.{last}@{domain}".lower(), first, last, roles=[3],
+                                    organization_id=oid, at=at)
+    for offset, title in enumerate(PUBLIC_TICKETS):
+        tid = state.next_id("tickets")
+        agent = rng.choice(agent_ids)
+        created = (end - timedelta(days=20 - 7 * offset)).replace(hour=9, minute=rng.randint(0, 59))
+        while created.weekday() >= 5:
+            created -= timedelta(days=1)
+        closed = created + timedelta(hours=6)
+        ticket = {
+            "id": tid, "group_id": 1, "priority_id": 2, "state_id": 4, "organization_id": oid,
+            "number": str(31000 + tid), "title": title, "owner_id": agent, "customer_id": customer,
+            "note": None, "first_response_at": iso(created + timedelta(hours=1)),
+            "first_response_escalation_at": None, "close_at": iso(closed), "close_escalation_at": None,
+            "last_close_at": iso(closed), "update_escalation_at": None, "last_contact_at": iso(created),
+            "last_contact_agent_at": iso(created + timedelta(hours=2)), "last_contact_customer_at": iso(created),
+            "last_owner_update_at": None, "create_article_type_id": 1, "create_article_sender_id": 2,
+            "article_count": 0, "escalation_at": None, "pending_time": None, "type": None, "time_unit": "0",
+            "preferences": {}, "updated_by_id": agent, "created_by_id": customer, "created_at": iso(created),
+            "updated_at": iso(closed), "checklist_id": None, "_tags": [],
+        }
+        data["tickets"][tid] = ticket
+        total = Decimal(0)
+        for hours, minutes in ((1, rng.choice([30, 45, 60])), (3, rng.choice([15, 30]))):
+            stamp = iso(created + timedelta(hours=hours))
+            aid, bid = state.next_id("articles"), state.next_id("time_accountings")
+            author = data["users"][agent]
+            data["articles"][aid] = {
+                "id": aid, "ticket_id": tid, "type_id": 10, "sender_id": 1,
+                "from": f"{author['firstname']} {author['lastname']}", "to": None, "cc": None,
+                "subject": "Zeit: Remote", "reply_to": None, "message_id": None, "message_id_md5": None,
+                "in_reply_to": None, "content_type": "text/plain", "references": None, "body": NOTES[1],
+                "internal": True, "preferences": {}, "updated_by_id": agent, "created_by_id": agent,
+                "origin_by_id": None, "created_at": stamp, "updated_at": stamp,
+            }
+            data["time_accountings"][bid] = {
+                "id": bid, "ticket_id": tid, "ticket_article_id": aid, "time_unit": str(minutes), "type_id": 1,
+                "created_by_id": agent, "created_at": stamp, "updated_at": stamp}
+            total += minutes
+            ticket["article_count"] += 1
+        ticket["time_unit"] = decimal_string(total)
+    return True
 
 
 # What technicians write into the note of an on-site booking (the syntax of

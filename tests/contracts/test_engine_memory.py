@@ -113,9 +113,9 @@ def test_ledger_rows_and_summary(engine: Engine) -> None:
         ("2026-02", "rollover:2026-01", 30, 30, 0, 0, 0),
     ]
     assert ledger_summary(feb, RETAINER, "en") == (
-        "Contingent 2026-02: 1:30 h of 2:00 h used (1:00 h included per month).")
+        "Contingent February 2026: 1:30 h of 2:00 h used (1:00 h included per month).")
     assert ledger_summary(jan, RETAINER, "de") == (
-        "Kontingent 2026-01: 0:30 h von 1:30 h verbraucht (davon 1:00 h monatlich inklusive).")
+        "Kontingent Januar 2026: 0:30 h von 1:30 h verbraucht (davon 1:00 h monatlich inklusive).")
     assert (hours(465), hours(600), hours(-15)) == ("7:45", "10:00", "-0:15")
 
 

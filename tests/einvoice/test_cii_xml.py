@@ -363,3 +363,30 @@ def test_snapshot_json_round_trip_keeps_the_new_party_fields_and_the_xml() -> No
     assert restored.seller.legal_registration_id == "HRB 123456, Amtsgericht Hamburg"
     assert restored.seller.contact_name == "Anna Schmidt"
     assert build_cii_xml(restored) == build_cii_xml(snapshot)
+
+
+def test_document_level_discount_is_an_allowance_that_adds_up() -> None:
+    """A discount shown below the line total is EN 16931 BG-20: reason, code 95, base and
+    percent, VAT category; BT-106 − BT-107 = BT-109 (BR-CO-13) and the EN 16931 rules pass."""
+    from addon.invoicing.snapshot import Allowance
+
+    base = samples.invoice()
+    allowance = Allowance("Kanzleinachlass", D("38.93"), D("19"), percent=D("3"), base=D("1297.60"))
+    net = base.net - allowance.amount
+    vat = (net * D("0.19")).quantize(D("0.01"))
+    snapshot = replace(base, allowances=(allowance,), net=net, vat=vat, gross=net + vat,
+                       vat_groups=(VatGroup("S", D("19"), net, vat),))
+    xml = build_cii_xml(snapshot)
+    assert validate_cii(xml) == []
+    root = etree.fromstring(xml)
+    assert root.xpath(f"string({TOTALS}/ram:LineTotalAmount)", namespaces=NS) == "1297.60"
+    assert root.xpath(f"string({TOTALS}/ram:AllowanceTotalAmount)", namespaces=NS) == "38.93"
+    assert root.xpath(f"string({TOTALS}/ram:TaxBasisTotalAmount)", namespaces=NS) == "1258.67"
+    charge = root.xpath(f"{SETTLEMENT}/ram:SpecifiedTradeAllowanceCharge", namespaces=NS)[0]
+    assert [charge.xpath(f"string(ram:{name})", namespaces=NS) for name in (
+        "ChargeIndicator/udt:Indicator", "CalculationPercent", "BasisAmount", "ActualAmount", "ReasonCode",
+        "Reason", "CategoryTradeTax/ram:CategoryCode", "CategoryTradeTax/ram:RateApplicablePercent")] == [
+        "false", "3.00", "1297.60", "38.93", "95", "Kanzleinachlass", "S", "19.00"]
+    wrong = replace(snapshot, net=base.net)
+    with pytest.raises(ValueError, match="less allowances"):
+        build_cii_xml(wrong)

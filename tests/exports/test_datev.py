@@ -113,7 +113,7 @@ def test_cancellation_is_booked_on_the_credit_side_with_a_positive_amount(data: 
     cancellation = parse(data)[2:][2]
     assert cancellation[:11] == ["1544,14", "H", "EUR", "", "", "", "10042", "8400", "", "0312",
                                  "RE-2026-00050"]
-    assert cancellation[col("Buchungstext")].startswith("Storno zu RE-2026-00042")
+    assert cancellation[col("Buchungstext")].startswith("Storno RE-2026-00042 ")
     assert cancellation[col("Generalumkehr (GU)")] == ""
 
 
@@ -181,3 +181,58 @@ def test_tax_case_keys_and_filename() -> None:
     assert datev_filename(date(2026, 11, 1), date(2026, 11, 30)) == (
         "EXTF_Buchungsstapel_20261101-20261130.csv"
     )
+
+
+def test_row_count_equals_the_documents_reported_booked() -> None:
+    """The CLI said "26 documents" for a file of 25 rows: the 0,00 € invoice was skipped
+    silently. Now every document is either booked (its rows) or reported as not booked."""
+    from addon.exports.datev import datev_export
+    from addon.invoicing.snapshot import ACTIVITY_REPORT
+
+    zero = samples.invoice(number="RE-2026-00044", lines=(replace(samples.invoice().lines[0], net=D("0.00")),),
+                           vat_groups=(VatGroup("S", D("19"), D("0.00"), D("0.00")),),
+                           net=D("0.00"), vat=D("0.00"), gross=D("0.00"))
+    report = replace(zero, type_code=ACTIVITY_REPORT, number="LN-2026-00001")
+    documents = [samples.invoice(), samples.reverse_charge(), zero, report]
+    result = datev_export(documents, **OPTIONS)
+    rows = parse(result.content)[2:]
+    assert result.rows == len(rows) == len(result.booked) == 2
+    assert [row[col("Belegfeld 1")] for row in rows] == list(result.booked)
+    assert result.not_booked == (("LN-2026-00001", "activity report, not an invoice"),
+                                 ("RE-2026-00044", "no amount to book (0,00)"))
+    assert len(result.booked) + len(result.not_booked) == len(documents)
+
+
+def test_booking_text_keeps_the_invoice_number_whole() -> None:
+    buyer = replace(samples.BUYER, name="Müller & Söhne Maschinen- und Anlagenbau Kommanditgesellschaft Hamburg")
+    [row] = parse(export([samples.invoice(buyer=buyer)]))[2:]
+    text = row[col("Buchungstext")]
+    assert len(text) <= 60
+    assert text.endswith(" RE-2026-00042"), text
+    assert text.startswith("Müller & Söhne Maschinen")
+    storno = parse(export([samples.cancellation(buyer=buyer)]))[2][col("Buchungstext")]
+    assert len(storno) <= 60 and storno.startswith("Storno RE-2026-00042 "), storno
+
+
+def test_letters_outside_cp1252_are_transliterated_not_question_marks() -> None:
+    buyer = replace(samples.EU_BUYER, name="Łódź Spółka – Oddział Kraków")
+    data = export([samples.reverse_charge(buyer=buyer)])
+    [row] = parse(data)[2:]
+    # ó is Windows-1252 and stays; Ł, ź, ł have no cp1252 code and are transliterated
+    assert row[col("Buchungstext")] == "Lódz Spólka – Oddzial Kraków RE-2026-00043"
+    assert b"?" not in data
+
+
+def test_a_discounted_invoice_is_booked_at_its_discounted_gross() -> None:
+    """Discounts reach DATEV through the VAT breakdown: the booking is what the customer owes."""
+    from addon.invoicing.snapshot import Allowance
+
+    base = samples.invoice()
+    allowance = Allowance("Kanzleinachlass", D("38.93"), D("19"), percent=D("3"), base=base.net)
+    net = base.net - allowance.amount
+    vat = (net * D("0.19")).quantize(D("0.01"))
+    snapshot = replace(base, allowances=(allowance,), net=net, vat=vat, gross=net + vat,
+                       vat_groups=(VatGroup("S", D("19"), net, vat),))
+    [row] = parse(export([snapshot]))[2:]
+    assert row[col("Umsatz (ohne Soll/Haben-Kz)")] == f"{net + vat:.2f}".replace(".", ",")
+    assert row[col("Gegenkonto (ohne BU-Schlüssel)")] == "8400"

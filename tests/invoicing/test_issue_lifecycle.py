@@ -330,3 +330,28 @@ def test_draft_texts_can_be_edited_before_approval(world: World) -> None:
     assert snapshot.notes == ("Bestellnummer 4711 laut Ihrer Anfrage",)
     assert snapshot.gross == D("158.87")  # amounts are never edited by hand
     assert "edit" in actions and "approve" in actions
+
+
+def test_no_charge_only_draft_becomes_an_activity_report_not_a_zero_invoice(world: World) -> None:
+    """A goodwill ticket produced "Rechnung … Bitte überweisen Sie den Gesamtbetrag von 0,00 €"."""
+    from dataclasses import replace
+
+    from addon.invoicing.cancel import cancel_invoice
+    from addon.invoicing.lifecycle import LifecycleError
+
+    base = draft_for(world)
+    free = replace(base, lines=tuple(replace(line, unit_price=D("0.00"), net=D("0.00")) for line in base.lines),
+                   vat_groups=(VatGroup("S", D("19"), D("0.00"), D("0.00")),), net=D("0.00"), vat=D("0.00"),
+                   gross=D("0.00"))
+    with transaction(world.factory) as session:
+        customer = session.get(Customer, world.customer_id)
+        ticket = session.get(Ticket, world.ticket_id)
+        assert customer is not None and ticket is not None
+        report = issue_invoice(session, world.settings, customer, [ticket], free, render_pdf, NOW, "test")
+        assert (report.type_code, report.series, report.number) == ("LN", "activity_report", "LN-2026-00001")
+        assert report.xml_path is None and report.pdf_path is not None
+        text = " ".join(page.extract_text() for page in PdfReader(report.pdf_path).pages)
+    assert "Bitte überweisen" not in text and "0,00 €" not in text
+    assert "eine Zahlung ist nicht zu leisten" in " ".join(text.split())
+    with pytest.raises(LifecycleError, match="activity report"), transaction(world.factory) as session:
+        cancel_invoice(session, world.settings, "LN-2026-00001", None, render_pdf, NOW, "test")

@@ -85,7 +85,7 @@ def test_time_travel_visit_and_materials_are_billed_exactly_once(sidecar: Sideca
     assert result.counts["invoiced"] == 1
     with sidecar.factory() as session:
         invoice = session.execute(select(Invoice)).scalar_one()
-        lines = [(line.description.split(" — ", 1)[1], line.quantity, line.unit, line.unit_price, line.net)
+        lines = [(line.description, line.quantity, line.unit, line.unit_price, line.net)
                  for line in invoice.lines]
         assert sorted(lines) == sorted([
             ("Vor-Ort (Anna Becker)", Decimal("1.5000"), "HUR", Decimal("120.0000"),
@@ -94,7 +94,7 @@ def test_time_travel_visit_and_materials_are_billed_exactly_once(sidecar: Sideca
              Decimal("209.76")),
             ("Material: Patchkabel (1 × 4,90\xa0€)", Decimal("1.0000"), "C62", Decimal("4.9000"), Decimal("4.90")),
             ("Anfahrt 38 km", Decimal("38.0000"), "KMT", Decimal("0.5000"), Decimal("19.00")),
-            ("Anfahrtspauschale Vor-Ort-Einsatz 02.11.2026", Decimal("1.0000"), "C62", Decimal("45.0000"),
+            ("Anfahrtspauschale Vor-Ort-Einsatz", Decimal("1.0000"), "C62", Decimal("45.0000"),
              Decimal("45.00")),
         ])
         assert (invoice.net, invoice.vat, invoice.gross) == (Decimal("458.66"), Decimal("87.15"), Decimal("545.81"))
@@ -170,11 +170,19 @@ def test_warranty_is_not_billable_and_goodwill_is_a_no_charge_line(sidecar: Side
         invoice = session.execute(select(Invoice)).scalar_one()
         assert invoice.ticket_id == tickets["Kurze Frage zum Drucker"].id
         assert (invoice.net, invoice.gross) == (Decimal("0.00"), Decimal("0.00"))
+        # Nothing to pay: an activity report of its own series, not a 0,00 € invoice.
+        assert (invoice.type_code, invoice.series, invoice.number) == ("LN", "activity_report", "LN-2026-00001")
+        assert invoice.xml_path is None  # not an invoice: no e-invoice, nothing for DATEV
         [line] = invoice.lines
-        assert line.description.endswith("Remote (ohne Berechnung: Kulanz)")
+        assert line.description == "Remote (Anna Becker) – ohne Berechnung: Kulanz"
         assert (line.quantity, line.net) == (Decimal("0.3333"), Decimal("0.00"))
         pdf_path = invoice.pdf_path
-    assert "ohne Berechnung: Kulanz" in " ".join(pdf_text(pdf_path).split())
+    text = " ".join(pdf_text(pdf_path).split())
+    assert "Leistungsnachweis ohne Berechnung LN-2026-00001" in text
+    assert "ohne Berechnung: Kulanz" in text
+    assert "Es entstehen Ihnen keine Kosten; eine Zahlung ist nicht zu leisten." in text
+    for phrase in ("Bitte überweisen", "Gesamtbetrag", "Fällig am", "Rechnungsnr."):
+        assert phrase not in text, phrase
     assert sb.ticket(warranty)["billing_status"] == "not_billable"
     assert sb.ticket(goodwill)["billing_status"] == "invoiced"
     again = run_at(sidecar, NOW)
@@ -213,7 +221,7 @@ def test_monthly_contract_bills_the_extras_on_the_collective_invoice(sidecar: Si
     assert after.ok, after.error
     with sidecar.factory() as session:
         invoice = session.execute(select(Invoice)).scalar_one()
-        lines = sorted((line.description.split(" — ", 1)[1], line.net) for line in invoice.lines)
+        lines = sorted((line.description, line.net) for line in invoice.lines)
         assert lines == [("Anfahrt 10 km", Decimal("4.00")),
                          ("Material: Patchkabel (3 × 5,88\xa0€)", Decimal("17.64")),
                          ("Remote (Anna Becker)", Decimal("75.00"))]
@@ -241,7 +249,7 @@ def test_material_booked_after_the_invoice_goes_on_a_new_invoice_alone(sidecar: 
     with sidecar.factory() as session:
         first, second = session.execute(select(Invoice).order_by(Invoice.id)).scalars().all()
         assert first.net == Decimal("44.90")  # 15 min Remote at 100.00 + 19.90
-        assert [(line.description.split(" — ", 1)[1], line.net) for line in second.lines] == [
+        assert [(line.description, line.net) for line in second.lines] == [
             ("Material: Batterie AA (2 × 1,50\xa0€)", Decimal("3.00"))]
     assert run_at(sidecar, NOW).counts.get("invoiced", 0) == 0
 
@@ -260,8 +268,8 @@ def test_covered_time_is_free_but_its_material_is_billed_and_internal_bills_noth
     assert (result.counts["invoiced"], result.counts["not_billable"]) == (1, 1)
     with sidecar.factory() as session:
         invoice = session.execute(select(Invoice)).scalar_one()
-        assert sorted((line.description.split(" — ", 1)[1], line.net) for line in invoice.lines) == [
+        assert sorted((line.description, line.net) for line in invoice.lines) == [
             ("Material: Lüfter (1 × 14,00\xa0€)", Decimal("14.00")),
-            ("Remote (ohne Berechnung: durch Vertrag abgedeckt)", Decimal("0.00"))]
+            ("Remote (Anna Becker) – ohne Berechnung: durch Vertrag abgedeckt", Decimal("0.00"))]
         internal = session.execute(select(Ticket).where(Ticket.title == "Eigene Schulung")).scalar_one()
         assert (internal.billing_status, internal.attention_reason) == ("not_billable", "category internal")

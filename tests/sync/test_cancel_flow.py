@@ -191,3 +191,33 @@ def test_invalid_e_invoice_flags_the_ticket_and_issues_nothing(sidecar: Sidecar,
     import_with(sidecar, tmp_path, 1, country="DE")
     assert sidecar.run().ok
     assert sb.ticket(ticket_id)["billing_invoice_ref"] == "RE-2026-00001"  # no number was lost
+
+
+def test_cancellation_of_an_xrechnung_customers_invoice_is_an_xrechnung_too(
+    sidecar: Sidecar, tmp_path: Path
+) -> None:
+    """An e-invoice is corrected in e-invoice form: a public buyer's cancellation used to come
+    as hybrid PDF only, without the XRechnung the buyer's system processes."""
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from addon.invoicing.cancel import cancel_invoice
+    from addon.invoicing.render_pdf import render_pdf
+    from addon.invoicing.validate import validate_xrechnung
+
+    seller = replace(sidecar.settings.seller, email="buchhaltung@nordlicht-it.example", phone="+49 40 1234567-0")
+    sidecar.settings = replace(sidecar.settings, seller=seller)
+    import_with(sidecar, tmp_path, 1, xrechnung=True, buyer_reference="02000000-12345-67",
+                email="e-rechnung@baeckerei-hansen.example")
+    closed_ticket(sidecar.sandbox, "Kasse offline", 1, [(50, 3, REMOTE)])
+    assert sidecar.run().ok
+    directory = sidecar.settings.invoice_dir
+    assert (directory / "RE-2026-00001-xrechnung.xml").is_file()
+    with transaction(sidecar.factory) as session:
+        cancellation = cancel_invoice(session, sidecar.settings, "RE-2026-00001", "Leitweg-ID falsch", render_pdf,
+                                      datetime.now(UTC), "test")
+        number = cancellation.number
+    public = directory / f"{number}-xrechnung.xml"
+    assert public.is_file(), sorted(p.name for p in directory.iterdir())
+    assert validate_xrechnung(public.read_bytes()) == []
+    assert b"<ram:TypeCode>381</ram:TypeCode>" in public.read_bytes()

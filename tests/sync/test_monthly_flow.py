@@ -60,13 +60,18 @@ def test_month_is_invoiced_once_after_it_ends(sidecar: Sidecar, tmp_path: Path) 
     [invoice] = invoices(sidecar)
     assert invoice.billing_period == "2026-10"
     assert (invoice.net, invoice.vat, invoice.gross) == (Decimal("1007.50"), Decimal("191.43"), Decimal("1198.93"))
-    assert sorted((line.description, line.net) for line in invoice.lines) == [
-        ("Service-Flat 2026-10", Decimal("950.00")),
-        (f"Ticket #{sidecar.sandbox.ticket(ticket_id)['number']} Netzwerk — Remote (über Kontingent)",
-         Decimal("57.50")),
+    assert [(line.description, line.net) for line in invoice.lines] == [
+        ("Service-Flat Oktober 2026", Decimal("950.00")),  # the month in words
+        ("Remote (Jonas Schulz), über Kontingent", Decimal("57.50")),
     ]
     text = pdf_text(invoice.pdf_path or "")
-    assert "Kontingent 2026-10: 2:00 h von 2:00 h verbraucht; 0:30 h darüber hinaus berechnet." in text
+    number = sidecar.sandbox.ticket(ticket_id)["number"]
+    flat = " ".join(text.split())
+    assert flat.count(f"Ticket {number}") == 3  # above its lines, the annex heading and sum
+    # the contingent's 2:00 h are in the activity report, marked as covered (1:30 + 0:30)
+    assert "Kontingent" in flat.split("Leistungsnachweis", 1)[1]
+    assert "Remote 1:30 1:30 1:30" in flat and "Jonas Schulz Remote 1:00 1:00 0:30" in flat
+    assert "Kontingent Oktober 2026: 2:00 h von 2:00 h verbraucht; 0:30 h darüber hinaus berechnet." in text
     assert sidecar.sandbox.ticket(ticket_id)["billing_status"] == "invoiced"
     with sidecar.factory() as session:
         ledger = session.execute(select(ContingentLedger)).scalars().all()
@@ -94,8 +99,8 @@ def test_late_booking_goes_on_a_new_invoice_with_its_service_date(sidecar: Sidec
     _first, second = invoices(sidecar)
     assert second.billing_period == "2026-10"
     assert [(line.description, line.net) for line in second.lines] == [
-        (f"Ticket #{late['number']} Nachtrag — Remote (über Kontingent) (Leistung vom 30.10.2026)",
-         Decimal("86.25"))]  # 45 min overage: the allowance is used up; no second fee
+        ("Remote (Anna Becker), über Kontingent", Decimal("86.25"))]  # 45 min overage; no second fee
+    assert " ".join(pdf_text(second.pdf_path or "").split()).count("30.10.2026") == 2  # line and annex
     assert run_at(sidecar, datetime(2026, 11, 3, 13, 0, tzinfo=UTC)).counts["period_nothing_due"] == 1
 
 
