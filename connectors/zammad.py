@@ -346,8 +346,8 @@ class ZammadConnector:
             customer_fields=True,
             activity_types=DEFAULT_ACTIVITY_TYPES,
             webhook_url=(settings.public_url.rstrip("/") + WEBHOOK_PATH
-                         if settings.zammad_webhook_secret else None),
-            webhook_secret=settings.zammad_webhook_secret,
+                         if settings.zammad_signature_token else None),
+            webhook_secret=settings.zammad_signature_token,
         )
 
     # -- identity and registration --------------------------------------------------------

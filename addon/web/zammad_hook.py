@@ -36,7 +36,7 @@ def _error(status: int, message: str) -> ResponseReturnValue:
 @bp.post("/webhook")
 def webhook() -> ResponseReturnValue:
     """Verify the signature, store the delivery once, start the next sync run."""
-    secret = current_app.extensions["ticketbill"].settings.zammad_webhook_secret
+    secret = current_app.extensions["ticketbill"].settings.zammad_signature_token
     if not secret:
         return _error(404, "the Zammad webhook is off; set ZAMMAD_WEBHOOK_SECRET to enable it")
     if (request.content_length or 0) > MAX_BODY:

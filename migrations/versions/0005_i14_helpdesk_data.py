@@ -10,17 +10,22 @@ billing data kept in the helpdesk, and which fields the JSON import overrides.
 - `customer.helpdesk_problems`: helpdesk billing data that failed validation (e.g. a VAT ID
   with a bad checksum); while set, the customer's tickets are not billed.
 
-Plain `add_column`: neither table carries the GoBD triggers of 0002.
+Before this revision all billing data came from JSON imports: every billing field a customer
+row already holds is marked as imported, so an upgraded sidecar never lets empty helpdesk
+fields wipe it. Plain `add_column`: neither table carries the GoBD triggers of 0002.
 
 Revision ID: i14_helpdesk_data
-Revises: 0002
+Revises: i13_layouts_discounts
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "i14_helpdesk_data"
-down_revision = "0002"
+down_revision = "i13_layouts_discounts"
+#: the billing-data columns of `customer` (as addon.customers.BILLING_FIELDS at this revision)
+BILLING_FIELDS = ("legal_name", "street", "postcode", "city", "country", "vat_id",
+                  "customer_number", "email", "buyer_reference")
 branch_labels = None
 depends_on = None
 
@@ -29,6 +34,14 @@ def upgrade() -> None:
     op.add_column("ticket", sa.Column("access_problem", sa.Text(), nullable=True))
     op.add_column("customer", sa.Column("imported_fields", sa.String(500), nullable=True))
     op.add_column("customer", sa.Column("helpdesk_problems", sa.Text(), nullable=True))
+    customer = sa.table("customer", sa.column("id"), sa.column("imported_fields"),
+                        *(sa.column(name) for name in BILLING_FIELDS))
+    bind = op.get_bind()
+    for row in bind.execute(sa.select(customer)).mappings().all():
+        keys = [name for name in BILLING_FIELDS if row[name]]
+        if keys:
+            bind.execute(customer.update().where(customer.c.id == row["id"])
+                         .values(imported_fields=",".join(sorted(keys))))
 
 
 def downgrade() -> None:
