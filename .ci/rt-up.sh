@@ -18,10 +18,20 @@
 #   RT_ROOT_PW=password                root's password (Debian postinst default; >= 5 chars)
 #   RT_SERVER_USER=www-data            user the server runs as
 #
-# The env file (shell/dotenv syntax) holds: RT_URL, RT_TOKEN (REST2 token of root), RT_USER,
-# RT_PASSWORD, RT_AGENTS (name:password pairs, comma separated), RT_CUSTOMER_QUEUES,
-# RT_CUSTOMER_CF, RT_GENERAL_QUEUE, RT_DB (the SQLite file; tests use it only to backdate
-# transactions, which RT's API cannot do).
+# The env file (shell/dotenv syntax) holds: RT_URL, RT_TOKEN (REST2 token of root, for arranging
+# test data), RT_USER, RT_PASSWORD, RT_AGENTS (name:password pairs, comma separated),
+# RT_CUSTOMER_QUEUES, RT_CUSTOMER_CF, RT_GENERAL_QUEUE, RT_DB (the SQLite file; tests use it
+# only to backdate transactions, which RT's API cannot do), and the sidecar's own
+# least-privileged user: RT_BILLING_USER, RT_BILLING_PASSWORD, RT_BILLING_TOKEN (its REST2
+# token, created as that user, which proves ManageAuthTokens suffices) and
+# RT_GRANT_QUEUE_RIGHTS (a command: `$RT_GRANT_QUEUE_RIGHTS QUEUE...` gives the billing user
+# exactly the README's queue rights on those queues; tests run it for the queues they create).
+#
+# The billing user holds exactly the rights the README names: globally ManageAuthTokens (its
+# token) and, for `ticketbill register`, AdminCustomField, AssignCustomFields and
+# SeeCustomField; on the billed queues SeeQueue, ShowTicket, ShowTicketComments,
+# ShowOutgoingEmail, CommentOnTicket, SeeCustomField and ModifyCustomField. Any other right it
+# holds is revoked, so the tests prove that list is enough.
 set -euo pipefail
 
 RT_PORT=${RT_PORT:-8480}
@@ -34,6 +44,12 @@ RT_DB=/var/lib/dbconfig-common/sqlite3/request-tracker5/rtdb
 RT_LIB=/usr/share/request-tracker5/lib
 RT_SERVER=/usr/share/request-tracker5/libexec/rt-server
 SITE_CONFIG=/etc/request-tracker5/RT_SiteConfig.d/99-ticketbill.pm
+BILLING_USER=billing
+BILLING_PW=${RT_BILLING_PW:-billing-Secret1}
+# Keep these two lists equal to the README and to connectors.rt (tests/test_docs.py checks).
+BILLING_GLOBAL_RIGHTS="ManageAuthTokens AdminCustomField AssignCustomFields SeeCustomField"
+BILLING_QUEUE_RIGHTS="SeeQueue ShowTicket ShowTicketComments ShowOutgoingEmail CommentOnTicket SeeCustomField ModifyCustomField"
+FIXTURE_QUEUES=("Acme GmbH" "Globex AG" "Support")
 PACKAGES=(request-tracker5 rt5-db-sqlite rt5-standalone w3m curl ca-certificates)
 
 mkdir -p "$RT_STATE"
@@ -207,6 +223,98 @@ print $token;
 fi
 RT_TOKEN=$(cat "$RT_STATE/token")
 
+# 3b. the sidecar's least-privileged user, its rights and its own token ---------------------------
+# queue-rights.pl gives the billing user exactly BILLING_QUEUE_RIGHTS on the named queues and
+# revokes any other right it holds there; the tests run it for the queues they create.
+cat >"$RT_STATE/queue-rights.pl.new" <<PERL
+# Written by ticketbill .ci/rt-up.sh. As root: perl -I$RT_LIB -MRT=-init $RT_STATE/queue-rights.pl QUEUE...
+use strict; use warnings;
+my @wanted = qw($BILLING_QUEUE_RIGHTS);
+my \$sys = RT->SystemUser;
+my \$user = RT::User->new(\$sys); \$user->Load("$BILLING_USER");
+die "queue-rights: no user $BILLING_USER (run .ci/rt-up.sh)\n" unless \$user->id;
+for my \$name (@ARGV) {
+    my \$queue = RT::Queue->new(\$sys); \$queue->Load(\$name);
+    die "queue-rights: no queue \$name\n" unless \$queue->id;
+    my %want = map { \$_ => 1 } @wanted;
+    my \$acl = RT::ACL->new(\$sys);
+    \$acl->LimitToObject(\$queue);
+    \$acl->LimitToPrincipal(Type => "Group", Id => \$user->PrincipalId);  # its ACL equivalence group
+    while (my \$ace = \$acl->Next) {
+        next if delete \$want{\$ace->RightName};
+        my (\$ok, \$msg) = \$ace->Delete;
+        die "queue-rights: revoke " . \$ace->RightName . " on \$name: \$msg\n" unless \$ok;
+    }
+    for my \$right (sort keys %want) {
+        my (\$ok, \$msg) = \$user->PrincipalObj->GrantRight(Right => \$right, Object => \$queue);
+        die "queue-rights: \$right on \$name: \$msg\n" unless \$ok || \$msg =~ /already/i;
+    }
+}
+1;
+PERL
+mv "$RT_STATE/queue-rights.pl.new" "$RT_STATE/queue-rights.pl"
+GRANT_QUEUE_RIGHTS="perl -I$RT_LIB -MRT=-init $RT_STATE/queue-rights.pl"
+billing_token=""
+if [ -f "$RT_STATE/billing-token" ]; then billing_token=$(cat "$RT_STATE/billing-token"); fi
+billing_stamp="$RT_STATE/billing.v1"
+if [ -f "$billing_stamp" ] && [ -n "$billing_token" ] && [ $config_changed = 0 ] \
+        && server_pid >/dev/null && [ "$(rest_status "$billing_token")" = 200 ]; then
+    step "billing user + token present"
+else
+    OLD_TOKEN="$billing_token" BILLING_PW="$BILLING_PW" GLOBAL_RIGHTS="$BILLING_GLOBAL_RIGHTS" \
+    perl -I"$RT_LIB" -MRT=-init -e '
+use strict; use warnings;
+my $sys = RT->SystemUser;
+sub need { my ($ok, $msg, $what) = @_; die "rt-up billing: $what: $msg\n" unless $ok; }
+sub cheap { my $cost = RT->Config->Get("BcryptCost"); return $_[0] =~ /^!bcrypt!0?$cost!/; }
+my $user = RT::User->new($sys); $user->Load("billing");
+unless ($user->id) {
+    need($user->Create(Name => "billing", RealName => "Billing Sidecar", Privileged => 1,
+        EmailAddress => "billing\@example.com", Password => $ENV{BILLING_PW}), "user billing");
+}
+$user->SetPassword($ENV{BILLING_PW})
+    unless $user->IsPassword($ENV{BILLING_PW}) && cheap($user->__Value("Password"));
+$user->SetPrivileged(1) unless $user->Privileged;
+# Exactly the global rights of the README: revoke others, grant the missing ones.
+my %want = map { $_ => 1 } split " ", $ENV{GLOBAL_RIGHTS};
+my $acl = RT::ACL->new($sys);
+$acl->LimitToObject(RT->System);
+$acl->LimitToPrincipal(Type => "Group", Id => $user->PrincipalId);  # rights sit on its ACL equivalence group
+while (my $ace = $acl->Next) {
+    next if delete $want{$ace->RightName};
+    need($ace->Delete, "revoke " . $ace->RightName);
+}
+for my $right (sort keys %want) {
+    my ($ok, $msg) = $user->PrincipalObj->GrantRight(Right => $right, Object => RT->System);
+    need($ok || $msg =~ /already/i, $msg, "right $right");
+}
+# Its token, created as the user itself, as the README tells the admin to do: that needs
+# ManageAuthTokens and nothing else. One token only (RT checks every token on each request).
+my $token = $ENV{OLD_TOKEN} // "";
+my ($owner, $found) = $token ? RT::Authen::Token->UserForAuthString($token) : ();
+my $keep = ($owner && $owner->Name eq "billing" && cheap($found->__Value("Token"))) ? $found->id : 0;
+my $cu = RT::CurrentUser->new($sys); $cu->Load("billing");
+my $tokens = RT::AuthTokens->new($sys);
+$tokens->LimitOwner(VALUE => $cu->id);
+while (my $t = $tokens->Next) { $t->Delete if $t->id != $keep; }
+unless ($keep) {
+    my ($id, $msg, $auth) = RT::AuthToken->new($cu)->Create(Owner => $cu->id,
+        Description => "ticketbill sidecar");
+    die "rt-up billing: token (needs ManageAuthTokens): $msg\n" unless $id;
+    $token = $auth;
+}
+print $token;
+' >"$RT_STATE/billing-token.new" 2>"$RT_STATE/billing.log" \
+        || { cat "$RT_STATE/billing.log" >&2; die "setting up the billing user failed"; }
+    $GRANT_QUEUE_RIGHTS "${FIXTURE_QUEUES[@]}" 2>>"$RT_STATE/billing.log" \
+        || { cat "$RT_STATE/billing.log" >&2; die "granting the billing user its queue rights failed"; }
+    mv "$RT_STATE/billing-token.new" "$RT_STATE/billing-token"
+    chmod 0600 "$RT_STATE/billing-token"
+    touch "$billing_stamp"
+    step "billing user, rights + token"
+fi
+BILLING_TOKEN=$(cat "$RT_STATE/billing-token")
+
 # 4. server: keep a healthy one, restart on config change, else start -----------------------------
 if [ $config_changed = 1 ]; then stop_server; fi
 if server_pid >/dev/null && [ "$(rest_status "$RT_TOKEN")" = 200 ]; then
@@ -244,5 +352,9 @@ RT_CUSTOMER_QUEUES="Acme GmbH,Globex AG"
 RT_GENERAL_QUEUE=Support
 RT_CUSTOMER_CF=Customer
 RT_DB=$RT_DB
+RT_BILLING_USER=$BILLING_USER
+RT_BILLING_PASSWORD=$BILLING_PW
+RT_BILLING_TOKEN=$BILLING_TOKEN
+RT_GRANT_QUEUE_RIGHTS="$GRANT_QUEUE_RIGHTS"
 EOF
 echo "rt-up: RT ready at $RT_URL (pid $(cat "$PID_FILE")); details in $RT_ENV_FILE"

@@ -25,7 +25,8 @@
 #   ZNUNY_STATE=/var/tmp/ticketbill-znuny  package cache, logs, pid file, field YAML
 #   ZNUNY_ENV_FILE=/tmp/ticketbill-znuny.env  where the connection details are written
 #   ZNUNY_DB=znuny                         PostgreSQL role and database (127.0.0.1:5432, trust)
-#   ZNUNY_PASSWORD=ticketbill-Secret1      password of the API agent `billing`
+#   ZNUNY_PASSWORD=ticketbill-Secret1      password of the API agent `billing` (rw on the group
+#                                          `users` of the billed queues, nothing else)
 #
 # The env file (shell/dotenv syntax) holds: ZNUNY_URL (scheme://host:port), ZNUNY_GI_PATH
 # (/otrs/nph-genericinterface.pl), ZNUNY_WEBSERVICE (Znuny example routes),
@@ -48,8 +49,13 @@ WEBSERVICE=GenericTicketConnectorREST
 TA_WEBSERVICE=TimeAccountingREST
 CLASSIC_WEBSERVICE=GenericTicketConnectorRESTClassic
 SYSTEM_USER=otrs
+BILLING_GROUP=users   # the group of the queues holding billable tickets
 AGENTS=(alice:alice-Secret1 bob:bob-Secret1)
-COMPANIES=("ACME|ACME Maschinenbau GmbH|Berlin" "GLOBEX|Globex Logistik AG|Hamburg")
+# CustomerID|name|street|zip|city|country (Znuny's English country name); the last one has no
+# address, which the customer export must skip and name.
+COMPANIES=("ACME|ACME Maschinenbau GmbH|Werkstraße 5|10115|Berlin|Germany"
+           "GLOBEX|Globex Logistik AG|Am Sandtorkai 2|20457|Hamburg|Germany"
+           "INITECH|Initech Software KG|||Köln|")
 CUSTOMER_USERS=(cust1:ACME cust2:ACME cust3:GLOBEX)
 SOURCES_FILE=/etc/apt/sources.list.d/ticketbill-bookworm-backports.sources
 # What `apt-get install otrs2` would pull in, minus Apache, aspell and procmail; plus the PSGI
@@ -235,10 +241,29 @@ step "config rebuild"
 
 # -- fixtures: agents, customers, web services, billing fields -----------------------------
 exists() { [ "$(sql "$1")" != 0 ]; }
+# The sidecar's agent is least-privileged, as the README tells the admin: rw on the group of
+# the billed queues (users: Raw, Misc, ...), no admin, nothing else. A membership an older
+# version of this script granted is removed (the console can add memberships, not remove
+# them), and Znuny's caches are cleared so the running server sees the change.
 if ! exists "SELECT count(*) FROM users WHERE login='billing'"; then
     console Admin::User::Add --user-name billing --first-name Billing --last-name Agent \
         --email-address billing@ticketbill.test --password "$ZNUNY_PASSWORD" \
-        --group users --group admin --group timeaccounting_webservice >/dev/null
+        --group "$BILLING_GROUP" >/dev/null
+fi
+extra_grants="SELECT count(*) FROM group_user gu JOIN users u ON u.id = gu.user_id
+    JOIN permission_groups g ON g.id = gu.group_id
+    WHERE u.login = 'billing' AND NOT (g.name = '$BILLING_GROUP' AND gu.permission_key = 'rw')"
+if exists "$extra_grants"; then
+    sql "DELETE FROM group_user gu USING permission_groups g
+         WHERE g.id = gu.group_id AND gu.user_id = (SELECT id FROM users WHERE login = 'billing')
+           AND NOT (g.name = '$BILLING_GROUP' AND gu.permission_key = 'rw')" >/dev/null
+    console Maint::Cache::Delete >/dev/null
+fi
+if ! exists "SELECT count(*) FROM group_user gu JOIN users u ON u.id = gu.user_id
+        JOIN permission_groups g ON g.id = gu.group_id
+        WHERE u.login = 'billing' AND g.name = '$BILLING_GROUP' AND gu.permission_key = 'rw'"; then
+    console Admin::Group::UserLink --user-name billing --group-name "$BILLING_GROUP" \
+        --permission rw >/dev/null
 fi
 for pair in "${AGENTS[@]}"; do
     login=${pair%%:*}; password=${pair#*:}
@@ -248,12 +273,22 @@ for pair in "${AGENTS[@]}"; do
             --email-address "$login@ticketbill.test" --password "$password" --group users >/dev/null
     fi
 done
+companies_changed=0
 for company in "${COMPANIES[@]}"; do
-    IFS='|' read -r cid name city <<<"$company"
+    IFS='|' read -r cid name street zip city country <<<"$company"
     if ! exists "SELECT count(*) FROM customer_company WHERE customer_id='$cid'"; then
         console Admin::CustomerCompany::Add --customer-id "$cid" --name "$name" --city "$city" >/dev/null
     fi
+    # Address fields (companies made by an older run have none); the console cannot update.
+    if exists "SELECT count(*) FROM customer_company WHERE customer_id='$cid' AND
+            (coalesce(street,'') <> '$street' OR coalesce(zip,'') <> '$zip'
+             OR coalesce(country,'') <> '$country')"; then
+        sql "UPDATE customer_company SET street='$street', zip='$zip', country='$country'
+             WHERE customer_id='$cid'" >/dev/null
+        companies_changed=1
+    fi
 done
+[ "$companies_changed" = 0 ] || console Maint::Cache::Delete >/dev/null
 for pair in "${CUSTOMER_USERS[@]}"; do
     login=${pair%%:*}; cid=${pair#*:}
     if ! exists "SELECT count(*) FROM customer_user WHERE login='$login'"; then
@@ -295,6 +330,22 @@ if [ "$missing" = 1 ]; then
     for name in "${field_names[@]}"; do
         exists "SELECT count(*) FROM dynamic_field WHERE name='$name'" || die "dynamic field $name was not imported"
     done
+fi
+# The OTRS 6.0 path (no Import command there): the Perl script `register` writes, run for a
+# second set of fields (prefix O6), so CI proves the script on a real system.
+o6_script="$ZNUNY_STATE/otrs-dynamic-fields-o6.pl"
+(cd "$REPO" && "$python" -m connectors.otrs dynamic-fields-script O6) >"$o6_script.new" \
+    || die "could not generate the dynamic-field script (python -m connectors.otrs)"
+mv "$o6_script.new" "$o6_script"
+chmod 644 "$o6_script"
+mapfile -t o6_names < <(cd "$REPO" && "$python" -m connectors.otrs dynamic-field-names O6)
+o6_missing=0
+for name in "${o6_names[@]}"; do
+    exists "SELECT count(*) FROM dynamic_field WHERE name='$name'" || o6_missing=1
+done
+if [ "$o6_missing" = 1 ]; then
+    (cd "$ZNUNY_HOME" && runuser -u "$SYSTEM_USER" -- perl "$o6_script") >"$ZNUNY_STATE/o6-fields.log" 2>&1 \
+        || { cat "$ZNUNY_STATE/o6-fields.log"; die "the OTRS 6 field script failed"; }
 fi
 step "fixtures"
 

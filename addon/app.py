@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from addon.web.health import bp as health_bp
     from addon.web.push import bp as push_bp
     from addon.web.ui import init_ui
+    from addon.web.zammad_hook import bp as zammad_hook_bp
 
     polled = settings.helpdesk_kind != "api"
     app.extensions["ticketbill.helpdesk_probe"] = HelpdeskProbe(settings.helpdesk_url) if polled else None
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(health_bp)
     app.register_blueprint(push_bp)
     init_ui(app, settings)  # the pages, sign-in and the deny-by-default access check
+    app.register_blueprint(zammad_hook_bp)
     return app
 
 

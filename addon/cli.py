@@ -236,7 +236,9 @@ def customers_list(ctx: click.Context) -> None:
     with _database(settings) as factory, factory() as session:
         for c in session.execute(select(Customer).order_by(Customer.name)).scalars():
             state = "ok" if c.configured else "no billing address"
-            click.echo(f"{c.helpdesk:8} {c.remote_id:>8}  {c.name:40} {c.hourly_rate or '-':>8}  {state}")
+            # the company name once known (an OTRS CustomerID is only an id)
+            name = c.legal_name or c.name
+            click.echo(f"{c.helpdesk:8} {c.remote_id:>8}  {name:40} {c.hourly_rate or '-':>8}  {state}")
 
 
 @contextmanager

@@ -17,6 +17,14 @@ drafts for `ticketbill invoices approve`), `debtor_account` (DATEV personal acco
 `letterhead` (a PNG/JPEG replacing INVOICE_LOGO) and `language`. A layout is checked here by
 rendering a sample invoice, cancellation and activity report with it, so a broken template is
 refused at import, not discovered when a real invoice is issued.
+
+Billing data from the helpdesk. Where the helpdesk keeps it (Zammad organization fields that
+`register` creates), every sync fills the billing-data keys (`BILLING_FIELDS`) from there,
+validated by the same rules as the import. The import wins: a key an import file sets is the
+customer's from then on (`Customer.imported_fields`) and the helpdesk value is ignored; set it
+to `null` in a later import to hand it back to the helpdesk. Rates and flags come from the
+import only. An entry gives the address (legal_name, street, postcode, city) completely or
+not at all: without it, it sets only the other keys and the address comes from the helpdesk.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from stdnum.eu import vat as stdnum_vat
 
 from addon.discounts import DiscountError, validate_discounts
 from addon.models import ActivityType, Customer, GlobalRate
+from connectors.base import CustomerDetails
 
 FIELDS = {
     "remote_id", "name", "legal_name", "street", "postcode", "city", "country", "vat_id",
@@ -42,6 +51,11 @@ FIELDS = {
 }
 #: Yes/no keys: JSON true/false only, so "false" as a string cannot silently mean yes.
 FLAGS = {"approval_required", "xrechnung"}
+#: The customer's billing data: from the import, or from the helpdesk where it keeps it.
+BILLING_FIELDS = ("legal_name", "street", "postcode", "city", "country", "vat_id",
+                  "customer_number", "email", "buyer_reference")
+#: The address an invoice needs (§14 UStG): given all together, or not at all.
+ADDRESS_FIELDS = ("legal_name", "street", "postcode", "city")
 
 
 class CustomerImportError(ValueError):
@@ -96,23 +110,78 @@ def _validate(item: Any, index: int) -> dict[str, Any]:
                                   "account (5 to 9 digits)")
     if data.get("xrechnung") and not (data.get("buyer_reference") and data.get("email")):
         raise CustomerImportError(f"{where}: xrechnung needs buyer_reference (Leitweg-ID) and email")
-    for key in ("legal_name", "street", "postcode", "city"):
-        if not data.get(key):
-            raise CustomerImportError(f"{where}.{key}: missing (needed on the invoice, §14 UStG)")
-    country = (data.get("country") or "DE").upper()
-    if len(country) != 2 or not country.isalpha():
-        raise CustomerImportError(f"{where}.country: {country!r} is not an ISO 3166 two-letter code")
-    data["country"] = country
-    if data.get("vat_id"):
-        vat_id = data["vat_id"].replace(" ", "").upper()
-        if not stdnum_vat.is_valid(vat_id):
-            raise CustomerImportError(f"{where}.vat_id: {vat_id!r} is not a valid EU VAT ID")
-        data["vat_id"] = vat_id
+    if any(data.get(key) for key in ADDRESS_FIELDS):
+        for key in ADDRESS_FIELDS:
+            if not data.get(key):
+                raise CustomerImportError(f"{where}.{key}: missing (needed on the invoice, §14 UStG)")
+        data.setdefault("country", None)
+        data["country"] = data["country"] or "DE"
+    for key in ("country", "vat_id"):
+        if data.get(key):
+            try:
+                data[key] = clean_billing_value(key, data[key])
+            except CustomerImportError as exc:
+                raise CustomerImportError(f"{where}.{key}: {exc}") from None
     if data.get("hourly_rate") is not None:
         data["hourly_rate"] = _money(data["hourly_rate"], f"{where}.hourly_rate")
     if data.get("language") and data["language"] not in ("de", "en"):
         raise CustomerImportError(f"{where}.language: {data['language']!r} is not de or en")
     return data
+
+
+def clean_billing_value(key: str, value: str) -> str:
+    """One billing-data value as the invoice needs it (country and VAT ID checked and
+    normalised); raises CustomerImportError saying what is wrong. Used for both sources."""
+    value = value.strip()
+    if key == "country":
+        country = value.upper()
+        if len(country) != 2 or not country.isalpha():
+            raise CustomerImportError(f"{country!r} is not an ISO 3166 two-letter code")
+        return country
+    if key == "vat_id":
+        vat_id = value.replace(" ", "").upper()
+        if not stdnum_vat.is_valid(vat_id):
+            raise CustomerImportError(f"{vat_id!r} is not a valid EU VAT ID")
+        return vat_id
+    return value
+
+
+def imported_keys(customer: Customer) -> set[str]:
+    return {key for key in (customer.imported_fields or "").split(",") if key}
+
+
+def apply_helpdesk_details(customer: Customer, details: CustomerDetails) -> None:
+    """The billing data the helpdesk keeps for the customer, where no import overrides it.
+
+    Invalid values are not taken; they are named in `helpdesk_problems`, which keeps the
+    customer's tickets from being billed until the admin fixes them in the helpdesk.
+    """
+    overridden = imported_keys(customer)
+    problems: list[str] = []
+    values = {key: getattr(details, key) for key in BILLING_FIELDS}
+    if not values["country"] and any(values[key] for key in ADDRESS_FIELDS[1:]):
+        values["country"] = "DE"  # as the import assumes
+    for key, raw in values.items():
+        if key in overridden:
+            continue
+        value = None
+        if raw:
+            try:
+                value = clean_billing_value(key, raw)
+            except CustomerImportError as exc:
+                problems.append(f"{key} {exc}")
+        setattr(customer, key, value)
+    customer.helpdesk_problems = "; ".join(problems) or None
+
+
+def missing_billing_data(customer: Customer) -> str:
+    """Why the customer's tickets cannot be billed yet, for the "needs attention" note."""
+    who = f"customer '{customer.name}' (helpdesk id {customer.remote_id})"
+    if customer.helpdesk_problems:
+        return (f"{who}: the billing data in the helpdesk is invalid ({customer.helpdesk_problems}); fix it "
+                "there, or override it with `ticketbill customers import`")
+    return (f"{who} has no billing address; fill in the organization's billing fields in the helpdesk "
+            "or add it with `ticketbill customers import`")
 
 
 def check_layouts(items: list[dict[str, Any]], template_dir: Path | None) -> None:
@@ -169,15 +238,19 @@ def import_customer_document(session: Session, helpdesk: str, document: Any, sou
             select(Customer).where(Customer.helpdesk == helpdesk, Customer.remote_id == data["remote_id"])
         ).scalar_one_or_none()
         if customer is None:
-            name = data.get("name") or data["legal_name"]
+            name = data.get("name") or data.get("legal_name") or data["remote_id"]
             customer = Customer(helpdesk=helpdesk, remote_id=data["remote_id"], name=name)
             session.add(customer)
             created += 1
         else:
             updated += 1
+        overridden = imported_keys(customer)
         for key, value in data.items():
             if key != "remote_id":
                 setattr(customer, key, value)
+            if key in BILLING_FIELDS:  # null hands the key back to the helpdesk's data
+                (overridden.add if value is not None else overridden.discard)(key)
+        customer.imported_fields = ",".join(sorted(overridden)) or None
     if default_rate is not None:
         row = session.get(GlobalRate, "")
         if row is None:

@@ -98,9 +98,16 @@ class Customer(Base):
     #: JSON: PostgreSQL cannot compare json, and customers are selected DISTINCT).
     discounts: Mapped[str | None] = mapped_column(Text)
 
+    #: Billing-data keys set by the JSON import, comma-separated; helpdesk data never
+    #: overwrites them (text, not JSON: customer rows are selected DISTINCT) (i14).
+    imported_fields: Mapped[str | None] = mapped_column(String(500))
+    #: Helpdesk billing data that failed validation; while set, nothing is billed (i14).
+    helpdesk_problems: Mapped[str | None] = mapped_column(Text)
+
     @property
     def configured(self) -> bool:
-        return all((self.legal_name or self.name, self.street, self.postcode, self.city, self.country))
+        return not self.helpdesk_problems and all(
+            (self.legal_name or self.name, self.street, self.postcode, self.city, self.country))
 
 
 class GlobalRate(Base):
@@ -160,6 +167,10 @@ class Ticket(Base):
     #: Merged into another ticket: the survivor's helpdesk id, whose invoice bills the time that
     #: stays here (Zammad); "" when the helpdesk moved the time to the survivor (OTRS, RT).
     merged_into: Mapped[str | None] = mapped_column(String(100))
+
+    #: Why the helpdesk refuses this ticket's bookings to the API user (a missing right); the
+    #: ticket needs attention and is read again every run until it clears (i14).
+    access_problem: Mapped[str | None] = mapped_column(Text)
 
     customer: Mapped[Customer | None] = relationship()
     entries: Mapped[list[TimeEntry]] = relationship(back_populates="ticket", order_by="TimeEntry.booked_at")

@@ -26,7 +26,8 @@ from connectors.base import TIME_UNITS
 
 HELPDESK_KINDS = ("zammad", "otrs", "rt", "api")
 #: Settings fields that never appear in a repr, a log line or an error message.
-SECRET_FIELDS = frozenset({"helpdesk_token", "helpdesk_password", "push_api_token", "smtp_password", "secret_key"})
+SECRET_FIELDS = frozenset({"helpdesk_token", "helpdesk_password", "push_api_token", "smtp_password", "secret_key",
+                           "zammad_signature_token"})
 #: The API path each connector appends itself; a HELPDESK_URL ending in it would double it.
 API_SUFFIXES = {"zammad": "/api/v1", "rt": "/REST/2.0"}
 _URL_PASSWORD = re.compile(r"(//[^/:@]*:)[^@]*@")
@@ -91,12 +92,14 @@ class Settings:
     rt_timezone: str = "UTC"
     rt_closed_statuses: tuple[str, ...] = ("resolved",)
     otrs_webservice: str | None = None
-    otrs_routes: str = "examples"
+    otrs_routes: str = "auto"
     otrs_auth: str = "session"
     otrs_timezone: str = "UTC"
     otrs_activity_field: str | None = None
     otrs_agent_logins: dict[int, str] = field(default_factory=dict)
     push_api_token: str | None = field(default=None, repr=False)
+    #: signs Zammad's webhook to this sidecar (the ticket-closed fast path); None: no webhook
+    zammad_signature_token: str | None = field(default=None, repr=False)
     #: § 19 UStG: invoices without VAT and with the exemption note (category E)
     small_business: bool = False
     #: a PNG/JPEG printed top right on every invoice (the seller's letterhead logo)
@@ -426,12 +429,13 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         rt_timezone=_timezone(env, "RT_TIMEZONE", "UTC"),
         rt_closed_statuses=_names(env, "RT_CLOSED_STATUSES", ("resolved",)),
         otrs_webservice=_optional(env, "HELPDESK_OTRS_WEBSERVICE"),
-        otrs_routes=_choice(env, "HELPDESK_OTRS_ROUTES", ("examples", "classic"), "examples"),
+        otrs_routes=_choice(env, "HELPDESK_OTRS_ROUTES", ("auto", "examples", "classic"), "auto"),
         otrs_auth=_choice(env, "HELPDESK_OTRS_AUTH", ("session", "header"), "session"),
         otrs_timezone=_timezone(env, "HELPDESK_OTRS_TIMEZONE", "UTC"),
         otrs_activity_field=_optional(env, "HELPDESK_OTRS_ACTIVITY_FIELD"),
         otrs_agent_logins=_agent_logins(env, "HELPDESK_OTRS_AGENT_LOGINS"),
         push_api_token=_push_token(env, "PUSH_API_TOKEN"),
+        zammad_signature_token=_push_token(env, "ZAMMAD_WEBHOOK_SECRET"),
         small_business=_flag(env, "SELLER_SMALL_BUSINESS"),
         invoice_logo=_image(env, "INVOICE_LOGO"),
         cancellation_number_pattern=_number_pattern(env, "CANCELLATION_NUMBER_PATTERN", "ST-{YYYY}-{seq:05}"),

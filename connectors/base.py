@@ -22,6 +22,12 @@ class AuthError(ConnectorError):
     """The helpdesk refused the credentials (401) or the permission (403)."""
 
 
+class NoAccess(AuthError):
+    """The helpdesk lists the ticket but refuses its bookings to the API user (a right on the
+    ticket's group or queue is missing). The message says which right; the sync flags the
+    ticket with it instead of failing the run, and reads it again on the next one."""
+
+
 class NotFound(ConnectorError):
     """The record does not exist (any more): deleted or merged between search and fetch."""
 
@@ -87,11 +93,35 @@ BILLING_CATEGORIES = tuple(BILLING_CATEGORY_LABELS)
 
 
 @dataclass(frozen=True)
+class CustomerDetails:
+    """Billing data an admin keeps in the helpdesk itself (Zammad organization fields).
+
+    Raw as the helpdesk holds it (None: empty); the sync validates it like the JSON import
+    (addon/customers.py), and a key the import set wins over it.
+    """
+
+    legal_name: str | None = None
+    street: str | None = None
+    postcode: str | None = None
+    city: str | None = None
+    country: str | None = None
+    vat_id: str | None = None
+    customer_number: str | None = None
+    email: str | None = None
+    buyer_reference: str | None = None
+
+
+@dataclass(frozen=True)
 class RemoteCustomer:
-    """Who pays: a Zammad organization, an OTRS CustomerID, an RT queue or requestor domain."""
+    """Who pays: a Zammad organization, an OTRS CustomerID, an RT queue or requestor domain.
+
+    `details`: the customer's billing data from the helpdesk, where it keeps some (None: the
+    helpdesk has no such fields; billing data then comes from the JSON import alone).
+    """
 
     remote_id: str
     name: str
+    details: CustomerDetails | None = None
 
 
 @dataclass(frozen=True)

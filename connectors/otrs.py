@@ -4,7 +4,9 @@ Facts this module relies on (see shared/reference/otrs-api.md):
 - URL form `<base>/<alias>/nph-genericinterface.pl/Webservice/<Name>/<Route>`; the alias is
   `/otrs/` on OTRS and Znuny 6, `/znuny/` on fresh Znuny 7, and the routes depend on which YAML
   the admin imported (classic `GET /Ticket` search vs. the Znuny example `POST /Ticket/Search`),
-  so base path, web service name and route table are configuration.
+  so base path, web service name and route table are configuration. By default (`auto`) the
+  search route is found on first contact: OTRS 6.0 ships only the classic YAML, where the
+  example route is HTTP 500 "HTTP::REST Error while determine Operation".
 - Operation errors come back as HTTP 200 with `{"Error": {"ErrorCode", "ErrorMessage"}}`; an
   unknown route is HTTP 500 text/plain. Non-existent tickets answer `TicketGet.AccessDenied`.
 - Every call authenticates on its own (SessionID from `POST /Session`, or on Znuny 6.5+ the
@@ -28,6 +30,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from email.utils import parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -52,6 +55,7 @@ from connectors.base import (
 )
 from connectors.bookings import note_text, parse_note
 from connectors.http import MASKING, HttpClient
+from connectors.otrs_scripts import customer_companies_script, dynamic_fields_script
 
 if TYPE_CHECKING:
     from addon.settings import Settings
@@ -87,6 +91,7 @@ ROUTE_SETS: dict[str, dict[str, tuple[str, str]]] = {
         "TicketUpdate": ("PATCH", "/Ticket/:TicketID"),
     },
 }
+ROUTE_CHOICES = ("auto", *ROUTE_SETS)
 AUTH_MODES = ("session", "header")
 ZOOM_SCREEN = "Ticket::Frontend::AgentTicketZoom###DynamicField"
 NOTE_SCREEN = "Ticket::Frontend::AgentTicketNote###DynamicField"
@@ -133,6 +138,11 @@ class FieldSpec:
             "InternalField": 0,
             "Config": config,
         }
+
+
+def _no_route(exc: RemoteError) -> bool:
+    """Znuny's answer for a route the web service lacks: HTTP 500 "... determine Operation"."""
+    return exc.status == 500 and "determine Operation" in exc.body
 
 
 def _otrs_date(moment: datetime, zone: ZoneInfo) -> str:
@@ -189,6 +199,22 @@ def _df_names(record: Mapping[str, Any]) -> set[str]:
     return names
 
 
+def _display_name(sender: str) -> str:
+    """`"Alice Agent" <a@x>` → Alice Agent; GI notes carry the bare name; an address alone
+    names nobody (`parseaddr` would read a bare name as an address)."""
+    sender = sender.strip()
+    if "<" in sender:
+        return parseaddr(sender)[0].strip()
+    return "" if "@" in sender else sender.strip('"').strip()
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def _scalar(value: Any) -> str | None:
     if isinstance(value, list):
         value = value[0] if value else None
@@ -232,7 +258,7 @@ class OTRSConnector:
         password: str,
         webservice: str | None = None,
         gi_path: str | None = None,
-        routes: str | Mapping[str, tuple[str, str]] = "examples",
+        routes: str | Mapping[str, tuple[str, str]] = "auto",
         auth: str = "session",
         time_unit: str = "minute",
         overlap_seconds: int = 120,
@@ -257,11 +283,15 @@ class OTRSConnector:
         if time_unit not in TIME_UNITS:
             raise ValueError(f"time_unit {time_unit!r} is not one of {', '.join(TIME_UNITS)}")
         if isinstance(routes, str):
-            if routes not in ROUTE_SETS:
-                raise ValueError(f"routes {routes!r} is not one of {', '.join(ROUTE_SETS)}")
-            table = dict(ROUTE_SETS[routes])
+            if routes not in ROUTE_CHOICES:
+                raise ValueError(f"routes {routes!r} is not one of {', '.join(ROUTE_CHOICES)}")
+            table = dict(ROUTE_SETS["examples" if routes == "auto" else routes])
         else:
             table = {**ROUTE_SETS["examples"], **routes}
+        #: the route set in use: "examples", "classic", "custom", or None until detected
+        self.route_set: str | None = (
+            None if routes == "auto" else routes if isinstance(routes, str) else "custom"
+        )
         if search_limit < 1:
             raise ValueError("search_limit must be positive")
         host, url_gi_path, url_webservice = split_helpdesk_url(base_url)
@@ -319,6 +349,7 @@ class OTRSConnector:
         self.http = http
         self._session_id: str | None = None
         self._logins: dict[int, str] = dict(agent_logins or {})
+        self._names: dict[int, str] = {}
         self._my_id: int | None = None
 
     @classmethod
@@ -372,8 +403,47 @@ class OTRSConnector:
     ) -> dict[str, Any]:
         """One operation: route lookup, authentication, error mapping; the decoded answer.
 
-        Session mode logs in lazily and once more when Znuny says the session is gone.
+        Session mode logs in lazily and once more when Znuny says the session is gone. With
+        `routes="auto"` the first search finds the route set: the Znuny example route, else
+        the classic one of OTRS 6 (the only route the two sets name differently that the
+        connector uses).
         """
+        if operation != "TicketSearch" or self.route_set is not None:
+            return self._call(operation, data, ticket_id)
+        try:
+            answer = self._call(operation, data, ticket_id)
+        except RemoteError as exc:
+            if not _no_route(exc):
+                raise
+            example = exc
+        else:
+            self.route_set = "examples"
+            return answer
+        self.routes = {**self.routes, "TicketSearch": ROUTE_SETS["classic"]["TicketSearch"]}
+        try:
+            answer = self._call(operation, data, ticket_id)
+        except RemoteError as exc:
+            if not _no_route(exc):
+                raise
+            self.routes = {**self.routes, "TicketSearch": ROUTE_SETS["examples"]["TicketSearch"]}
+            raise RemoteError(
+                f"web service {self.webservice} has neither the Znuny example search route "
+                "POST /Ticket/Search nor the classic GET /Ticket of OTRS 6; import the web "
+                "service as the README says, or check HELPDESK_OTRS_WEBSERVICE and the "
+                f"TicketSearch route under Admin → Web Services → {self.webservice}",
+                status=500,
+                body=example.body,
+            ) from None
+        self.route_set = "classic"
+        log.info("web service %s uses the classic routes (OTRS 6 YAML)", self.webservice)
+        return answer
+
+    def _call(
+        self,
+        operation: str,
+        data: Mapping[str, Any] | None = None,
+        ticket_id: str | int | None = None,
+    ) -> dict[str, Any]:
         try:
             method, pattern = self.routes[operation]
         except KeyError:
@@ -409,7 +479,7 @@ class OTRSConnector:
                     method, route, json_body=payload, idempotent=idempotent
                 )
         except RemoteError as exc:
-            if exc.status == 500 and "determine Operation" in exc.body:
+            if _no_route(exc):
                 raise RemoteError(
                     f"{operation}: web service {self.webservice} has no route {method} {route} "
                     "(wrong route set or base path? see HELPDESK_OTRS_ROUTES)",
@@ -433,8 +503,12 @@ class OTRSConnector:
         message = str(error.get("ErrorMessage", "")) if isinstance(error, Mapping) else str(error)
         text = MASKING.mask(f"{operation}: {code or 'error'}: {message}")
         suffix = code.rpartition(".")[2]
+        header_hint = (" (OTRS 6 ignores X-OTRS-Header logins: use HELPDESK_OTRS_AUTH=session"
+                       " there)") if self.auth == "header" else ""
         if suffix in ("AuthFail", "SessionInvalid"):
-            return SessionRejected(text)
+            return SessionRejected(text + header_hint)
+        if header_hint and suffix == "MissingParameter" and "UserLogin" in message:
+            return AuthError(text + header_hint)  # the headers never reached the operation
         if suffix in AUTH_CODES or (suffix == "AccessDenied" and operation != "TicketGet"):
             return AuthError(text)
         if operation == "TicketGet" and suffix in GONE_CODES:
@@ -450,7 +524,7 @@ class OTRSConnector:
         self._search({"Limit": 1})
         return (
             f"{self.user} at {self.service_url} "
-            f"({'session' if self.auth == 'session' else 'header'} auth)"
+            f"({'session' if self.auth == 'session' else 'header'} auth, {self.route_set} routes)"
         )
 
     @property
@@ -489,6 +563,19 @@ class OTRSConnector:
         )
         return header + json.dumps(document, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
 
+    def dynamic_field_script(self, path: str) -> str:
+        """The Perl script that creates the fields on OTRS 6.0 (no Import command there).
+
+        The same definitions as the YAML; `path` is only quoted in the script's usage line.
+        """
+        specs = self.field_specs
+        fields = [s.definition(9000 + i) for i, s in enumerate(specs)]
+        screens: dict[str, list[str]] = {}
+        for spec in specs:
+            screens.setdefault(ZOOM_SCREEN if spec.object_type == "Ticket" else NOTE_SCREEN,
+                               []).append(spec.name)
+        return dynamic_fields_script(fields, screens, path)
+
     def admin_commands(self, yaml_path: str) -> list[str]:
         """Console commands that create the fields and show them in ticket zoom."""
         commands = [f"bin/otrs.Console.pl Admin::DynamicField::Import {yaml_path}"]
@@ -510,11 +597,17 @@ class OTRSConnector:
         the same search without the filter finds a ticket (Znuny ignores unknown field names).
         """
         yaml_path = "ticketbill-dynamic-fields.yml"
+        script_path = "otrs-dynamic-fields.pl"
         if self.data_dir is not None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             target = self.data_dir / "otrs-dynamic-fields.yml"
             target.write_text(self.dynamic_field_yaml(), encoding="utf-8")
             yaml_path = str(target)
+            script = self.data_dir / "otrs-dynamic-fields.pl"
+            script_path = str(script)
+            script.write_text(self.dynamic_field_script(script_path), encoding="utf-8")
+            companies = self.data_dir / "otrs-customer-companies.pl"
+            companies.write_text(customer_companies_script(str(companies)), encoding="utf-8")
         present: list[str] = []
         unverified: list[str] = []
         missing: list[str] = []
@@ -535,7 +628,10 @@ class OTRSConnector:
                 present.append(spec.name)
         problems: list[str] = []
         if missing or unverified:
-            commands = "; ".join(self.admin_commands(yaml_path))
+            commands = (
+                "; ".join(self.admin_commands(yaml_path))
+                + f" (OTRS 6.0, which lacks Admin::DynamicField::Import: perl {script_path})"
+            )
             if missing:
                 problems.append(
                     f"dynamic fields missing in {self.webservice}: {', '.join(missing)}. "
@@ -759,6 +855,7 @@ class OTRSConnector:
         record = self._ticket_record(ticket_remote_id, articles=True)
         ticket_id = str(record.get("TicketID"))
         ticket_values = _df_values(record)
+        self._learn_names(record)
         entries: list[RemoteTimeEntry] = []
         article_total = Decimal(0)
         for article in _as_list(record.get("Article")):
@@ -780,6 +877,7 @@ class OTRSConnector:
                     remote_id=f"article-{article.get('ArticleID')}",
                     ticket_remote_id=ticket_id,
                     agent=self._article_agent(article),
+                    agent_name=self._names.get(_int(article.get("CreateBy"))),
                     minutes=self._minutes(units),
                     booked_at=created,
                     activity=self._activity(_df_values(article), ticket_values),
@@ -795,6 +893,7 @@ class OTRSConnector:
                     remote_id=f"ticket-{ticket_id}-without-article",
                     ticket_remote_id=ticket_id,
                     agent=str(record.get("Owner") or "unknown"),
+                    agent_name=self._names.get(_int(record.get("OwnerID"))),
                     minutes=self._minutes(rest),
                     booked_at=_parse_date(record.get("Closed"), self.zone) or changed,
                     activity=self._activity({}, ticket_values),
@@ -838,6 +937,33 @@ class OTRSConnector:
         except (TypeError, ValueError):
             return "unknown"
         return self._login_of(user_id)
+
+    def _learn_names(self, record: Mapping[str, Any]) -> None:
+        """Agents' full names from the `From` of their internal notes, for the invoice.
+
+        No operation returns user data, but Znuny and OTRS write the author's full name into
+        the `From` of an agent's note ("Alice Agent", or `"Alice Agent" <alice@…>` from the
+        web UI). Only internal agent articles count, and not a ticket's first article: a
+        reply's `From` is the queue's system address, and the first article of a ticket made
+        through the API carries the customer's (seen on Znuny 6.5: SenderType agent, channel
+        Internal, `From` "Cust One" <cust1@…>).
+        """
+        for article in _as_list(record.get("Article")):
+            if (
+                not isinstance(article, Mapping)
+                or article.get("SenderType") != "agent"
+                or str(article.get("ArticleNumber")) == "1"
+            ):
+                continue
+            channel = article.get("CommunicationChannel")
+            if channel != "Internal" and not (
+                channel is None and str(article.get("CommunicationChannelID")) == "3"
+            ):  # OTRS 6 gives only the id; 3 is the internal channel
+                continue
+            user_id = _int(article.get("CreateBy"))
+            name = _display_name(str(article.get("From") or ""))
+            if user_id is not None and name:
+                self._names.setdefault(user_id, name)
 
     def _learn_logins(self, record: Mapping[str, Any]) -> None:
         for id_key, login_key in (("OwnerID", "Owner"), ("ResponsibleID", "Responsible")):
@@ -913,6 +1039,8 @@ class OTRSConnector:
             except ValueError:
                 raise RemoteError("SessionGet: no UserID in the session data", status=200) from None
             self._logins.setdefault(self._my_id, str(values.get("UserLogin") or self.user))
+            if values.get("UserFullname"):
+                self._names.setdefault(self._my_id, str(values["UserFullname"]))
         return self._my_id
 
     def ticket_url(self, ticket_remote_id: str) -> str:
@@ -1006,15 +1134,29 @@ class OTRSConnector:
 
 
 def _main(argv: Sequence[str]) -> int:
-    """`python -m connectors.otrs dynamic-fields-yaml|dynamic-field-names` (for .ci/znuny-up.sh)."""
-    connector = OTRSConnector("http://127.0.0.1", user="-", password="-")
-    if list(argv) == ["dynamic-fields-yaml"]:
+    """`python -m connectors.otrs dynamic-fields-yaml|dynamic-field-names|dynamic-fields-script
+    [PREFIX]` (for .ci/znuny-up.sh); PREFIX names the fields PREFIXBillingStatus and so on."""
+    command, *rest = list(argv) or [""]
+    prefix = rest[0] if len(rest) == 1 and rest[0].isalnum() else ""
+    if len(rest) > 1 or (rest and not prefix):
+        command = ""
+    names = {} if not prefix else {
+        "status_field": f"{prefix}BillingStatus", "reference_field": f"{prefix}InvoiceNumber",
+        "url_field": f"{prefix}InvoiceURL", "category_field": f"{prefix}BillingCategory",
+        "activity_field": f"{prefix}BillingActivity",
+    }
+    connector = OTRSConnector("http://127.0.0.1", user="-", password="-", **names)
+    if command == "dynamic-fields-yaml":
         sys.stdout.write(connector.dynamic_field_yaml())
         return 0
-    if list(argv) == ["dynamic-field-names"]:
+    if command == "dynamic-field-names":
         sys.stdout.write("".join(f"{spec.name}\n" for spec in connector.field_specs))
         return 0
-    sys.stderr.write("usage: python -m connectors.otrs dynamic-fields-yaml|dynamic-field-names\n")
+    if command == "dynamic-fields-script":
+        sys.stdout.write(connector.dynamic_field_script("otrs-dynamic-fields.pl"))
+        return 0
+    sys.stderr.write("usage: python -m connectors.otrs "
+                     "dynamic-fields-yaml|dynamic-field-names|dynamic-fields-script [PREFIX]\n")
     return 2
 
 

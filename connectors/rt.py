@@ -10,7 +10,12 @@ Facts this module relies on (see shared/reference/rt-api.md, checked against RT 
 - TicketSQL reads dates in the API user's (or RT's `$Timezone`) zone, even with a trailing `Z`,
   so the cursor is converted to `rt_timezone` before it goes into a query.
 - `GET /ticket/{id}/history` of a missing ticket is an empty 200, not a 404.
-- Pages: `page`/`per_page`, `per_page` capped at 100 by RT.
+- Pages: `page`/`per_page`, `per_page` capped at 100 by RT. RT drops the records a user may
+  not see *after* the SQL `LIMIT`, and leaves `total`/`pages` null unless the user may see the
+  whole collection (global SeeQueue for queues, SeeCustomField for custom fields, SuperUser
+  for transactions): a short page is then no proof of the end.
+- A custom field is visible to a right granted on a queue only in that queue's context: the
+  `/customfields` search hides it, `GET /queue/{id}` lists it under `TicketCustomFields`.
 - `PUT /ticket/{id}` answers 200 even when parts fail; the body is a list of messages, and an
   unknown custom field is silently ignored (`[]`). Every write is therefore read back.
 - `POST /customfield` creates a ticket CF and applies it globally (`"Queue": 0`) or to one queue.
@@ -42,8 +47,10 @@ from connectors.base import (
     BILLING_CATEGORIES,
     BILLING_STATUS_LABELS,
     DEFAULT_ACTIVITY_TYPES,
+    AuthError,
     BookingProblem,
     ConnectorError,
+    NoAccess,
     NotFound,
     RegistrationReport,
     RemoteCustomer,
@@ -63,14 +70,27 @@ log = logging.getLogger(__name__)
 
 API = "/REST/2.0"
 PAGE_SIZE = 100  # RT's hard cap (RT::REST2::Resource::Collection::setup_paging)
+MAX_PAGES = 10_000
 TICKET_LOOKUP = "RT::Queue-RT::Ticket"
 UNSET_DATE = "1970-01-01T00:00:00Z"
 CUSTOMER_SOURCES = ("queue", "custom_field", "requestor_domain")
+#: The Select fields agents book in, as `from_settings` (and so `register`) names them.
+CATEGORY_FIELD = "Billing Category"
+ACTIVITY_FIELD = "Activity"
 
 # Same vocabulary as the other connectors; a Select CF offers exactly these.
 BILLING_STATUSES = tuple(BILLING_STATUS_LABELS)
 TICKET_FIELDS = "Subject,Status,Resolved,LastUpdated,Queue,Requestor,CustomFields,EffectiveId,TimeWorked"
 HISTORY_FIELDS = "Type,TimeTaken,Creator,Created,Data,ObjectId"
+#: What the sidecar's own RT user needs on every billed queue (README, .ci/rt-up.sh): read
+#: tickets, their comments and the mail RT recorded (else RT hides those transactions and the
+#: history looks complete when it is not), comment, see and set the billing fields.
+QUEUE_RIGHTS = ("SeeQueue", "ShowTicket", "ShowTicketComments", "ShowOutgoingEmail",
+                "CommentOnTicket", "SeeCustomField", "ModifyCustomField")
+#: Global rights of that user: its own auth token, and for `register` creating the fields
+#: (AdminCustomField), applying them to all queues (AssignCustomFields) and reading the values
+#: of existing ones (SeeCustomField: a queue-level grant does not show a field's values).
+GLOBAL_RIGHTS = ("ManageAuthTokens", "AdminCustomField", "AssignCustomFields", "SeeCustomField")
 ATTACHMENT_FIELDS = "ContentType,Content,Filename"
 
 
@@ -218,7 +238,8 @@ class RTConnector:
         self.http = http
         self._auth_kind = "token" if token is not None else f"user {user}"
         self._cf_ids: dict[str, str] | None = None
-        self._user_emails: dict[str, str | None] = {}
+        self._queue_field_cache: list[Mapping[str, Any]] | None = None
+        self._users: dict[str, Mapping[str, Any]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> RTConnector:
@@ -233,8 +254,8 @@ class RTConnector:
             "queues": settings.rt_queues or None,
             "rt_timezone": settings.rt_timezone,
             "closed_statuses": settings.rt_closed_statuses,
-            "category_field": "Billing Category",
-            "activity_field": "Activity",
+            "category_field": CATEGORY_FIELD,
+            "activity_field": ACTIVITY_FIELD,
         }
         options.update(overrides)
         return cls(settings.helpdesk_url, **options)
@@ -242,28 +263,51 @@ class RTConnector:
     # -- identity and registration --------------------------------------------------------
 
     def check(self) -> str:
-        """`GET /rt` (needs valid credentials) and one queue listing (needs SeeQueue)."""
+        """`GET /rt` (needs valid credentials), then a queue the API user may see (SeeQueue).
+
+        With `queues` each of them must be visible. Without, any visible queue will do; RT
+        counts a collection only for a user with the *global* right, so the answer's items are
+        looked at, not its `total`.
+        """
         info = self.http.get_json(f"{API}/rt")
         if not isinstance(info, Mapping) or "Version" not in info:
             raise RemoteError(f"GET {API}/rt: unexpected answer (is {self.base_url} an RT 5?)")
-        queues = self.http.get_json(f"{API}/queues/all", params={"per_page": 1})
-        if not isinstance(queues, Mapping) or not queues.get("total"):
+        if self.queues:
+            for queue in self.queues:
+                self._queue(queue)
+        elif next(self._search(f"{API}/queues/all", {}, until_empty=True), None) is None:
             raise RemoteError(
-                "RT accepted the credentials but shows them no queue (missing right SeeQueue)"
+                "RT accepted the credentials but shows them no queue (missing right SeeQueue "
+                "on the billed queues)"
             )
         return f"RT {info['Version']} at {self.base_url} ({self._auth_kind})"
+
+    def _queue(self, name: str) -> Mapping[str, Any]:
+        """`GET /queue/{name}`; RT answers 403 for a queue that is missing *or* not visible."""
+        try:
+            found = self.http.get_json(f"{API}/queue/{quote(name, safe='')}")
+        except (NotFound, AuthError):
+            raise RemoteError(
+                f"queue {name!r} does not exist in RT, or the API user lacks SeeQueue on it"
+            ) from None
+        if not isinstance(found, Mapping) or not found.get("id"):
+            raise RemoteError(f"GET queue {name!r}: unexpected answer")
+        return found
 
     def register(self) -> RegistrationReport:
         """Ensure the billing CFs exist (global), with every Select value; idempotent.
 
-        Existing fields are reused whatever queue they are applied to; when `queues` is set,
-        each of those queues is checked to see all three fields, and a gap is reported with
-        the admin step that fixes it (REST2 cannot apply an existing CF to another queue).
+        An existing field is reused whatever queue it is applied to, also when the API user
+        sees it only through a queue (a queue-level SeeCustomField hides it from the search):
+        `register` never creates a second field of the same name. With `queues`, each of
+        those queues is checked to see every field, and a gap is reported with the admin step
+        that fixes it (REST2 cannot apply an existing CF to another queue).
         """
         created: list[str] = []
         present: list[str] = []
         problems: list[str] = []
         ids: dict[str, str] = {}
+        self._queue_field_cache = None
         for spec in self.fields:
             found = self._find_custom_field(spec.name)
             if found is None:
@@ -290,6 +334,7 @@ class RTConnector:
                     problems.append(f"custom field {spec.name!r}: RT did not create it: {answer!r}")
                     continue
                 ids[spec.role] = str(answer["id"])
+                self._queue_field_cache = None  # the queues list the new field from now on
                 created.append(f"custom field {spec.name!r} (id {answer['id']}, all queues)")
             else:
                 ids[spec.role] = str(found["id"])
@@ -300,33 +345,74 @@ class RTConnector:
                     )
                     continue
                 present.append(f"custom field {spec.name!r} (id {found['id']})")
-            if spec.values and (found is None or found.get("Type") == "Select"):
-                self._ensure_values(spec, ids[spec.role], created, present)
+            if spec.values and (found is None or found.get("Type") in ("Select", None)):
+                self._ensure_values(spec, ids[spec.role], created, present, problems)
         self._check_queue_coverage(ids, problems)
         if not problems:
             self._cf_ids = ids
         return RegistrationReport(tuple(created), tuple(present), tuple(problems))
 
     def _find_custom_field(self, name: str) -> Mapping[str, Any] | None:
-        """The ticket CF called `name` (disabled ones too), or None."""
+        """The ticket CF called `name` (disabled ones too), or None.
+
+        First the search, which shows fields the API user may see globally; then the fields
+        each queue lists for itself, where a right granted on the queue shows them too.
+        """
         items = list(self._search(
             f"{API}/customfields",
             {"fields": "Name,Type,MaxValues,Disabled,LookupType", "find_disabled_rows": 1},
             body=[{"field": "Name", "value": name},
                   {"field": "LookupType", "value": TICKET_LOOKUP}],
+            until_empty=True,
         ))
         exact = [item for item in items if str(item.get("Name")) == name]
+        if not exact:
+            exact = [dict(item, Name=name) for item in self._queue_fields() if item["name"] == name]
         enabled = [item for item in exact if str(item.get("Disabled", "0")) in ("0", "")]
         chosen = enabled or exact
         return min(chosen, key=lambda item: int(item["id"])) if chosen else None
 
+    def _queue_fields(self) -> list[Mapping[str, Any]]:
+        """Ticket CFs as the queues list them (`TicketCustomFields`: {id, name}), all queues.
+
+        The configured `queues`, else every queue the API user may see. Read once per
+        lookup round (`register`, or the first `custom_field_ids`), not per field.
+        """
+        if self._queue_field_cache is None:
+            names = self.queues or tuple(
+                str(item["id"]) for item in self._search(f"{API}/queues/all", {}, until_empty=True)
+            )
+            fields: list[Mapping[str, Any]] = []
+            for queue in names:
+                try:
+                    record = self._queue(queue)
+                except RemoteError:
+                    continue  # reported by check() and _check_queue_coverage()
+                fields += [
+                    {"id": str(cf["id"]), "name": str(cf.get("name"))}
+                    for cf in record.get("TicketCustomFields") or []
+                    if isinstance(cf, Mapping) and cf.get("id") is not None
+                ]
+            self._queue_field_cache = fields
+        return self._queue_field_cache
+
     def _ensure_values(
-        self, spec: FieldSpec, cf_id: str, created: list[str], present: list[str]
+        self, spec: FieldSpec, cf_id: str, created: list[str], present: list[str],
+        problems: list[str],
     ) -> None:
-        existing = {
-            str(item.get("name") or item.get("Name"))
-            for item in self._search(f"{API}/customfield/{cf_id}/values", {})
-        }
+        try:
+            existing = {
+                str(item.get("name") or item.get("Name"))
+                for item in self._search(f"{API}/customfield/{cf_id}/values", {})
+            }
+        except AuthError:
+            # Adding values blindly would duplicate them (RT allows that): say what is missing.
+            problems.append(
+                f"values of {spec.name!r} (id {cf_id}): the API user may not read them; grant "
+                "it the global right SeeCustomField (a queue-level grant does not show a "
+                "field's values), then register again"
+            )
+            return
         missing = [value for value in spec.values if value not in existing]
         for order, value in enumerate(spec.values, start=1):
             if value in missing:
@@ -341,14 +427,13 @@ class RTConnector:
     def _check_queue_coverage(self, ids: Mapping[str, str], problems: list[str]) -> None:
         for queue in self.queues or ():
             try:
-                found = self.http.get_json(f"{API}/queue/{quote(queue, safe='')}")
-            except NotFound:
-                problems.append(f"queue {queue!r} does not exist in RT (or is not visible)")
+                record = self._queue(queue)
+            except RemoteError as exc:
+                problems.append(str(exc))
                 continue
-            queue_id = _ref_id(found)
             applied = {
-                str(item.get("id"))
-                for item in self._search(f"{API}/queue/{queue_id}/customfields", {})
+                str(cf.get("id")) for cf in record.get("TicketCustomFields") or []
+                if isinstance(cf, Mapping)
             }
             for spec in self.fields:
                 cf_id = ids.get(spec.role)
@@ -365,6 +450,7 @@ class RTConnector:
         """
         if self._cf_ids is None:
             ids: dict[str, str] = {}
+            self._queue_field_cache = None
             for spec in self.fields:
                 found = self._find_custom_field(spec.name)
                 if found is None:
@@ -459,7 +545,12 @@ class RTConnector:
             raise NotFound(f"ticket {ticket_id}: RT shows no history for it")
         if any(str(txn.get("ObjectId", ticket_id)) != ticket_id for txn in history):
             self.ticket(ticket_id)  # a merge happened: NotFound unless this is the survivor
-        activity = self._activity(ticket_id) if self.activity_field else None
+        record = self.http.get_json(f"{API}/ticket/{ticket_id}", params={"fields[Queue]": "Name"})
+        record = record if isinstance(record, Mapping) else {}
+        activity = None
+        if self.activity_field:  # RT 5.0 transactions carry no activity: the ticket's CF
+            values = _cf_values(record).get(self.activity_field.casefold(), [])
+            activity = next((v for v in values if v), None)
         entries = []
         for txn in history:
             minutes = _minutes(txn.get("TimeTaken"), f"transaction {txn.get('id')}")
@@ -468,22 +559,39 @@ class RTConnector:
             booked_at = _parse_time(txn.get("Created"))
             if booked_at is None:
                 raise RemoteError(f"transaction {txn.get('id')} has no creation time")
+            agent = _ref_id(txn.get("Creator"))
             entries.append(RemoteTimeEntry(
                 remote_id=str(txn["id"]),
                 ticket_remote_id=ticket_id,
-                agent=_ref_id(txn.get("Creator")),
+                agent=agent,
+                agent_name=self._agent_name(agent),
                 minutes=minutes,
                 booked_at=booked_at,
                 activity=activity,
             ))
+        self._check_complete(ticket_id, record, sum((e.minutes for e in entries), Decimal(0)))
         return entries
 
-    def _activity(self, ticket_id: str) -> str | None:
-        """The ticket's Activity CF: RT 5.0 transactions have none of their own."""
-        assert self.activity_field is not None
-        item = self.http.get_json(f"{API}/ticket/{ticket_id}")
-        values = _cf_values(item if isinstance(item, Mapping) else {})
-        return next((v for v in values.get(self.activity_field.casefold(), []) if v), None)
+    def _check_complete(self, ticket_id: str, record: Mapping[str, Any], seen: Decimal) -> None:
+        """The bookings read must add up to the ticket's TimeWorked (RT keeps it as the sum
+        of every transaction's TimeTaken, merged tickets included). RT silently drops the
+        transactions a user may not see (recorded mail without ShowOutgoingEmail, changes of
+        a field without SeeCustomField), and its pages then end early: a gap is `NoAccess`,
+        never a short invoice."""
+        worked = record.get("TimeWorked")
+        if worked in (None, ""):
+            return
+        total = _minutes(worked, f"ticket {ticket_id}")
+        if total == seen:
+            return
+        queue = record.get("Queue")
+        name = queue.get("Name") if isinstance(queue, Mapping) else None
+        where = f"queue {name!r}" if name else "the ticket's queue"
+        raise NoAccess(
+            f"RT shows ticket {ticket_id} only in part to the API user: its transactions add up "
+            f"to {seen} minutes, the ticket has {total} worked; grant ShowOutgoingEmail, "
+            f"ShowTicketComments and SeeCustomField on {where}"
+        )
 
     def extras(
         self, ticket_remote_id: str
@@ -538,9 +646,16 @@ class RTConnector:
         return self._search(f"{API}/ticket/{ticket_id}/history", {"fields": HISTORY_FIELDS})
 
     def _search(
-        self, path: str, params: Mapping[str, Any], body: Any = None
+        self, path: str, params: Mapping[str, Any], body: Any = None, *, until_empty: bool = False
     ) -> Iterator[Mapping[str, Any]]:
-        """All items of a REST2 collection, page by page (POST with a JSON search `body`)."""
+        """All items of a REST2 collection, page by page (POST with a JSON search `body`).
+
+        `until_empty`: RT drops records the user may not see after the SQL `LIMIT` and then
+        reports no `total`, so a short page does not prove the end; paging goes on to the
+        first empty page (or as far as a reported `total` says). Used for the collections
+        whose visibility depends on queue-level rights (queues, custom fields).
+        """
+        reported: dict[str, Any] = {}
 
         def fetch(page: int) -> Sequence[Mapping[str, Any]]:
             query = {**params, "page": page, "per_page": PAGE_SIZE}
@@ -552,9 +667,27 @@ class RTConnector:
                 )
             if not isinstance(answer, Mapping) or not isinstance(answer.get("items"), list):
                 raise RemoteError(f"{path}: expected a REST2 collection, got {str(answer)[:200]}")
+            reported["total"] = answer.get("total")
             return [item for item in answer["items"] if isinstance(item, Mapping)]
 
-        return self.http.paginate(fetch, per_page=PAGE_SIZE)
+        if not until_empty:
+            return self.http.paginate(fetch, per_page=PAGE_SIZE)
+
+        def walk() -> Iterator[Mapping[str, Any]]:
+            previous: list[Any] | None = None
+            for page in range(1, MAX_PAGES + 1):
+                items = fetch(page)
+                keys = [item.get("id") for item in items]
+                if items and keys == previous:
+                    raise RemoteError(f"loop detected in pagination: {path} page {page} repeats")
+                previous = keys
+                yield from items
+                total = reported.get("total")
+                if not items or (total is not None and page * PAGE_SIZE >= int(total)):
+                    return
+            raise RemoteError(f"{path}: more than {MAX_PAGES} pages; giving up")
+
+        return walk()
 
     def _ticket(self, item: Mapping[str, Any]) -> RemoteTicket:
         ticket_id = str(item["id"])
@@ -608,25 +741,40 @@ class RTConnector:
         name = _ref_id(requestor)
         if "@" in name:
             return name
-        if name not in self._user_emails:
+        email = self._user(name).get("EmailAddress")
+        return str(email) if email else None
+
+    def _agent_name(self, login: str) -> str | None:
+        """The agent's RealName for invoices ("Agent One", not "agent1"); None if RT has none."""
+        real = str(self._user(login).get("RealName") or "").strip() if login else ""
+        return real or None
+
+    def _user(self, name: str) -> Mapping[str, Any]:
+        """`GET /user/{name}`, once per user and connector.
+
+        A privileged API user sees RT's user summary (`$UserSummaryExtraInfo`: RealName,
+        EmailAddress, Name) of everyone; an unknown or hidden user is an empty record.
+        """
+        if name not in self._users:
             try:
                 user = self.http.get_json(f"{API}/user/{quote(name, safe='')}")
-            except NotFound:
+            except (NotFound, AuthError):
                 user = None
-            email = user.get("EmailAddress") if isinstance(user, Mapping) else None
-            self._user_emails[name] = str(email) if email else None
-        return self._user_emails[name]
+            self._users[name] = user if isinstance(user, Mapping) else {}
+        return self._users[name]
 
     # -- writing --------------------------------------------------------------------------
 
     def write_back(self, ticket_remote_id: str, change: WriteBack) -> bool:
-        """Note first (unless a comment already carries the marker), then the CFs that differ.
+        """The CFs that differ first, read back; the note (unless already there) last.
 
-        Each part checks before it writes, so a retry after a crash (or a timeout after the
-        write landed) completes what is missing and never adds a second note. The CF update
-        is read back, because RT answers 200 even when it rejected a value. A merged ticket's
-        id leads RT to the surviving ticket, which then receives the note: agents find the
-        invoice where the work now lives.
+        Fields first: RT answers 200 even when it rejected a value or ignored a field the
+        ticket's queue lacks, so the update is read back and raises before anything else is
+        written; a failed write-back leaves no comment behind (and a retry would add another
+        "invoice issued" note to a ticket whose fields never changed). Each part checks before
+        it writes, so a retry after a crash completes what is missing and never adds a second
+        note. A merged ticket's id leads RT to the surviving ticket, which then receives the
+        note: agents find the invoice where the work now lives.
         """
         ticket_id = self._id(ticket_remote_id)
         ids = self.custom_field_ids()
@@ -634,10 +782,6 @@ class RTConnector:
         if not isinstance(current, Mapping) or "id" not in current:
             raise RemoteError(f"GET ticket {ticket_id}: unexpected answer")
         wrote = False
-        if (change.note_html or change.note_subject) and not self._has_note(ticket_id, change):
-            self._add_note(ticket_id, change)
-            log.info("RT ticket %s: billing note %s added", ticket_id, change.marker)
-            wrote = True
         wanted = {
             "status": change.billing_status,
             "reference": change.invoice_reference,
@@ -654,6 +798,10 @@ class RTConnector:
             messages = self.http.put_json(f"{API}/ticket/{ticket_id}", {"CustomFields": update})
             self._verify_update(ticket_id, update, messages)
             log.info("RT ticket %s: billing fields set (%s)", ticket_id, change.marker)
+            wrote = True
+        if (change.note_html or change.note_subject) and not self._has_note(ticket_id, change):
+            self._add_note(ticket_id, change)
+            log.info("RT ticket %s: billing note %s added", ticket_id, change.marker)
             wrote = True
         return wrote
 

@@ -41,6 +41,8 @@ from connectors.base import (
     TIME_UNITS,
     AuthError,
     BookingProblem,
+    CustomerDetails,
+    NoAccess,
     NotFound,
     RegistrationReport,
     RemoteCustomer,
@@ -72,6 +74,10 @@ FIELD_TRAVEL_KM = "billing_travel_km"
 FIELD_ONSITE = "billing_onsite"
 SETTING_TYPES = "time_accounting_types"
 SETTING_ACCOUNTING = "time_accounting"
+SETTING_AUTO_SHUTDOWN = "auto_shutdown"  # 6.5+: processes restart after a migration
+WEBHOOK_PATH = "/api/zammad/v1/webhook"  # the sidecar's receiver (addon/web/zammad_hook.py)
+WEBHOOK_NAME = "ticketbill"
+TRIGGER_NAME = "ticketbill: ticket closed"
 PENDING_FLAGS = ("to_create", "to_migrate", "to_config", "to_delete")
 
 
@@ -172,6 +178,57 @@ BOOKING_ATTRIBUTES: tuple[dict[str, Any], ...] = (
 )
 
 
+def _org_screens() -> dict[str, Any]:
+    """Organization screens (create, edit, view): shown, never required."""
+    shown = {"-all-": {"shown": True, "required": False}}
+    return {"create": shown, "edit": shown, "view": {"-all-": {"shown": True}}}
+
+
+def _org_input(name: str, display: str, maxlength: int, position: int,
+               input_type: str = "text") -> dict[str, Any]:
+    return {
+        "object": "Organization",
+        "name": name,
+        "display": display,
+        "data_type": "input",
+        "active": True,
+        "position": position,
+        "data_option": {"type": input_type, "maxlength": maxlength, "default": "", "null": True},
+        "screens": _org_screens(),
+    }
+
+
+# Customer billing data kept in Zammad, on the organization (names may not end in `_id`).
+# Column → the sidecar's customer field it fills (see addon/customers.py).
+ORGANIZATION_FIELDS = {
+    "billing_legal_name": "legal_name",
+    "billing_street": "street",
+    "billing_postcode": "postcode",
+    "billing_city": "city",
+    "billing_country": "country",
+    "billing_vat": "vat_id",
+    "billing_customer_number": "customer_number",
+    "billing_email": "email",
+    "billing_leitweg": "buyer_reference",
+}
+ORGANIZATION_ATTRIBUTES: tuple[dict[str, Any], ...] = (
+    _org_input("billing_legal_name", "Rechnungsname (leer: Name) / Legal name", 200, 1600),
+    _org_input("billing_street", "Rechnungsanschrift: Straße / Billing street", 200, 1601),
+    _org_input("billing_postcode", "PLZ / Postcode", 20, 1602),
+    _org_input("billing_city", "Ort / City", 100, 1603),
+    _org_input("billing_country", "Land (ISO, z. B. DE) / Country code", 2, 1604),
+    _org_input("billing_vat", "USt-IdNr. / VAT ID", 20, 1605),
+    _org_input("billing_customer_number", "Kundennummer / Customer number", 50, 1606),
+    _org_input("billing_email", "Rechnungs-E-Mail / Invoice e-mail", 200, 1607, "email"),
+    _org_input("billing_leitweg", "Leitweg-ID (öffentliche Auftraggeber)", 100, 1608),
+)
+
+
+def _label(spec: Mapping[str, Any]) -> str:
+    """How the registration report names a field: ticket fields bare, others with object."""
+    return spec["name"] if spec["object"] == "Ticket" else f"{spec['object'].lower()}.{spec['name']}"
+
+
 def parse_time(value: Any) -> datetime | None:
     """Zammad's `2025-06-24T10:46:58.554Z` as an aware UTC datetime (None stays None)."""
     if not value:
@@ -236,7 +293,10 @@ class ZammadConnector:
         registration_poll_seconds: float = 5.0,
         search_expand: bool = True,
         booking_fields: bool = False,
+        customer_fields: bool = False,
         activity_types: Sequence[str] | None = None,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
         http: HttpClient | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -251,13 +311,19 @@ class ZammadConnector:
         self.registration_poll_seconds = registration_poll_seconds
         self.sleep = sleep
         self.search_expand = search_expand
-        self.attributes = ATTRIBUTES + (BOOKING_ATTRIBUTES if booking_fields else ())
+        self.attributes = (ATTRIBUTES + (BOOKING_ATTRIBUTES if booking_fields else ())
+                           + (ORGANIZATION_ATTRIBUTES if customer_fields else ()))
+        self.customer_fields = customer_fields
         names = [name.strip() for name in activity_types or ()]
         if any(not name for name in names):
             raise ValueError("activity type names must not be empty")
         if len({name.casefold() for name in names}) != len(names):
             raise ValueError("activity type names repeat (Zammad compares them case-insensitively)")
         self.activity_types = tuple(names)
+        if (webhook_url is None) != (webhook_secret is None):
+            raise ValueError("the webhook needs both its URL and its secret")
+        self.webhook_url = webhook_url
+        self.webhook_secret = webhook_secret
         if http is None:
             headers = {"Authorization": f"Token token={token}"} if token else {}
             auth = (user, password) if (not token and user and password) else None
@@ -265,13 +331,13 @@ class ZammadConnector:
                 self.base_url,
                 headers=headers,
                 auth=auth,
-                secrets=(token, password),
+                secrets=(token, password, webhook_secret),
                 connect_timeout=connect_timeout,
                 read_timeout=read_timeout,
                 sleep=sleep,
             )
         self.http = http
-        self._organizations: dict[int, str] = {}
+        self._organizations: dict[int, Mapping[str, Any]] = {}
         self._users: dict[int, Mapping[str, Any]] = {}
         self._activity_types: dict[int, str] | None = None
         self._groups: dict[int, str] | None = None
@@ -288,7 +354,11 @@ class ZammadConnector:
             time_unit=settings.helpdesk_time_unit,
             overlap_seconds=settings.sync_overlap_seconds,
             booking_fields=True,
+            customer_fields=True,
             activity_types=DEFAULT_ACTIVITY_TYPES,
+            webhook_url=(settings.public_url.rstrip("/") + WEBHOOK_PATH
+                         if settings.zammad_signature_token else None),
+            webhook_secret=settings.zammad_signature_token,
         )
 
     # -- identity and registration --------------------------------------------------------
@@ -308,17 +378,17 @@ class ZammadConnector:
         """
         rows = self.http.get_json(f"{API}/object_manager_attributes") or []
         existing = {
-            row.get("name"): row
+            (row.get("object"), row.get("name")): row
             for row in rows
-            if isinstance(row, Mapping) and row.get("object") == "Ticket"
+            if isinstance(row, Mapping) and row.get("object") in ("Ticket", "Organization")
         }
         created: list[str] = []
         present: list[str] = []
         problems: list[str] = []
         pending = False
         for spec in self.attributes:
-            name = spec["name"]
-            row = existing.get(name)
+            name = _label(spec)
+            row = existing.get((spec["object"], spec["name"]))
             if row is None:
                 if self._create_attribute(spec):
                     created.append(name)
@@ -327,12 +397,12 @@ class ZammadConnector:
                 pending = True
             elif row.get("to_delete"):
                 problems.append(
-                    f"ticket field {name!r} is marked for deletion in Zammad; discard the pending "
+                    f"field {name!r} is marked for deletion in Zammad; discard the pending "
                     "change under Admin → Objects before registering again"
                 )
             elif row.get("data_type") != spec["data_type"]:
                 problems.append(
-                    f"ticket field {name!r} exists with type {row.get('data_type')!r}, expected "
+                    f"field {name!r} exists with type {row.get('data_type')!r}, expected "
                     f"{spec['data_type']!r}; rename or remove it in Admin → Objects"
                 )
             else:
@@ -347,22 +417,84 @@ class ZammadConnector:
             # Migrating now would drop the column (and its values) system-wide.
             self._register_activity_types(created, present, problems)
             return RegistrationReport(tuple(created), tuple(present), tuple(problems))
+        # Read before migrating: the API may be down while Zammad restarts afterwards.
+        restarts_itself = self._auto_shutdown()
         if pending:
+            ours = {(spec["object"], spec["name"]) for spec in self.attributes}
             others = sorted(
-                f"{row.get('object')}.{name}"
-                for name, row in existing.items()
-                if name not in {spec["name"] for spec in self.attributes}
-                and any(row.get(flag) for flag in PENDING_FLAGS)
+                f"{obj}.{name}"
+                for (obj, name), row in existing.items()
+                if (obj, name) not in ours and any(row.get(flag) for flag in PENDING_FLAGS)
             )
             if others:
                 log.warning("execute_migrations also applies other pending changes: %s", others)
             self.http.post_json(f"{API}/object_manager_attributes_execute_migrations", {},
                                 idempotent=True)
-        problem = self._wait_for_fields()
+        # Zammad 6.5+ with auto_shutdown off restarts nothing: waiting would be in vain.
+        problem = (self._fields_visible_now(migrated=pending) if restarts_itself is False
+                   else self._wait_for_fields())
         if problem:
             problems.append(problem)
         self._register_activity_types(created, present, problems)
+        self._register_webhook(created, present, problems)
         return RegistrationReport(tuple(created), tuple(present), tuple(problems))
+
+    def _register_webhook(self, created: list[str], present: list[str],
+                          problems: list[str]) -> None:
+        """The fast path: a signed webhook to the sidecar and a trigger when a ticket closes.
+
+        Both are found by name and repaired when they differ (Zammad's webhook names are not
+        unique, trigger names are). The trigger is `selective` on the closed state ids, so it
+        fires once per close and not on the sidecar's own note. Needs admin.webhook and
+        admin.trigger; without them the admin gets the manual steps.
+        """
+        if self.webhook_url is None or self.webhook_secret is None:
+            return
+        try:
+            hooks = self.http.get_json(f"{API}/webhooks") or []
+            hook = next((h for h in hooks if isinstance(h, Mapping)
+                         and h.get("name") == WEBHOOK_NAME), None)
+            wanted_hook = {"name": WEBHOOK_NAME, "endpoint": self.webhook_url,
+                           "signature_token": self.webhook_secret,
+                           "ssl_verify": self.webhook_url.startswith("https://"), "active": True,
+                           "note": "ticketbill: closed tickets are billed at once"}
+            hook = self._upsert("webhooks", hook, wanted_hook, f"webhook {WEBHOOK_NAME!r} → "
+                                f"{self.webhook_url}", created, present)
+            closed = sorted(self.closed_state_ids())
+            triggers = self.http.get_json(f"{API}/triggers") or []
+            trigger = next((t for t in triggers if isinstance(t, Mapping)
+                            and str(t.get("name")).lower() == TRIGGER_NAME.lower()), None)
+            wanted_trigger = {
+                "name": TRIGGER_NAME,
+                "condition": {"ticket.state_id": {"operator": "is",
+                                                  "value": [str(i) for i in closed]}},
+                "perform": {"notification.webhook": {"webhook_id": str(hook["id"])}},
+                "activator": "action", "execution_condition_mode": "selective", "active": True,
+                "note": "ticketbill: tells the sidecar when a ticket closes",
+            }
+            self._upsert("triggers", trigger, wanted_trigger, f"trigger {TRIGGER_NAME!r}",
+                         created, present)
+        except AuthError:
+            problems.append(
+                "webhook not registered: the API token lacks admin.webhook or admin.trigger; "
+                f"grant them, or create under Manage → Webhook a webhook to {self.webhook_url} "
+                "with ZAMMAD_WEBHOOK_SECRET as HMAC SHA1 signature token, and under Manage → "
+                "Trigger one that fires it when the state is closed (polling bills them anyway)"
+            )
+
+    def _upsert(self, kind: str, row: Mapping[str, Any] | None, wanted: Mapping[str, Any],
+                label: str, created: list[str], present: list[str]) -> Mapping[str, Any]:
+        if row is None:
+            answer = self.http.post_json(f"{API}/{kind}", dict(wanted))
+            created.append(label)
+            return answer if isinstance(answer, Mapping) else {}
+        changed = sorted(key for key, value in wanted.items() if row.get(key) != value)
+        if not changed:
+            present.append(label)
+            return row
+        answer = self.http.put_json(f"{API}/{kind}/{row['id']}", dict(wanted))
+        created.append(f"{label} (updated: {', '.join(changed)})")
+        return answer if isinstance(answer, Mapping) else row
 
     def _register_activity_types(
         self, created: list[str], present: list[str], problems: list[str]
@@ -469,7 +601,7 @@ class ZammadConnector:
         if not changes:
             return ""
         payload = {
-            "object": "Ticket",
+            "object": spec["object"],
             "name": spec["name"],
             "display": row.get("display") or spec["display"],
             "data_type": spec["data_type"],
@@ -481,12 +613,42 @@ class ZammadConnector:
         self.http.put_json(f"{API}/object_manager_attributes/{row.get('id')}", payload)
         return "; ".join(changes)
 
+    def _auto_shutdown(self) -> bool | None:
+        """Zammad's `auto_shutdown` setting (6.5+): do its processes restart themselves after a
+        migration? None when unknown (older Zammad, or the setting is not visible)."""
+        try:
+            rows = self.http.get_json(f"{API}/settings") or []
+        except AuthError:
+            return None
+        for row in rows:
+            if isinstance(row, Mapping) and row.get("name") == SETTING_AUTO_SHUTDOWN:
+                value = (row.get("state_current") or {}).get("value")
+                return value if isinstance(value, bool) else None
+        return None
+
+    def _fields_visible_now(self, migrated: bool) -> str | None:
+        """One look at a ticket, for a Zammad that will not restart on its own."""
+        wanted = {spec["name"] for spec in self.attributes if spec["object"] == "Ticket"}
+        tickets = self.http.get_json(f"{API}/tickets", {"page": 1, "per_page": 1}) or []
+        if tickets:
+            ticket = self.http.get_json(f"{API}/tickets/{tickets[0]['id']}")
+            if wanted <= set(ticket):
+                return None
+        elif not migrated:
+            return None  # nothing was migrated now, and no ticket to look at
+        return (
+            "Zammad has migrated the billing fields but does not restart itself (its setting "
+            "auto_shutdown is off): restart Zammad now (e.g. `systemctl restart zammad`, or "
+            "restart its containers), then run `ticketbill register` again; until the restart "
+            "Zammad silently drops what is written to the new fields"
+        )
+
     def _wait_for_fields(self) -> str | None:
         """Poll until a real ticket carries the three keys; survive the Zammad restart.
 
         Returns a problem text when the keys do not appear within the configured wait.
         """
-        wanted = {spec["name"] for spec in self.attributes}
+        wanted = {spec["name"] for spec in self.attributes if spec["object"] == "Ticket"}
         polls = max(1, int(self.registration_wait_seconds / self.registration_poll_seconds) + 1)
         last_error = ""
         for poll in range(polls):
@@ -508,12 +670,13 @@ class ZammadConnector:
             last_error = f"ticket {ticket.get('id')} lacks {', '.join(sorted(missing))}"
         return (
             f"billing fields not visible on tickets after {self.registration_wait_seconds:.0f} s "
-            f"({last_error}); restart Zammad (is auto_shutdown off?) and register again"
+            f"({last_error}); restart Zammad and register again (a Zammad before 6.5 restarts "
+            "itself only with APP_RESTART_CMD set)"
         )
 
     def _wait_without_tickets(self, polls: int) -> str | None:
         """An empty install has no ticket to look at: wait for the migration flags instead."""
-        names = {spec["name"] for spec in self.attributes}
+        names = {(spec["object"], spec["name"]) for spec in self.attributes}
         for poll in range(polls):
             if poll:
                 self.sleep(self.registration_poll_seconds)
@@ -523,7 +686,7 @@ class ZammadConnector:
                 if exc.status == 0 or exc.status >= 500:
                     continue
                 raise
-            ours = [r for r in rows if r.get("object") == "Ticket" and r.get("name") in names]
+            ours = [r for r in rows if (r.get("object"), r.get("name")) in names]
             if len(ours) == len(names) and not any(r.get(f) for r in ours for f in PENDING_FLAGS):
                 return None
         return "billing field migrations still pending; restart Zammad and register again"
@@ -587,9 +750,16 @@ class ZammadConnector:
         `updated_at >= <last updated_at seen>`. With page numbers, a ticket updated while we
         page moves to the end and shifts every later ticket one place forward, so one ticket
         would silently fall between two pages (and never be billed). Here the boundary tickets
-        come back once more and are dropped by `(id, updated_at)`. Only when a whole page
-        shares one timestamp do we step through that timestamp by page number. A page that
-        repeats the previous page's ids raises "loop detected in pagination".
+        come back once more and are dropped by `(id, updated_at)`.
+
+        The keyset cannot move past a timestamp that a whole page shares. Zammad sorts by
+        `updated_at` alone unless told otherwise, and PostgreSQL returns ties in any order, so
+        stepping through such a timestamp by page number could repeat or skip tickets. The
+        search is therefore sorted by `updated_at, id` (Zammad's SqlHelper takes a list of
+        sort columns with one order each), and a shared timestamp is read in full passes by
+        page number until a pass brings nothing new (a ticket updated meanwhile leaves the
+        set and shifts the rest; the next pass finds what shifted). Timestamps have
+        millisecond precision (`limit: 3`), so the keyset then continues 1 ms later.
         """
         self._reset_caches()
         closed = self.closed_state_ids()
@@ -599,35 +769,59 @@ class ZammadConnector:
             yield self._ticket_record(record, closed)
 
     def _keyset_search(self, states: Mapping[int, Any], cursor: datetime | None) -> Iterator[Mapping[str, Any]]:
-        """Ticket records in the given states updated since `cursor - overlap`, by keyset."""
+        """Ticket records in the given states updated since `cursor - overlap`, by keyset
+        (see `closed_tickets_since` for why keyset, and how a shared timestamp is read)."""
         after = format_time(cursor - self.overlap) if cursor is not None else None
-        page = 1
-        previous_ids: tuple[Any, ...] | None = None
         seen: set[tuple[Any, Any]] = set()
         for _ in range(MAX_SEARCH_PAGES):
-            records = self._search_page(states, after, page)
-            ids = tuple(record.get("id") for record in records)
-            if ids and ids == previous_ids:
-                raise RemoteError(
-                    f"loop detected in pagination: ticket search page {page} (updated_at >= "
-                    f"{after}) repeats the previous page"
-                )
-            previous_ids = ids
-            for record in records:
-                key = (record.get("id"), record.get("updated_at"))
-                if key not in seen:
-                    seen.add(key)
-                    yield record
+            records = self._search_page(states, after, 1)
+            yield from self._unseen(records, seen)
             if len(records) < SEARCH_PAGE_SIZE:
                 return
             last = str(records[-1].get("updated_at"))
             if all(record.get("updated_at") == last for record in records):
-                # A full page of one timestamp: step through it by page number.
-                page = page + 1 if after == last else 2
+                yield from self._all_at(states, last, seen)
+                moment = parse_time(last)
+                assert moment is not None
+                after = format_time(moment + timedelta(milliseconds=1))
             else:
-                page = 1
-            after = last
+                after = last
         raise RemoteError(f"ticket search exceeded {MAX_SEARCH_PAGES} pages; giving up")
+
+    @staticmethod
+    def _unseen(records: Sequence[Mapping[str, Any]], seen: set[tuple[Any, Any]]) -> Iterator[Mapping[str, Any]]:
+        """The records not yielded yet, by (id, updated_at): keyset pages overlap at their boundary."""
+        for record in records:
+            key = (record.get("id"), record.get("updated_at"))
+            if key not in seen:
+                seen.add(key)
+                yield record
+
+    def _all_at(
+        self, states: Mapping[int, Any], stamp: str, seen: set[tuple[Any, Any]]
+    ) -> Iterator[Mapping[str, Any]]:
+        """Every ticket record whose `updated_at` is exactly `stamp` (more than a page)."""
+        for _ in range(MAX_SEARCH_PAGES):
+            found_new = False
+            previous_ids: tuple[Any, ...] | None = None
+            for page in range(1, MAX_SEARCH_PAGES):
+                records = self._search_page(states, stamp, page)
+                ids = tuple(record.get("id") for record in records)
+                if ids and ids == previous_ids:
+                    raise RemoteError(
+                        f"loop detected in pagination: ticket search page {page} (updated_at >= "
+                        f"{stamp}) repeats the previous page"
+                    )
+                previous_ids = ids
+                at_stamp = [r for r in records if r.get("updated_at") == stamp]
+                for record in self._unseen(at_stamp, seen):
+                    found_new = True
+                    yield record
+                if len(at_stamp) < len(records) or len(records) < SEARCH_PAGE_SIZE:
+                    break  # past the tickets of this timestamp
+            if not found_new:
+                return
+        raise RemoteError(f"tickets updated at {stamp} kept changing while being read; giving up")
 
     def _search_page(
         self, states: Mapping[int, Any], after: str | None, page: int
@@ -639,8 +833,9 @@ class ZammadConnector:
             condition["ticket.updated_at"] = {"operator": "after (absolute)", "value": after}
         body = {
             "condition": condition,
-            "sort_by": "updated_at",
-            "order_by": "asc",
+            # One order per column: Zammad drops a sort column that has none.
+            "sort_by": "updated_at,id",
+            "order_by": "asc,asc",
             "page": page,
             "per_page": SEARCH_PAGE_SIZE,
             "expand": self.search_expand,
@@ -655,8 +850,43 @@ class ZammadConnector:
         return self._ticket_record(record, None)
 
     def time_entries(self, ticket_remote_id: str) -> Sequence[RemoteTimeEntry]:
-        """All bookings of a ticket, converted to minutes; `NotFound` if the ticket is gone."""
+        """All bookings of a ticket, converted to minutes; `NotFound` if the ticket is gone.
+
+        Zammad shows a ticket's time accountings only to a user who may *change* the ticket
+        (`TicketPolicy#update?`: group access `change` or `full`; `admin.time_accounting` does
+        not replace it), while the search lists every ticket it may read. Such a ticket
+        raises `NoAccess` naming the group, not the bare 403.
+        """
         ticket_id = int(ticket_remote_id)
+        try:
+            return self._time_entries(ticket_id)
+        except AuthError as exc:
+            if "Not authorized" not in str(exc):
+                raise  # the token or user lacks a permission: every ticket would fail
+            raise NoAccess(self._no_change_access(ticket_id)) from None
+
+    def _no_change_access(self, ticket_id: int) -> str:
+        who = self._my_login()
+        try:
+            record = self.http.get_json(f"{API}/tickets/{ticket_id}", {"expand": "true"})
+        except (AuthError, NotFound):
+            record = {}
+        group = record.get("group") if isinstance(record, Mapping) else None
+        where = f"group {group!r}" if group else "the ticket's group"
+        number = record.get("number") if isinstance(record, Mapping) else None
+        return (
+            f"Zammad shows ticket {number or ticket_id} to {who} but not its time accounting: "
+            f"{who} needs change (or full) access to {where} (Admin → Users or Roles → Group "
+            "permissions)"
+        )
+
+    def _my_login(self) -> str:
+        me = self.http.get_json(f"{API}/users/me")
+        if isinstance(me, Mapping):
+            return str(me.get("login") or me.get("email") or f"user {me.get('id')}")
+        return "the API user"
+
+    def _time_entries(self, ticket_id: int) -> Sequence[RemoteTimeEntry]:
         path = f"{API}/tickets/{ticket_id}/time_accountings"
 
         def fetch(page: int) -> Sequence[Mapping[str, Any]]:
@@ -849,7 +1079,7 @@ class ZammadConnector:
     def _prime_caches(self, assets: Mapping[str, Any]) -> None:
         for org_id, org in (assets.get("Organization") or {}).items():
             if isinstance(org, Mapping) and org.get("name"):
-                self._organizations[int(org_id)] = str(org["name"])
+                self._organizations[int(org_id)] = org
         for user_id, user in (assets.get("User") or {}).items():
             if isinstance(user, Mapping):
                 self._users[int(user_id)] = user
@@ -886,7 +1116,11 @@ class ZammadConnector:
         )
 
     def _customer(self, record: Mapping[str, Any]) -> RemoteCustomer | None:
-        """Bill the ticket's organization, else the customer's primary organization."""
+        """Bill the ticket's organization, else the customer's primary organization.
+
+        With `customer_fields` the organization's billing fields come along (one read per
+        organization and run); without, an expanded record's organization name suffices.
+        """
         org_id = record.get("organization_id")
         if not org_id and record.get("customer_id"):
             try:
@@ -898,12 +1132,25 @@ class ZammadConnector:
         org_id = int(org_id)
         if org_id not in self._organizations:
             expanded = record.get("organization")
-            if isinstance(expanded, str) and record.get("organization_id") == org_id:
-                self._organizations[org_id] = expanded
+            if (not self.customer_fields and isinstance(expanded, str)
+                    and record.get("organization_id") == org_id):
+                self._organizations[org_id] = {"name": expanded}
             else:
-                org = self.http.get_json(f"{API}/organizations/{org_id}")
-                self._organizations[org_id] = str(org.get("name") or f"organization {org_id}")
-        return RemoteCustomer(remote_id=str(org_id), name=self._organizations[org_id])
+                self._organizations[org_id] = self.http.get_json(f"{API}/organizations/{org_id}") or {}
+        org = self._organizations[org_id]
+        return RemoteCustomer(remote_id=str(org_id),
+                              name=str(org.get("name") or f"organization {org_id}"),
+                              details=self._details(org) if self.customer_fields else None)
+
+    @staticmethod
+    def _details(org: Mapping[str, Any]) -> CustomerDetails | None:
+        """The organization's billing fields; None while Zammad has none of them (no register
+        yet, or the migration awaits its restart)."""
+        if not any(column in org for column in ORGANIZATION_FIELDS):
+            return None
+        values = {field: (str(org[column]).strip() or None) if org.get(column) is not None
+                  else None for column, field in ORGANIZATION_FIELDS.items()}
+        return CustomerDetails(**values)
 
     def _user(self, user_id: int) -> Mapping[str, Any]:
         if user_id not in self._users:

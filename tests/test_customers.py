@@ -151,3 +151,34 @@ def test_bad_layout_or_discount_is_refused(engine: Engine, tmp_path: Path, extra
     factory = make_session_factory(engine)
     with pytest.raises(CustomerImportError, match=message), transaction(factory) as session:
         import_customers(session, "zammad", write(tmp_path, {"customers": [{**GOOD, **extra}]}))
+
+
+def test_an_entry_without_address_sets_only_its_other_keys(engine: Engine, tmp_path: Path) -> None:
+    """For a helpdesk that keeps the address (Zammad's organization fields): rates and flags."""
+    factory = make_session_factory(engine)
+    path = write(tmp_path, {"customers": [{"remote_id": "7", "hourly_rate": "100.00",
+                                           "approval_required": True}]})
+    with transaction(factory) as session:
+        assert import_customers(session, "zammad", path).created == 1
+    with factory() as session:
+        customer = session.execute(select(Customer)).scalar_one()
+        assert (customer.name, customer.street, customer.imported_fields) == ("7", None, None)
+        assert customer.approval_required and not customer.configured
+
+
+def test_customers_list_names_the_company_once_imported(engine: Engine, database_url: str,
+                                                        tmp_path: Path) -> None:
+    """An OTRS customer is a CustomerID until the export of its company is imported."""
+    from test_cli_exports import env, run
+
+    factory = make_session_factory(engine)
+    with transaction(factory) as session:
+        session.add(Customer(helpdesk="otrs", remote_id="ACME", name="ACME"))
+    path = write(tmp_path, {"customers": [{**GOOD, "remote_id": "ACME",
+                                           "legal_name": "ACME Maschinenbau GmbH"}]})
+    with transaction(factory) as session:
+        import_customers(session, "otrs", path)
+    listed = run(tmp_path, env(database_url, tmp_path / "data", HELPDESK_KIND="otrs",
+                               HELPDESK_USER="billing", HELPDESK_PASSWORD="x"), "customers", "list")
+    assert listed.exit_code == 0, listed.output
+    assert "ACME Maschinenbau GmbH" in listed.output and "ok" in listed.output

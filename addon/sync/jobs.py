@@ -21,6 +21,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from addon.contracts.periods import bill_due_periods, record_billing
+from addon.customers import missing_billing_data
 from addon.db import transaction
 from addon.invoicing.drafts import deferred_entry_ids
 from addon.invoicing.issue import Draft, Renderer, earlier_invoices, issue_invoice, store_draft
@@ -47,11 +48,9 @@ from addon.sync import runs
 from addon.sync.open_work import OPEN_WORK, merged_status, open_work_status, unbilled_entries
 from addon.sync.store import (
     advance_cursor,
-    problems_text,
+    flag_unreadable,
     read_cursor,
-    upsert_entries,
-    upsert_extras,
-    upsert_ticket,
+    store_polled,
 )
 from addon.sync.writeback import perform_deliveries, perform_pending, queue_review, set_status
 from connectors.base import (
@@ -59,6 +58,7 @@ from connectors.base import (
     BookingReader,
     ConnectorError,
     HelpdeskConnector,
+    NoAccess,
     NotFound,
     RemoteExtra,
     RemoteTicket,
@@ -138,6 +138,7 @@ def collect(
     with factory() as session:
         cursor = read_cursor(session, connector.kind, STREAM)
     seen: set[int] = set()
+    polled: set[str] = set()
     cursor_blocked = False
     reads_bookings = isinstance(connector, BookingReader)
     for remote in connector.changed_tickets_since(cursor):
@@ -160,23 +161,30 @@ def collect(
             counts["tickets_vanished"] += 1
             log.info("ticket %s vanished between search and fetch (deleted or merged)", remote.number)
             continue
+        except NoAccess as exc:  # a right is missing on this ticket only: flag it, go on
+            with transaction(factory) as session:
+                flag_unreadable(session, connector.kind, remote, str(exc), now())
+                if not cursor_blocked:
+                    advance_cursor(session, connector.kind, STREAM, remote.updated_at)
+            polled.add(remote.remote_id)
+            counts["tickets_unreadable"] += 1
+            log.warning("ticket %s: %s", remote.number, exc)
+            continue
         except ConnectorError as exc:
             errors.append(f"ticket {remote.number}: {what} could not be read: {exc}")
             cursor_blocked = True
             continue
         with transaction(factory) as session:
-            ticket = upsert_ticket(session, connector.kind, remote, now())
-            ticket.group, ticket.tags = remote.group, sorted(remote.tags)  # contract assignment
-            upsert_entries(session, connector.kind, ticket, entries, now())
-            if reads_bookings:
-                upsert_extras(session, connector.kind, ticket, extras, now())
-                ticket.booking_problems = problems_text(problems)
+            bookings = (extras, problems) if reads_bookings else None
+            ticket = store_polled(session, connector.kind, remote, entries, bookings, now())
             if not cursor_blocked:
                 advance_cursor(session, connector.kind, STREAM, remote.updated_at)
             seen.add(ticket.id)
+        polled.add(remote.remote_id)
         counts["entries_seen"] += len(entries)
         if extras:
             counts["extras_seen"] += len(extras)
+    seen |= reread_unreadable(factory, connector, now, counts, errors, polled)
     return seen
 
 
@@ -194,6 +202,55 @@ def needs_reading(factory: sessionmaker[Session], helpdesk: str, remote: RemoteT
     if stored is not None:
         return stored[0] != remote.updated_at
     return remote.state_type not in ("open", "merged") or remote.has_time is not False
+
+
+def reread_unreadable(
+    factory: sessionmaker[Session],
+    connector: HelpdeskConnector,
+    now: Callable[[], datetime],
+    counts: Counter[str],
+    errors: list[str],
+    polled: set[str],
+) -> set[int]:
+    """Read again the tickets whose bookings were refused before (not polled this run).
+
+    The poll's cursor has passed them; without this a ticket would wait for its next change
+    after the admin granted the right. The cursor is not touched here.
+    """
+    with factory() as session:
+        flagged = session.execute(
+            select(Ticket.remote_id).where(Ticket.helpdesk == connector.kind, Ticket.access_problem.is_not(None))
+        ).scalars().all()
+    readable: set[int] = set()
+    reads_bookings = isinstance(connector, BookingReader)
+    for remote_id in flagged:
+        if remote_id in polled:
+            continue
+        try:
+            remote = connector.ticket(remote_id)
+            try:
+                entries = connector.time_entries(remote_id)
+                bookings = connector.extras(remote_id) if reads_bookings else None  # type: ignore[attr-defined]
+            except NoAccess as exc:
+                with transaction(factory) as session:
+                    flag_unreadable(session, connector.kind, remote, str(exc), now())
+                counts["tickets_unreadable"] += 1
+                continue
+        except NotFound:
+            with transaction(factory) as session:  # deleted or merged meanwhile: nothing to write to
+                gone = session.execute(select(Ticket).where(
+                    Ticket.helpdesk == connector.kind, Ticket.remote_id == remote_id)).scalar_one()
+                gone.access_problem = None
+                gone.billing_status, gone.attention_reason = "not_billable", "the ticket no longer exists"
+            counts["tickets_vanished"] += 1
+            continue
+        except ConnectorError as exc:
+            errors.append(f"ticket {remote_id}: could not be read again: {exc}")
+            continue
+        with transaction(factory) as session:
+            readable.add(store_polled(session, connector.kind, remote, entries, bookings, now()).id)
+        counts["tickets_readable_again"] += 1
+    return readable
 
 
 def bill_pending(
@@ -242,6 +299,8 @@ def bill_pending(
 def bill_ticket(session: Session, settings: Settings, render: Renderer, ticket: Ticket | None, now: datetime) -> str:
     """Decide one ticket: invoice its unbilled entries, or record why not. Returns the outcome."""
     assert ticket is not None
+    if ticket.access_problem:  # flagged by collect; its bookings are unknown (and unwritable)
+        return "unreadable"
     if ticket.merged_into is not None:  # its time is billed with the ticket it was merged into
         return merged_status(session, ticket, now)
     if is_open(ticket):  # billed on close; until then the status says what will happen
@@ -269,11 +328,7 @@ def bill_ticket(session: Session, settings: Settings, render: Renderer, ticket: 
         set_status(session, ticket, "needs_attention", "ticket has no organization/customer to bill", now)
         return "needs_attention"
     if not customer.configured:
-        reason = (
-            f"customer '{customer.name}' (helpdesk id {customer.remote_id}) has no billing address; "
-            "add it with `ticketbill customers import`"
-        )
-        set_status(session, ticket, "needs_attention", reason, now)
+        set_status(session, ticket, "needs_attention", missing_billing_data(customer), now)
         return "needs_attention"
     if ticket.booking_problems:  # the agent fixes the note; until then nothing of the ticket is billed
         set_status(session, ticket, "needs_attention", ticket.booking_problems.replace("\n", "; "), now)

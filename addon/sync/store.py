@@ -16,6 +16,7 @@ from decimal import Decimal
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from addon.customers import apply_helpdesk_details
 from addon.models import BilledEntry, BilledExtra, BookedExtra, Customer, Invoice, SyncCursor, Ticket, TimeEntry
 from connectors.base import BookingProblem, RemoteCustomer, RemoteExtra, RemoteTicket, RemoteTimeEntry
 
@@ -85,6 +86,8 @@ def upsert_customer(session: Session, helpdesk: str, remote: RemoteCustomer) -> 
         session.flush()
     elif customer.name != remote.name:
         customer.name = remote.name
+    if remote.details is not None:  # billing data kept in the helpdesk; the import wins
+        apply_helpdesk_details(customer, remote.details)
     return customer
 
 
@@ -231,6 +234,50 @@ def upsert_extras(
         else:
             extra.removed_at = now
     session.flush()
+
+
+def store_polled(
+    session: Session,
+    helpdesk: str,
+    remote: RemoteTicket,
+    entries: Sequence[RemoteTimeEntry],
+    bookings: tuple[Sequence[RemoteExtra], Sequence[BookingProblem]] | None,
+    now: datetime,
+) -> Ticket:
+    """One ticket read in full (polled, or re-read after an access problem) with its bookings.
+
+    `bookings` is (extras, unreadable lines) from a connector that reads them, else None. A
+    ticket that was unreadable before is readable now: its flag clears, and a status that only
+    said so goes back to unbilled, so billing decides afresh.
+    """
+    ticket = upsert_ticket(session, helpdesk, remote, now)
+    ticket.group, ticket.tags = remote.group, sorted(remote.tags)  # contract assignment
+    upsert_entries(session, helpdesk, ticket, entries, now)
+    if bookings is not None:
+        extras, problems = bookings
+        upsert_extras(session, helpdesk, ticket, extras, now)
+        ticket.booking_problems = problems_text(problems)
+    if ticket.access_problem is not None:
+        if ticket.billing_status == "needs_attention" and ticket.attention_reason == ticket.access_problem:
+            ticket.billing_status, ticket.attention_reason = "unbilled", None
+            ticket.status_version += 1
+        ticket.access_problem = None
+    return ticket
+
+
+def flag_unreadable(session: Session, helpdesk: str, remote: RemoteTicket, reason: str, now: datetime) -> Ticket:
+    """The helpdesk lists the ticket but refuses its bookings to the API user (`NoAccess`).
+
+    The ticket is stored with the reason and, unless billing already decided it (invoiced,
+    draft, ...), needs attention. No write-back is queued: the same missing right keeps the
+    API user from writing to the ticket.
+    """
+    ticket = upsert_ticket(session, helpdesk, remote, now)
+    ticket.access_problem = reason
+    if ticket.billing_status in ("unbilled", "needs_attention") and ticket.attention_reason != reason:
+        ticket.billing_status, ticket.attention_reason = "needs_attention", reason
+        ticket.status_version += 1
+    return ticket
 
 
 def read_cursor(session: Session, helpdesk: str, stream: str) -> datetime | None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -30,11 +29,11 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from addon.db import transaction
-from addon.models import Invoice, PushEvent, Ticket
+from addon.models import Invoice, Ticket
 from addon.sync.store import upsert_entries, upsert_ticket
+from addon.web.events import record_close_event
 from connectors.base import RemoteCustomer, RemoteTicket, RemoteTimeEntry
 
 HELPDESK = "api"
@@ -221,13 +220,6 @@ def ticket_closed() -> ResponseReturnValue:
         return _error(422, "no TicketID in the body (Event.TicketID or TicketID)", "TicketID")
     source = request.args.get("source", "otrs")
     key = hashlib.sha256(f"{source}\x1f{ticket_id}\x1f".encode() + raw).hexdigest()
-    try:
-        with transaction(current_app.extensions["ticketbill"].sessions) as session:
-            session.add(PushEvent(source=source, event_key=key, ticket_remote_id=str(ticket_id),
-                                  received_at=datetime.now(UTC)))
-    except IntegrityError:
+    if not record_close_event(source, key, str(ticket_id)):
         return jsonify({"accepted": False, "duplicate": True}), 200
-    request_sync: Callable[[], None] | None = current_app.config.get("TICKETBILL_REQUEST_SYNC")
-    if request_sync is not None:
-        request_sync()
     return jsonify({"accepted": True, "duplicate": False}), 202

@@ -26,6 +26,13 @@ What it imitates (see shared/reference/otrs-api.md, checked against a real Znuny
 - Time units are unitless; `time_unit="second"` seeds seconds as Znuny's dropdown input does.
 - `merge_ticket(source, target)` is Znuny's `TicketMerge`: articles and time rows move to the
   target (ids unchanged), the source keeps a "Merged Ticket … to …" note and state `merged`.
+
+`product="otrs-6.0"` imitates ((OTRS)) Community Edition 6.0 instead (otrs-api.md [O6-live]):
+its only web service `GenericTicketConnectorREST` is the classic YAML it ships in
+`development/webservices/` (`GET /Ticket` search, so the Znuny default `POST /Ticket/Search`
+is HTTP 500 "determine Operation"), the alias is `/otrs` only, `X-OTRS-Header-*` logins are
+ignored (AuthFail), form-encoded bodies are read, and TicketGet lists every valid ticket
+dynamic field, `null` when empty.
 """
 
 from __future__ import annotations
@@ -78,6 +85,7 @@ STATES = {
     "removed": "removed",
 }
 QUEUES = ("Raw", "Junk", "Misc", "Postmaster")
+PRODUCTS = ("znuny-6.5", "otrs-6.0")
 BILLING_FIELDS: dict[str, dict[str, Any]] = {
     "BillingStatus": {
         "FieldType": "Dropdown",
@@ -261,7 +269,8 @@ class OTRSSandbox:
 
     `webservices` maps a web service name to a route set (`examples` or `classic`);
     `billing_fields=False` starts without the ticketbill dynamic fields (as before the admin
-    imported them); `time_unit="second"` seeds booked time in seconds.
+    imported them); `time_unit="second"` seeds booked time in seconds; `product="otrs-6.0"`
+    behaves as OTRS CE 6.0 (see the module docstring). The product can change at run time.
     """
 
     def __init__(
@@ -277,17 +286,24 @@ class OTRSSandbox:
         time_unit: str = "minute",
         search_limit: int = 500,
         max_body: int = 100_000_000,
+        product: str = "znuny-6.5",
     ) -> None:
+        if product not in PRODUCTS:
+            raise ValueError(f"product {product!r} is not one of {', '.join(PRODUCTS)}")
+        self.product = product
         self.host = host
         self.port = port
-        self.aliases = tuple(a.rstrip("/") for a in aliases)
-        self.webservices = dict(
-            webservices
-            or {
+        otrs6 = product == "otrs-6.0"
+        self.aliases = ("/otrs",) if otrs6 else tuple(a.rstrip("/") for a in aliases)
+        default_services = (
+            {"GenericTicketConnectorREST": "classic"}
+            if otrs6
+            else {
                 "GenericTicketConnectorREST": "examples",
                 "GenericTicketConnectorRESTClassic": "classic",
             }
         )
+        self.webservices = dict(webservices or default_services)
         self.search_limit = search_limit
         self.max_body = max_body
         self.time_factor = Decimal(60) if time_unit == "second" else Decimal(1)
@@ -701,11 +717,8 @@ class OTRSSandbox:
         if len(raw) > self.max_body:
             raise TransportError("Request Entity Too Large", 413)
         content_type = (request.content_type or "").split(";")[0].strip().lower()
-        if not raw or content_type in (
-            "",
-            "application/x-www-form-urlencoded",
-            "multipart/form-data",
-        ):
+        form = content_type in ("", "application/x-www-form-urlencoded", "multipart/form-data")
+        if not raw or (form and self.product != "otrs-6.0"):  # OTRS 6.0 reads the JSON anyway
             raise TransportError("Could not read input data")
         try:
             body = json.loads(raw)
@@ -724,7 +737,7 @@ class OTRSSandbox:
     ) -> tuple[Agent | None, CustomerUser | None]:
         for key in ("UserLogin", "CustomerUserLogin", "SessionID", "Password"):
             header = request.headers.get(f"X-OTRS-Header-{key}")
-            if header:
+            if header and self.product != "otrs-6.0":  # OTRS 6.0 knows no header logins
                 data[key] = header
         fail = OperationError(
             operation, "AuthFail", AUTH_FAIL_TEXT.get(operation, "Authorization failing!")
@@ -1013,11 +1026,18 @@ class OTRSSandbox:
                 record["Closed"] = _fmt(closes[-1])
                 record["SolutionInMin"] = 0
         if _flag(data, "DynamicFields"):
-            values = [
-                {"Name": name, "Value": value}
-                for name, value in sorted(ticket.dynamic_fields.items())
-                if name in self.dynamic_fields and value not in (None, "")
-            ]
+            if self.product == "otrs-6.0":  # every valid ticket field, null when empty
+                values = [
+                    {"Name": name, "Value": ticket.dynamic_fields.get(name)}
+                    for name, spec in sorted(self.dynamic_fields.items())
+                    if spec["ObjectType"] == "Ticket"
+                ]
+            else:
+                values = [
+                    {"Name": name, "Value": value}
+                    for name, value in sorted(ticket.dynamic_fields.items())
+                    if name in self.dynamic_fields and value not in (None, "")
+                ]
             if values:
                 record["DynamicField"] = values
         if _flag(data, "AllArticles"):
@@ -1081,11 +1101,11 @@ class OTRSSandbox:
                 "ChangeTime": _fmt(article.created),
                 "ChangeBy": article.create_by,
             }
-            if _flag(data, "DynamicFields"):
+            if _flag(data, "DynamicFields"):  # every article field, null when empty
                 entry["DynamicField"] = [
-                    {"Name": n, "Value": v}
-                    for n, v in sorted(article.dynamic_fields.items())
-                    if n in self.dynamic_fields
+                    {"Name": n, "Value": article.dynamic_fields.get(n)}
+                    for n, spec in sorted(self.dynamic_fields.items())
+                    if spec["ObjectType"] == "Article"
                 ]
             result.append(entry)
         return result

@@ -72,6 +72,30 @@ Behaviour choices worth knowing (details in ``zammad_api``/``zammad_state``):
 - Generic lists (states, organizations, users, time accountings, types): default 500, max
   1000, ``sort_by``/``order_by``; ``/tickets`` 100/100; search 50/200; articles unpaged.
 
+Behaviour switches (attributes, settable at run time; constructor arguments of the same
+name). Each imitates something real Zammad does that a test must be able to turn on:
+
+- ``unstable_ties`` (default False): ``tickets/search`` returns tickets that tie on every
+  sort column in a random order that changes per request, as PostgreSQL may (Zammad sorts by
+  ``updated_at`` only unless asked for more). Seeded, so a test run is reproducible.
+- the Zammad setting ``auto_shutdown`` (seeded on; ``set_setting("auto_shutdown", False)``
+  or ``PUT /settings/{id}``): off, ``execute_migrations`` restarts nothing, new columns stay
+  out of every answer and writes to them are dropped, until ``restart()`` (control API
+  ``POST /__sandbox__/restart``), as with a real Zammad whose processes keep their column
+  cache.
+- ``group_access`` (default True): Zammad's ``TicketPolicy``: an agent sees (searches,
+  reads) the tickets of groups it has ``read`` access to, writes only with ``change``, and
+  lists a ticket's time accountings only with ``change`` (``admin.time_accounting`` does not
+  replace it): otherwise 403 ``Not authorized``. ``full`` covers every access. The seed gives
+  every agent ``full`` on both groups; ``set_group_access(user_id, group_id, ["read"])``
+  narrows it. False: every agent may do everything.
+
+Webhooks and triggers (``zammad_webhooks``): ``/webhooks`` and ``/triggers`` as Zammad
+validates them; a ticket change runs the triggers and delivers their webhooks from a worker
+thread, signed (``X-Hub-Signature``) and retried as ``TriggerWebhookJob`` does
+(``webhook_retry_waits``, Zammad's 10/20/30/40 s by default). ``webhooks.deliveries`` lists
+each attempt as (delivery id, HTTP status or error); ``webhooks.wait_idle()`` waits for them.
+
 Fault switches (each consumes one matching API request; ``path`` is a substring filter on
 the request path, ``method`` an optional HTTP method filter):
 
@@ -104,6 +128,7 @@ HTTP control API (for the demo or manual tests; no auth, loopback only), all JSO
 "delay"|"search_loop", "count", "status", "retry_after", "seconds", "path", "method"}``;
 ``DELETE /__sandbox__/faults``; ``POST /__sandbox__/clock`` ``{"now": iso|null}`` or
 ``{"advance_seconds": n}``; ``POST /__sandbox__/version`` ``{"version": "6.4"}``;
+``POST /__sandbox__/switches`` ``{"unstable_ties": true, ...}`` (the behaviour switches);
 ``POST /__sandbox__/tickets`` (create_ticket kwargs); ``POST /__sandbox__/tickets/<id>/
 bookings`` (book_time kwargs); ``POST /__sandbox__/tickets/<id>/close``;
 ``POST /__sandbox__/tickets/<id>/merge`` ``{"into": id}``; ``DELETE /__sandbox__/tickets/<id>``.
@@ -118,6 +143,7 @@ import argparse
 import contextlib
 import json
 import os
+import random
 import tempfile
 import threading
 import time
@@ -134,6 +160,10 @@ from connectors.sandbox import zammad_seed
 from connectors.sandbox.zammad_api import ZammadApp, json_response
 from connectors.sandbox.zammad_state import SandboxState
 from connectors.sandbox.zammad_values import ApiError, parse_time
+from connectors.sandbox.zammad_webhooks import DEFAULT_WAITS, Dispatcher, changed_attributes
+
+#: the behaviour switches the control API may set (``POST /__sandbox__/switches``)
+SWITCHES = ("unstable_ties", "group_access")
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -149,8 +179,14 @@ class ZammadSandbox:
     def __init__(self, *, state_file: str | os.PathLike[str] | None = None,
                  version: str = "6.5", seed_reference_date: date | None = None,
                  rng_seed: int = zammad_seed.RNG_SEED, restart_seconds: float = 1.0,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 host: str = "127.0.0.1", port: int = 0, unstable_ties: bool = False,
+                 group_access: bool = True,
+                 webhook_retry_waits: tuple[float, ...] = DEFAULT_WAITS) -> None:
         self.lock = threading.RLock()
+        self.webhooks = Dispatcher(webhook_retry_waits)
+        self.unstable_ties = unstable_ties
+        self.group_access = group_access
+        self._ties = random.Random(rng_seed)
         self.version = version
         self.restart_seconds = restart_seconds
         self.state_file = Path(state_file) if state_file else None
@@ -169,6 +205,7 @@ class ZammadSandbox:
             data = zammad_seed.build_seed(seed_reference_date, rng_seed)
             self.state = SandboxState(data, self.now)
             self.persist()
+        self.state.on_ticket_change = self._fire_triggers
         self.app = ZammadApp(self)
         self.control = _ControlApi(self)
         self._server: BaseWSGIServer | None = None
@@ -208,6 +245,7 @@ class ZammadSandbox:
 
     def stop(self) -> None:
         """Stop serving, close the socket, write the state file."""
+        self.webhooks.wait_idle()
         if self._server is None:
             return
         self._server.shutdown()
@@ -359,9 +397,50 @@ class ZammadSandbox:
     def restarting(self) -> bool:
         return time.monotonic() < self._restart_until
 
+    def auto_shutdown(self) -> bool:
+        """Zammad's ``auto_shutdown`` setting (6.5+; on by default): restart after a migration."""
+        with self.lock:
+            return self.state.data["settings"].get("auto_shutdown", {}).get("value", True) is True
+
+    def restart(self) -> None:
+        """The admin restarts Zammad (``systemctl restart zammad``): the API is down for
+        ``restart_seconds``, then knows the columns migrated while ``auto_shutdown`` was off."""
+        with self.lock:
+            self.state.apply_restart()
+            self.persist()
+        self.begin_restart()
+
     def record_request(self, method: str, path: str) -> None:
         with self.lock:
             self.requests_seen.append((method, path))
+
+    def _fire_triggers(self, ticket: dict[str, Any], changed: set[str]) -> None:
+        """Zammad's triggers after a ticket update (caller holds the lock): action triggers
+        whose condition matches; in selective mode only when a condition attribute changed."""
+        for trigger in list(self.state.data["triggers"].values()):
+            if not trigger.get("active") or trigger.get("activator", "action") != "action":
+                continue
+            condition = trigger.get("condition") or {}
+            if (trigger.get("execution_condition_mode", "selective") == "selective"
+                    and not changed_attributes(condition) & changed):
+                continue
+            try:
+                matches = self.state._matches(ticket, condition, self.state.ticket_columns(),
+                                              ticket["updated_by_id"])
+            except ApiError:
+                continue  # Zammad logs an invalid condition and goes on
+            hook = (trigger.get("perform") or {}).get("notification.webhook") or {}
+            webhook = self.state.data["webhooks"].get(int(hook.get("webhook_id") or 0))
+            if matches and webhook is not None and webhook.get("active"):
+                self.webhooks.enqueue(dict(webhook), str(trigger["name"]),
+                                      self.state.webhook_payload(ticket))
+
+    def tie_shuffle(self) -> random.Random | None:
+        """A fresh, seeded tie order for one search request while ``unstable_ties`` is on."""
+        if not self.unstable_ties:
+            return None
+        with self.lock:
+            return random.Random(self._ties.random())
 
     def version_at_least(self, major: int, minor: int) -> bool:
         parts = [int(p) for p in str(self.version).split(".")[:2] if p.isdigit()]
@@ -449,6 +528,17 @@ class ZammadSandbox:
         with self.lock:
             return self.state.closed_state_ids()
 
+    def set_group_access(self, user_id: int, group_id: int, access: list[str] | None) -> None:
+        """A user's access to one group (``["read"]``, ``["read", "change"]``, ``["full"]``);
+        None removes it. As Zammad's *Group permissions* on the user."""
+        with self.lock:
+            groups = self.state.data["users"][user_id].setdefault("group_ids", {})
+            if access is None:
+                groups.pop(str(group_id), None)
+            else:
+                groups[str(group_id)] = list(access)
+            self.persist()
+
     def set_setting(self, name: str, value: Any) -> None:
         with self.lock:
             self.state.data["settings"][name]["value"] = value
@@ -515,6 +605,15 @@ class _ControlApi:
         if parts == ["version"] and method == "POST":
             sb.version = str(body["version"])
             return json_response(200, {"version": sb.version})
+        if parts == ["restart"] and method == "POST":
+            sb.restart()
+            return json_response(200, {})
+        if parts == ["switches"] and method == "POST":
+            for name, value in body.items():
+                if name not in SWITCHES:
+                    raise ValueError(f"unknown switch {name!r} (known: {', '.join(SWITCHES)})")
+                setattr(sb, name, value)
+            return json_response(200, {name: getattr(sb, name) for name in SWITCHES})
         if parts == ["tickets"] and method == "POST":
             return json_response(201, sb.create_ticket(**body))
         if len(parts) >= 2 and parts[0] == "tickets":

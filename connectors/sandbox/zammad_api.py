@@ -25,6 +25,7 @@ from werkzeug.wrappers import Request, Response
 
 from connectors.sandbox.zammad_state import SandboxState
 from connectors.sandbox.zammad_values import ApiError, not_found, parse_time, to_bool
+from connectors.sandbox.zammad_webhooks import check_trigger, check_webhook
 
 if TYPE_CHECKING:
     from connectors.sandbox.zammad import ZammadSandbox
@@ -36,6 +37,16 @@ JSON_TYPE = "application/json; charset=utf-8"
 RESTART_PAGE = ("<html><head><title>503 Service Temporarily Unavailable</title></head><body>"
                 "<center><h1>503 Service Temporarily Unavailable</h1></center>"
                 "<hr><center>nginx</center></body></html>\n")
+
+
+# The columns of Zammad's webhooks and triggers tables, with their defaults.
+WEBHOOK_COLUMNS = (("name", ""), ("endpoint", ""), ("signature_token", None), ("ssl_verify", True),
+                   ("basic_auth_username", None), ("basic_auth_password", None),
+                   ("pre_defined_webhook_type", None), ("customized_payload", False),
+                   ("custom_payload", None), ("preferences", {}), ("note", None), ("active", True))
+TRIGGER_COLUMNS = (("name", ""), ("condition", {}), ("perform", {}), ("activator", "action"),
+                   ("execution_condition_mode", "selective"), ("disable_notification", True),
+                   ("note", None), ("active", True))
 
 
 def covers(granted: list[str], required: str) -> bool:
@@ -155,6 +166,8 @@ class ZammadApp:
             Rule(f"{API}/organizations", endpoint="organizations_index", methods=["GET"]),
             Rule(f"{API}/organizations/<rid>", endpoint="organizations_show",
                  methods=["GET"]),
+            Rule(f"{API}/organizations/<rid>", endpoint="organizations_update",
+                 methods=["PUT"]),
             Rule(f"{API}/groups", endpoint="groups_index", methods=["GET"]),
             Rule(f"{API}/ticket_priorities", endpoint="priorities_index", methods=["GET"]),
             Rule(f"{API}/ticket_states", endpoint="states_index", methods=["GET"]),
@@ -207,6 +220,16 @@ class ZammadApp:
                  endpoint="oma_execute", methods=["POST"]),
             Rule(f"{API}/object_manager_attributes_discard_changes", endpoint="oma_discard",
                  methods=["POST"]),
+            Rule(f"{API}/webhooks", endpoint="webhooks_index", methods=["GET"]),
+            Rule(f"{API}/webhooks", endpoint="webhooks_create", methods=["POST"]),
+            Rule(f"{API}/webhooks/<rid>", endpoint="webhooks_show", methods=["GET"]),
+            Rule(f"{API}/webhooks/<rid>", endpoint="webhooks_update", methods=["PUT"]),
+            Rule(f"{API}/webhooks/<rid>", endpoint="webhooks_destroy", methods=["DELETE"]),
+            Rule(f"{API}/triggers", endpoint="triggers_index", methods=["GET"]),
+            Rule(f"{API}/triggers", endpoint="triggers_create", methods=["POST"]),
+            Rule(f"{API}/triggers/<rid>", endpoint="triggers_show", methods=["GET"]),
+            Rule(f"{API}/triggers/<rid>", endpoint="triggers_update", methods=["PUT"]),
+            Rule(f"{API}/triggers/<rid>", endpoint="triggers_destroy", methods=["DELETE"]),
             Rule(f"{API}/settings", endpoint="settings_index", methods=["GET"]),
             Rule(f"{API}/settings/<rid>", endpoint="settings_show", methods=["GET"]),
             Rule(f"{API}/settings/<rid>", endpoint="settings_update", methods=["PUT"]),
@@ -358,13 +381,24 @@ class ZammadApp:
     # -- helpers ---------------------------------------------------------------------
 
     def _ticket_for(self, actor: Actor, rid: Any, write: bool = False) -> dict[str, Any]:
+        """``TicketPolicy``: an agent needs group access ``read`` (``change`` to write)."""
         ticket = self.state.get("tickets", rid, "Ticket")
-        if actor.has("ticket.agent"):
+        if self._agent_access(actor, ticket, "change" if write else "read"):
             return ticket
         if not write and actor.has("ticket.customer") and self._customer_sees(actor, ticket):
             return ticket
         actor.require("ticket.agent")
         raise ForbiddenError("Not authorized")
+
+    def _agent_access(self, actor: Actor, ticket: dict[str, Any], access: str) -> bool:
+        """``user.group_access?(group_id, access)``; ``full`` covers every access. Without the
+        ``group_access`` switch every agent may do everything (the sandbox's old default)."""
+        if not actor.has("ticket.agent"):
+            return False
+        if not self.sandbox.group_access:
+            return True
+        granted = (actor.user.get("group_ids") or {}).get(str(ticket["group_id"])) or []
+        return "full" in granted or access in granted
 
     def _customer_sees(self, actor: Actor, ticket: dict[str, Any]) -> bool:
         if ticket["customer_id"] == actor.id:
@@ -373,10 +407,10 @@ class ZammadApp:
         return bool(org and org["shared"] and ticket["organization_id"] == org["id"])
 
     def _visible_tickets(self, actor: Actor, tickets: list[dict[str, Any]]) -> list[dict]:
-        if actor.has("ticket.agent"):
-            return tickets
+        """``TicketPolicy::ReadScope``: the agent's readable groups, or the customer's tickets."""
         actor.require("ticket.agent", "ticket.customer")
-        return [t for t in tickets if self._customer_sees(actor, t)]
+        return [t for t in tickets if self._agent_access(actor, t, "read")
+                or (actor.has("ticket.customer") and self._customer_sees(actor, t))]
 
     def _assets(self, tickets: list[dict[str, Any]]) -> dict[str, Any]:
         state = self.state
@@ -444,6 +478,14 @@ class ZammadApp:
                 return 200, {k: org[k] for k in ("id", "name", "active")}
             actor.require("ticket.agent", "admin.organization")
         return 200, self.state.organization_json(org, to_bool(params.get("expand", False)))
+
+    def do_organizations_update(self, actor: Actor, params: dict[str, Any],
+                                rid: str) -> tuple[int, Any]:
+        """``PUT /organizations/{id}``: core columns and migrated custom fields; unknown keys
+        are dropped, as for tickets."""
+        actor.require("ticket.agent", "admin.organization")
+        org = self.state.update_organization(rid, params, actor.id)
+        return 200, self.state.organization_json(org)
 
     def do_groups_index(self, actor: Actor, params: dict[str, Any]) -> tuple[int, Any]:
         actor.require("ticket.agent", "admin.group")
@@ -569,7 +611,7 @@ class ZammadApp:
         query = params.get("query") if params.get("query") is not None else term
         results = self.state.search_tickets(str(query or ""), params.get("condition"),
                                             params.get("sort_by"), params.get("order_by"),
-                                            actor.id)
+                                            actor.id, self.sandbox.tie_shuffle())
         results = self._visible_tickets(actor, results)
         if page_number > 1 and self.sandbox.take_search_loop():
             offset = 0  # fault injection: the backend repeats the first page
@@ -658,10 +700,17 @@ class ZammadApp:
             raise not_found("Ticket::TimeAccounting", rid)
         return booking
 
+    def _may_list_bookings(self, actor: Actor, ticket: dict[str, Any]) -> None:
+        """``Controllers::Ticket::TimeAccountingsControllerPolicy#index?``: ``TicketPolicy
+        #update?``, i.e. group access ``change``; ``admin.time_accounting`` does not help."""
+        actor.require("admin.time_accounting", "ticket.agent")
+        if self.sandbox.group_access and not self._agent_access(actor, ticket, "change"):
+            raise ForbiddenError("Not authorized")
+
     def do_ta_ticket_index(self, actor: Actor, params: dict[str, Any],
                            tid: str) -> tuple[int, Any]:
         ticket = self.state.get("tickets", tid, "Ticket")
-        actor.require("admin.time_accounting", "ticket.agent")
+        self._may_list_bookings(actor, ticket)
         expand = to_bool(params.get("expand", False))
         rows = [b for b in self.state.data["time_accountings"].values()
                 if b["ticket_id"] == ticket["id"]]
@@ -671,8 +720,7 @@ class ZammadApp:
 
     def do_ta_ticket_show(self, actor: Actor, params: dict[str, Any], tid: str,
                           rid: str) -> tuple[int, Any]:
-        self.state.get("tickets", tid, "Ticket")
-        actor.require("admin.time_accounting", "ticket.agent")
+        self._may_list_bookings(actor, self.state.get("tickets", tid, "Ticket"))
         booking = self._booking(rid, tid)
         return 200, self.state.booking_json(booking, to_bool(params.get("expand", False)))
 
@@ -792,13 +840,79 @@ class ZammadApp:
 
     def do_oma_execute(self, actor: Actor, params: dict[str, Any]) -> tuple[int, Any]:
         actor.require("admin.object")
-        if self.state.execute_migrations():
+        if self.state.execute_migrations(self_restart=self.sandbox.auto_shutdown()):
             self.sandbox.begin_restart()
         return 200, {}
 
     def do_oma_discard(self, actor: Actor, params: dict[str, Any]) -> tuple[int, Any]:
         actor.require("admin.object")
         self.state.discard_changes()
+        return 200, {}
+
+    # -- webhooks and triggers -------------------------------------------------------
+
+    def do_webhooks_index(self, actor: Actor, params: dict[str, Any]) -> tuple[int, Any]:
+        actor.require("admin.webhook")
+        return 200, self._generic_index(list(self.state.data["webhooks"].values()), params,
+                                        self.state.columns, "webhooks")
+
+    def do_webhooks_show(self, actor: Actor, params: dict[str, Any], rid: str) -> tuple[int, Any]:
+        actor.require("admin.webhook")
+        return 200, self.state.columns(self.state.get("webhooks", rid, "Webhook"))
+
+    def do_webhooks_create(self, actor: Actor, params: dict[str, Any]) -> tuple[int, Any]:
+        actor.require("admin.webhook")
+        check_webhook(params)
+        row = self.state.save_record("webhooks", params, dict(WEBHOOK_COLUMNS), actor.id)
+        return 201, self.state.columns(row)
+
+    def do_webhooks_update(self, actor: Actor, params: dict[str, Any], rid: str) -> tuple[int, Any]:
+        actor.require("admin.webhook")
+        row = self.state.get("webhooks", rid, "Webhook")
+        check_webhook({**row, **params})
+        return 200, self.state.columns(self.state.save_record(
+            "webhooks", params, dict(WEBHOOK_COLUMNS), actor.id, row))
+
+    def do_webhooks_destroy(self, actor: Actor, params: dict[str, Any],
+                            rid: str) -> tuple[int, Any]:
+        actor.require("admin.webhook")
+        row = self.state.get("webhooks", rid, "Webhook")
+        users = [t["name"] for t in self.state.data["triggers"].values()
+                 if str(((t.get("perform") or {}).get("notification.webhook") or {})
+                        .get("webhook_id")) == str(row["id"])]
+        if users:
+            raise ApiError(422, f"This object is referenced by other object(s) and thus cannot "
+                                f"be deleted: Trigger / {users[0]}")
+        del self.state.data["webhooks"][row["id"]]
+        return 200, {}
+
+    def do_triggers_index(self, actor: Actor, params: dict[str, Any]) -> tuple[int, Any]:
+        actor.require("admin.trigger")
+        return 200, self._generic_index(list(self.state.data["triggers"].values()), params,
+                                        self.state.columns, "triggers")
+
+    def do_triggers_show(self, actor: Actor, params: dict[str, Any], rid: str) -> tuple[int, Any]:
+        actor.require("admin.trigger")
+        return 200, self.state.columns(self.state.get("triggers", rid, "Trigger"))
+
+    def do_triggers_create(self, actor: Actor, params: dict[str, Any]) -> tuple[int, Any]:
+        actor.require("admin.trigger")
+        check_trigger(params, list(self.state.data["triggers"].values()))
+        row = self.state.save_record("triggers", params, dict(TRIGGER_COLUMNS), actor.id)
+        return 201, self.state.columns(row)
+
+    def do_triggers_update(self, actor: Actor, params: dict[str, Any], rid: str) -> tuple[int, Any]:
+        actor.require("admin.trigger")
+        row = self.state.get("triggers", rid, "Trigger")
+        others = [t for t in self.state.data["triggers"].values() if t["id"] != row["id"]]
+        check_trigger({**row, **params}, others)
+        return 200, self.state.columns(self.state.save_record(
+            "triggers", params, dict(TRIGGER_COLUMNS), actor.id, row))
+
+    def do_triggers_destroy(self, actor: Actor, params: dict[str, Any],
+                            rid: str) -> tuple[int, Any]:
+        actor.require("admin.trigger")
+        del self.state.data["triggers"][self.state.get("triggers", rid, "Trigger")["id"]]
         return 200, {}
 
     # -- settings --------------------------------------------------------------------
@@ -818,14 +932,15 @@ class ZammadApp:
         if not 1 <= index <= len(rows):
             raise not_found("Setting", rid)
         row = rows[index - 1]
-        actor.require(*row["permission"])
+        if row["permission"]:  # SettingPolicy: a setting without a permission is any admin's
+            actor.require(*row["permission"])
         return index, row
 
     def do_settings_index(self, actor: Actor, params: dict[str, Any]) -> tuple[int, Any]:
         actor.require("admin.*")
         return 200, [self._setting_json(i, row)
                      for i, row in enumerate(self._setting_rows(), start=1)
-                     if any(actor.has(p) for p in row["permission"])]
+                     if not row["permission"] or any(actor.has(p) for p in row["permission"])]
 
     def do_settings_show(self, actor: Actor, params: dict[str, Any], rid: str) -> tuple[int, Any]:
         index, row = self._setting(actor, rid)

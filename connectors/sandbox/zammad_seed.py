@@ -120,6 +120,45 @@ def _user(uid: int, login: str, first: str, last: str, *, roles: list[int],
     }
 
 
+# The organization billing fields as `ticketbill register` creates them (as if the admin had
+# registered already): column, display, maxlength, input type.
+ORGANIZATION_BILLING_FIELDS = (
+    ("billing_legal_name", "Rechnungsname (leer: Name) / Legal name", 200, "text"),
+    ("billing_street", "Rechnungsanschrift: Straße / Billing street", 200, "text"),
+    ("billing_postcode", "PLZ / Postcode", 20, "text"),
+    ("billing_city", "Ort / City", 100, "text"),
+    ("billing_country", "Land (ISO, z. B. DE) / Country code", 2, "text"),
+    ("billing_vat", "USt-IdNr. / VAT ID", 20, "text"),
+    ("billing_customer_number", "Kundennummer / Customer number", 50, "text"),
+    ("billing_email", "Rechnungs-E-Mail / Invoice e-mail", 200, "email"),
+    ("billing_leitweg", "Leitweg-ID (öffentliche Auftraggeber)", 100, "text"),
+)
+# Billing data two demo organisations keep in Zammad (the third has none: JSON import).
+ORGANIZATION_BILLING_DATA = {
+    1: {"billing_street": "Große Bergstraße 143", "billing_postcode": "22767",
+        "billing_city": "Hamburg", "billing_country": "DE", "billing_vat": "DE342366712",
+        "billing_customer_number": "K-10001", "billing_email": "buchhaltung@baeckerei-hansen.example"},
+    2: {"billing_legal_name": "Müller & Söhne Maschinenbau KG", "billing_street": "Industriestraße 7",
+        "billing_postcode": "21079", "billing_city": "Hamburg", "billing_country": "DE",
+        "billing_vat": "DE676122202", "billing_customer_number": "K-10002",
+        "billing_email": "rechnungen@mueller-maschinenbau.example"},
+}
+
+
+def _billing_attributes(at: str, first_id: int) -> list[dict[str, Any]]:
+    shown = {"-all-": {"shown": True, "required": False}}
+    return [{
+        "id": first_id + index, "object": "Organization", "name": name, "display": display,
+        "data_type": "input",
+        "data_option": {"type": kind, "maxlength": length, "default": "", "null": True},
+        "data_option_new": {}, "editable": True, "active": True,
+        "screens": {"create": shown, "edit": shown, "view": {"-all-": {"shown": True}}},
+        "to_create": False, "to_migrate": False, "to_delete": False, "to_config": False,
+        "position": 1600 + index, "created_by_id": 2, "updated_by_id": 2,
+        "created_at": at, "updated_at": at,
+    } for index, (name, display, length, kind) in enumerate(ORGANIZATION_BILLING_FIELDS)]
+
+
 def _builtin_attributes(at: str) -> list[dict[str, Any]]:
     """The non-editable core attributes Zammad lists next to custom ones."""
     rows = [
@@ -173,6 +212,8 @@ def _settings() -> dict[str, dict[str, Any]]:
         ("time_accounting_unit_custom", "Web::Base", "", ["admin.time_accounting"]),
         ("time_accounting_selector", "Web::Base", {"condition": {}}, ["admin.time_accounting"]),
         ("ticket_hook", "Ticket::Base", "Ticket#", ["admin.ticket"]),
+        # 6.5+: processes shut down (and get restarted) after a migration; no permission
+        ("auto_shutdown", "Core::WebApp", True, []),
     ]
     return {
         name: {"name": name, "area": area, "value": value, "permission": permission}
@@ -210,6 +251,8 @@ def build_seed(reference_date: date | None = None, rng_seed: int = RNG_SEED) -> 
             "domain_assignment": False, "active": True, "vip": False, "note": "",
             "updated_by_id": 1, "created_by_id": 1, "created_at": origin_iso,
             "updated_at": origin_iso,
+            **{name: ORGANIZATION_BILLING_DATA.get(oid, {}).get(name)
+               for name, *_ in ORGANIZATION_BILLING_FIELDS},
         }
         customers_by_org[oid] = []
         for first, last in people:
@@ -417,7 +460,9 @@ def build_seed(reference_date: date | None = None, rng_seed: int = RNG_SEED) -> 
             tid: {"id": tid, "name": name, "note": note, "active": True, **simple}
             for tid, (name, note) in TIME_ACCOUNTING_TYPES.items()
         },
-        "object_attributes": {row["id"]: row for row in _builtin_attributes(origin_iso)},
+        "object_attributes": {row["id"]: row for row in (
+            *_builtin_attributes(origin_iso),
+            *_billing_attributes(origin_iso, len(_builtin_attributes(origin_iso)) + 1))},
         "settings": _settings(),
         "tokens": {
             ADMIN_TOKEN: {"user_id": 2, "name": "ticketbill sidecar", "expires_at": None,

@@ -13,6 +13,7 @@ sandbox can be saved to and restored from a file.
 from __future__ import annotations
 
 import copy
+import random
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
@@ -41,7 +42,7 @@ from connectors.sandbox.zammad_values import (
 TABLES = (
     "roles", "users", "organizations", "groups", "priorities", "state_types", "states",
     "article_types", "article_senders", "tickets", "articles", "time_accountings",
-    "time_accounting_types", "object_attributes",
+    "time_accounting_types", "object_attributes", "webhooks", "triggers",
 )
 # Ticket columns a PUT may change (``param_cleanup`` keeps real columns; derived and
 # bookkeeping columns are ignored, as Zammad ignores number/created_at/updated_at/*_by_id).
@@ -61,7 +62,10 @@ class SandboxState:
         self.clock = clock
         counters = data.setdefault("counters", {})
         for table in TABLES:
+            data.setdefault(table, {})  # state files from before webhooks/triggers existed
             counters.setdefault(table, max(data[table], default=0) + 1)
+        #: called after each ticket update with (ticket, changed columns): the triggers
+        self.on_ticket_change: Callable[[dict[str, Any], set[str]], None] | None = None
 
     # -- persistence -------------------------------------------------------------------
 
@@ -77,7 +81,7 @@ class SandboxState:
         """Restore a state written by `to_json`."""
         data = dict(raw)
         for table in TABLES:
-            data[table] = {int(key): value for key, value in raw[table].items()}
+            data[table] = {int(key): value for key, value in raw.get(table, {}).items()}
         return cls(data, clock)
 
     # -- basics ------------------------------------------------------------------------
@@ -239,8 +243,11 @@ class SandboxState:
         return base
 
     def migrated_columns(self, obj: str) -> list[str]:
+        """Custom columns the running "processes" know: migrated, and restarted since."""
+        waiting = {name for kind, name, _ in self.data.get("restart_pending", []) if kind == obj}
         return [a["name"] for a in self.data["object_attributes"].values()
-                if a["object"] == obj and a["editable"] and not a["to_create"]]
+                if a["object"] == obj and a["editable"] and not a["to_create"]
+                and a["name"] not in waiting]
 
     def _resolve_lookups(self, params: dict[str, Any]) -> dict[str, Any]:
         """``"state":"closed"`` → ``state_id``; unknown names give Zammad's 422 text."""
@@ -274,8 +281,9 @@ class SandboxState:
     def _custom_values(self, params: dict[str, Any], obj: str = "Ticket") -> dict[str, Any]:
         """Values for migrated custom fields, validated like Core Workflow does."""
         values: dict[str, Any] = {}
+        known = set(self.migrated_columns(obj))
         attrs = {a["name"]: a for a in self.data["object_attributes"].values()
-                 if a["object"] == obj and a["editable"] and not a["to_create"]}
+                 if a["object"] == obj and a["name"] in known}
         for name, attr in attrs.items():
             if name not in params:
                 continue
@@ -316,7 +324,7 @@ class SandboxState:
     def _check_required(self, ticket: dict[str, Any]) -> None:
         """A field required for agents on the edit screen blocks every API update."""
         for attr in self.data["object_attributes"].values():
-            if attr["object"] != "Ticket" or not attr["editable"] or attr["to_create"]:
+            if attr["object"] != "Ticket" or attr["name"] not in set(self.migrated_columns("Ticket")):
                 continue
             screen = attr.get("screens", {}).get("edit", {})
             rule = screen.get("ticket.agent") or screen.get("-all-") or {}
@@ -386,6 +394,7 @@ class SandboxState:
                       actor_id: int) -> dict[str, Any]:
         """``PUT /tickets/{id}``: unknown keys dropped, lookups and selects validated."""
         ticket = self.get("tickets", ticket_id, "Ticket")
+        before = dict(ticket)
         values = self._resolve_lookups(params)
         changes = {key: values[key] for key in TICKET_WRITABLE if key in values}
         self._check_ids(changes)
@@ -402,7 +411,52 @@ class SandboxState:
         article = params.get("article")
         if isinstance(article, dict) and article:
             self.create_article({**article, "ticket_id": ticket["id"]}, actor_id)
+        if self.on_ticket_change is not None:
+            changed = {f"ticket.{key}" for key in ticket if ticket.get(key) != before.get(key)}
+            self.on_ticket_change(ticket, changed)
         return ticket
+
+    def webhook_payload(self, ticket: dict[str, Any]) -> dict[str, Any]:
+        """``TriggerWebhookJob::RecordPayload`` for a trigger without an article: the ticket
+        with names, keys sorted, users/organization/group/priority as nested objects."""
+        record = self.ticket_with_names(ticket)
+        hidden = {"_password", "password", "preferences", "group_ids", "last_login",
+                  "login_failed"}
+        for key, table in (("owner", "users"), ("customer", "users"), ("created_by", "users"),
+                           ("updated_by", "users"), ("organization", "organizations"),
+                           ("group", "groups"), ("priority", "priorities")):
+            row = self.data[table].get(ticket.get(f"{key}_id") or 0)
+            if row is not None:
+                record[key] = {k: v for k, v in self.columns(row).items() if k not in hidden}
+        return {"ticket": dict(sorted(record.items())), "article": {}}
+
+    # -- webhooks and triggers -------------------------------------------------------
+
+    def save_record(self, table: str, params: dict[str, Any], columns: dict[str, Any],
+                    actor_id: int, record: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Create (`record` None) or update a webhook or trigger row with its bookkeeping."""
+        stamp = self.now_iso()
+        if record is None:
+            record = {"id": self.next_id(table), **columns, "created_by_id": actor_id,
+                      "created_at": stamp}
+            self.data[table][record["id"]] = record
+        for key in columns:
+            if key in params:
+                record[key] = params[key]
+        record.update(updated_by_id=actor_id, updated_at=stamp)
+        return record
+
+    def update_organization(self, org_id: Any, params: dict[str, Any],
+                            actor_id: int) -> dict[str, Any]:
+        """Name, note, shared, active and the migrated custom fields; the rest is dropped."""
+        org = self.get("organizations", org_id, "Organization")
+        for key in ("name", "note", "shared", "active", "vip", "domain"):
+            if key in params:
+                org[key] = params[key]
+        org.update(self._custom_values(params, "Organization"))
+        org["updated_by_id"] = actor_id
+        org["updated_at"] = self.now_iso()
+        return org
 
     def touch(self, ticket: dict[str, Any], actor_id: int | None = None) -> None:
         ticket["updated_at"] = self.now_iso()
@@ -576,8 +630,13 @@ class SandboxState:
     # -- search ------------------------------------------------------------------------
 
     def search_tickets(self, query: str, condition: Any, sort_by: str | None,
-                       order_by: str | None, user_id: int) -> list[dict[str, Any]]:
-        """The SQL search path: LIKE over title/number/articles, selector, order."""
+                       order_by: str | None, user_id: int,
+                       shuffle: random.Random | None = None) -> list[dict[str, Any]]:
+        """The SQL search path: LIKE over title/number/articles, selector, order.
+
+        `shuffle` imitates PostgreSQL, which returns rows that tie on every sort column in
+        no particular order (and in another one on the next request).
+        """
         text = (query or "").replace("*", "").strip().lower()
         tickets = list(self.data["tickets"].values())
         if text:
@@ -595,11 +654,17 @@ class SandboxState:
             tickets = [t for t in tickets
                        if self._matches(t, condition, columns, user_id)]
         return self.sort(tickets, sort_by or "updated_at", order_by or "desc",
-                         self.ticket_columns(), "tickets")
+                         self.ticket_columns(), "tickets", shuffle)
 
     def sort(self, rows: list[dict[str, Any]], sort_by: str, order_by: str,
-             columns: Iterable[str], table: str) -> list[dict[str, Any]]:
-        """ORDER BY like PostgreSQL (NULLS LAST ascending); unknown column is a DB error."""
+             columns: Iterable[str], table: str,
+             shuffle: random.Random | None = None) -> list[dict[str, Any]]:
+        """ORDER BY like PostgreSQL (NULLS LAST ascending); unknown column is a DB error.
+
+        As Zammad's ``SqlHelper#get_order`` does, a sort column without an order of its own
+        (``sort_by=updated_at,id&order_by=asc``) is left out. Ties keep id order, or a
+        random one with ``shuffle``.
+        """
         keys = [k.strip() for k in str(sort_by).split(",") if k.strip()]
         orders = [o.strip().lower() for o in str(order_by).split(",") if o.strip()] or ["asc"]
         column_set = set(columns)
@@ -610,10 +675,12 @@ class SandboxState:
             if order not in ("asc", "desc"):
                 raise ApiError(500, f"Found invalid order by value {order}. Please use 'asc' "
                                     "or 'desc'.", masked=True)
-        result = sorted(rows, key=lambda r: r["id"])
-        for index in range(len(keys) - 1, -1, -1):
-            key = keys[index]
-            order = orders[index] if index < len(orders) else orders[-1]
+        if shuffle is None:
+            result = sorted(rows, key=lambda r: r["id"])
+        else:
+            result = list(rows)
+            shuffle.shuffle(result)
+        for key, order in reversed(list(zip(keys, orders, strict=False))):
             result.sort(key=lambda r, k=key: _sort_key(r.get(k)), reverse=order == "desc")
         return result
 
@@ -760,10 +827,23 @@ class SandboxState:
         return any(a["to_create"] or a["to_migrate"] or a["to_delete"] or a["to_config"]
                    for a in self.data["object_attributes"].values())
 
-    def execute_migrations(self) -> bool:
-        """Apply every pending change system-wide; True when columns changed (restart)."""
+    def execute_migrations(self, self_restart: bool = True) -> bool:
+        """Apply every pending change system-wide; True when columns changed (restart).
+
+        Without ``self_restart`` (Zammad's ``auto_shutdown`` off) the columns exist but the
+        running processes keep their old column cache: new columns stay out of every answer
+        and writes to them are dropped until ``apply_restart``.
+        """
         changed = False
         for attr in list(self.data["object_attributes"].values()):
+            if attr["to_create"] and not self_restart:
+                default = (attr["data_option"].get("default")
+                           if attr["data_type"] == "boolean" else None)
+                self.data.setdefault("restart_pending", []).append(
+                    [attr["object"], attr["name"], default])
+                attr.update(to_create=False, to_migrate=False, to_config=False)
+                changed = True
+                continue
             rows = self.data[OBJECT_TABLES[attr["object"]]].values()
             if attr["to_delete"]:
                 for row in rows:
@@ -782,6 +862,14 @@ class SandboxState:
                 attr["data_option_new"] = {}
             attr.update(to_create=False, to_migrate=False, to_config=False)
         return changed
+
+    def apply_restart(self) -> bool:
+        """What a restart of Zammad does to the column cache; True when something changed."""
+        pending = self.data.pop("restart_pending", [])
+        for obj, name, default in pending:
+            for row in self.data[OBJECT_TABLES[obj]].values():
+                row.setdefault(name, default)
+        return bool(pending)
 
     def discard_changes(self) -> None:
         for attr in list(self.data["object_attributes"].values()):

@@ -28,7 +28,7 @@ from connectors.base import (
     WriteBack,
 )
 from connectors.otrs import OTRSConnector, split_helpdesk_url
-from connectors.sandbox.otrs import OTRSSandbox
+from connectors.sandbox.otrs import BILLING_FIELDS, OTRSSandbox
 
 REFERENCE = datetime(2025, 7, 1, 8, 0, tzinfo=UTC)
 CLASSIC = "GenericTicketConnectorRESTClassic"
@@ -167,6 +167,64 @@ def test_wrong_route_set_names_the_missing_route(make: Callable[..., OTRSConnect
         list(connector.closed_tickets_since(None))
     assert failure.value.status == 500
     assert "has no route GET /Ticket" in str(failure.value)
+
+
+@pytest.fixture
+def otrs6() -> Iterator[OTRSSandbox]:
+    """The sandbox as OTRS CE 6.0: only the classic web service it ships, no header logins."""
+    with OTRSSandbox.running(seed_reference=REFERENCE, product="otrs-6.0") as sb:
+        sb.set_now(REFERENCE)
+        yield sb
+
+
+def otrs6_connector(sandbox: OTRSSandbox, **options: Any) -> OTRSConnector:
+    return OTRSConnector(sandbox.url, user=sandbox.api_login, password=sandbox.api_password,
+                         now=sandbox.now, sleep=lambda _seconds: None, **options)
+
+
+def test_otrs6_sandbox_answers_the_example_search_route_with_http_500(
+    otrs6: OTRSSandbox,
+) -> None:
+    answer = raw(otrs6, "POST", "/Ticket/Search", body={
+        "UserLogin": otrs6.api_login, "Password": otrs6.api_password})
+    assert answer.status_code == 500
+    assert answer.text == "HTTP::REST Error while determine Operation for request URI '/Ticket/Search'."
+    headers_only = raw(otrs6, "GET", "/Ticket/1")  # X-OTRS-Header login only: OTRS 6 ignores it
+    assert headers_only.json()["Error"]["ErrorCode"] == "TicketGet.MissingParameter"
+
+
+def test_default_routes_detect_the_classic_set_of_otrs6_on_first_contact(
+    otrs6: OTRSSandbox,
+) -> None:
+    connector = otrs6_connector(otrs6)  # the defaults, as an admin leaves them
+    assert connector.check().endswith("(session auth, classic routes)")
+    closed = [t.remote_id for t in connector.closed_tickets_since(None)]
+    assert len(closed) == 22
+    searches = [(m, p.rsplit("/", 2)[-2:]) for m, p in otrs6.requests if "/Ticket" in p]
+    assert searches[0] == ("POST", ["Ticket", "Search"])  # tried once, then never again
+    assert ("POST", ["Ticket", "Search"]) not in searches[1:]
+
+
+def test_detection_on_znuny_keeps_the_example_routes(make: Callable[..., OTRSConnector]) -> None:
+    connector = make()
+    assert connector.check().endswith("(session auth, examples routes)")
+    assert connector.route_set == "examples"
+
+
+def test_a_web_service_with_neither_search_route_names_the_setting(
+    make: Callable[..., OTRSConnector], sandbox: OTRSSandbox
+) -> None:
+    sandbox.webservices["Bare"] = "examples"
+    connector = make(webservice="Bare", routes={"TicketSearch": ("PUT", "/Nowhere")})
+    connector.route_set = None  # as with "auto": detection finds no search route either
+    with pytest.raises(RemoteError) as failure:
+        connector.check()
+    assert "has neither" in str(failure.value) and "HELPDESK_OTRS_WEBSERVICE" in str(failure.value)
+
+
+def test_header_auth_on_otrs6_says_it_needs_sessions(otrs6: OTRSSandbox) -> None:
+    with pytest.raises(AuthError, match="HELPDESK_OTRS_AUTH=session"):
+        otrs6_connector(otrs6, auth="header").ticket("1")
 
 
 def test_unknown_web_service_is_a_remote_error(make: Callable[..., OTRSConnector]) -> None:
@@ -392,6 +450,32 @@ def test_agent_who_owns_nothing_falls_back_to_id_or_configured_login(
     assert configured.time_entries(str(ticket.ticket_id))[0].agent == "billing"
 
 
+def test_agents_are_named_by_the_full_name_their_internal_notes_carry(
+    connector: OTRSConnector, sandbox: OTRSSandbox
+) -> None:
+    """An agent who owns no ticket has no known login ("user N"), but a full name all the same."""
+    ticket = sandbox.create_ticket("names", agent="alice")
+    sandbox.add_article(ticket, agent="alice", sender_type="customer", channel="Email", visible=1,
+                        sender='"Cust One" <cust1@acme.test>')  # the customer's request
+    sandbox.add_article(ticket, agent="billing", time_unit=10)  # GI note: From "Billing Agent"
+    sandbox.add_article(ticket, agent="alice", time_unit=5,
+                        sender='"Alice Agent" <alice@example.test>')  # the web UI's note
+    sandbox.add_article(ticket, agent="bob", time_unit=15, channel="Email", visible=1,
+                        sender='"Raw via Znuny" <znuny@localhost>')  # a reply: system address
+    entries = connector.time_entries(str(ticket.ticket_id))
+    billing_id = sandbox.agents["billing"].user_id
+    assert [(e.agent, e.agent_name) for e in entries] == [
+        (f"user {billing_id}", "Billing Agent"), ("alice", "Alice Agent"), ("bob", None)]
+    # A ticket made through the API: its first article is the agent's, its From the customer's.
+    created = raw(sandbox, "POST", "/Ticket", body={
+        "Ticket": {"Title": "via API", "Queue": "Raw", "State": "open", "Priority": "3 normal",
+                   "CustomerUser": "cust1"},
+        "Article": {"Subject": "Anruf", "Body": "20 min", "ContentType": "text/plain",
+                    "TimeUnit": 20}}).json()
+    first = connector.time_entries(created["TicketID"])
+    assert [e.agent_name for e in first] == ["Billing Agent"]  # learned above, not "Cust1 ACME"
+
+
 def test_time_without_article_is_kept_on_the_owner(
     connector: OTRSConnector, sandbox: OTRSSandbox
 ) -> None:
@@ -613,6 +697,29 @@ def test_register_reports_missing_fields_with_the_console_commands(tmp_path: Pat
     assert fields["BillingStatus"]["FieldType"] == "Dropdown"
     assert "invoiced" in fields["BillingStatus"]["Config"]["PossibleValues"]
     assert fields["BillingActivity"]["ObjectType"] == "Article"
+
+
+def test_register_writes_the_otrs6_script_and_the_company_export(tmp_path: Path) -> None:
+    """OTRS 6.0 has no Admin::DynamicField::Import: the problem names the generated script."""
+    with OTRSSandbox.running(seed_reference=REFERENCE, billing_fields=False,
+                             product="otrs-6.0") as sb:
+        connector = otrs6_connector(sb, data_dir=tmp_path)
+        missing = connector.register()
+        for name, spec in BILLING_FIELDS.items():
+            sb.add_dynamic_field(name, **spec)
+        present = otrs6_connector(sb, data_dir=tmp_path).register()
+    script = tmp_path / "otrs-dynamic-fields.pl"
+    assert f"(OTRS 6.0, which lacks Admin::DynamicField::Import: perl {script})" in (
+        missing.problems[0])
+    text = script.read_text(encoding="utf-8")
+    assert f"su -s /bin/sh otrs -c 'perl {script}'" in text
+    definition = json.loads(text[text.index("<<'JSON' );\n") + 12: text.index("\nJSON\n")])
+    assert [f["Name"] for f in definition["Fields"]] == list(BILLING_FIELDS)
+    assert definition["Screens"]["Ticket::Frontend::AgentTicketNote###DynamicField"] == [
+        "BillingActivity"]
+    assert "CustomerCompanyList" in (tmp_path / "otrs-customer-companies.pl").read_text()
+    # OTRS 6 lists every ticket field (null when empty): register verifies them all.
+    assert present.ok, present.problems
 
 
 def test_register_finds_fields_even_when_no_ticket_has_a_value(connector: OTRSConnector) -> None:

@@ -208,6 +208,29 @@ def test_register_reports_a_restart_that_never_ends(sandbox: ZammadSandbox) -> N
     sandbox.clear_faults()
 
 
+def test_register_says_to_restart_a_zammad_that_will_not_restart_itself(
+    sandbox: ZammadSandbox, sleeps: list[float]
+) -> None:
+    """auto_shutdown off (Zammad 6.5+): no restart follows the migration; waiting 180 s for
+    one would be in vain, and writes to the new fields are dropped until the admin restarts."""
+    sandbox.set_setting("auto_shutdown", False)
+    connector = connect(sandbox, sleeps, registration_wait_seconds=180)
+    report = connector.register()
+    assert sleeps == [], "nothing to wait for"
+    assert report.created == FIELDS and len(report.problems) == 1
+    assert "auto_shutdown is off" in report.problems[0]
+    assert "restart Zammad now" in report.problems[0]
+    assert not set(FIELDS) & set(sandbox.ticket(1))  # the old processes do not know them
+    again = connect(sandbox, sleeps).register()  # before the restart: the same advice
+    assert not again.ok and "auto_shutdown is off" in again.problems[0]
+
+    sandbox.restart()
+    sandbox.clear_faults()  # the restart window is over
+    after = connect(sandbox, sleeps).register()
+    assert after.ok, after.problems
+    assert set(FIELDS) <= set(sandbox.ticket(1))
+
+
 def test_register_migrates_pending_fields_created_earlier(
     zammad: ZammadConnector, sandbox: ZammadSandbox
 ) -> None:
@@ -373,7 +396,34 @@ def test_a_full_page_of_one_timestamp_is_stepped_through(
     tickets = list(zammad.closed_tickets_since(datetime(2025, 7, 2, 8, 30, tzinfo=UTC)))
     assert sorted(int(t.remote_id) for t in tickets) == ids
     pages = [p for m, p in sandbox.requests_seen if "tickets/search" in p]
-    assert len(pages) == 3
+    # the first page, two passes over the shared timestamp (3 pages each; the second finds
+    # nothing new), then the next millisecond: empty
+    assert len(pages) == 8
+
+
+def test_tickets_sharing_a_timestamp_are_neither_skipped_nor_repeated_in_any_tie_order(
+    zammad: ZammadConnector, sandbox: ZammadSandbox
+) -> None:
+    """Real Zammad with PostgreSQL: ties on `updated_at` come back in any order per request."""
+    ids = _close_at_one_instant(sandbox, 450)
+    sandbox.unstable_ties = True
+    tickets = [t.remote_id for t in
+               zammad.closed_tickets_since(datetime(2025, 7, 2, 8, 30, tzinfo=UTC))]
+    assert sorted(int(t) for t in tickets) == ids  # each exactly once
+
+
+def test_a_ticket_updated_while_a_shared_timestamp_is_read_is_not_lost(
+    zammad: ZammadConnector, sandbox: ZammadSandbox
+) -> None:
+    """A ticket of the shared timestamp changes mid-pass: the rest shift, the next pass finds
+    the one that slid onto an already read page; the changed one comes again later."""
+    ids = _close_at_one_instant(sandbox, 450)
+    tickets = zammad.closed_tickets_since(datetime(2025, 7, 2, 8, 30, tzinfo=UTC))
+    got = [next(tickets).remote_id for _ in range(250)]  # into the second page of the pass
+    sandbox.book_time(ids[3], "5", at=datetime(2025, 7, 3, 9, 0, tzinfo=UTC))
+    got += [t.remote_id for t in tickets]
+    assert set(got) == {str(i) for i in ids}
+    assert got.count(str(ids[3])) == 2 and len(got) == 451
 
 
 def test_repeating_search_page_is_detected(

@@ -6,6 +6,12 @@ Why a helper class next to the connector: tests must arrange RT state the connec
 creates (tickets, bookings by a given agent at a given time, resolving) and read back what it
 wrote, through a path independent of the code under test.
 
+The connector under test runs as the least-privileged user `billing` that `.ci/rt-up.sh` sets
+up with exactly the README's rights (global: ManageAuthTokens and the three register rights;
+per billed queue: the day-to-day rights). Test data is arranged as root. Every queue a test
+creates gets the billing user's queue rights through rt-up's `queue-rights.pl`, as an admin
+would grant them on a new customer queue.
+
 Bookings at a chosen time: RT stamps a transaction with the current time and its API cannot
 change it, so `RTDesk.book(..., at=...)` posts the comment as the agent, then rewrites that one
 transaction's `Created` in RT's SQLite database (path from the env file). RT reads it back
@@ -15,7 +21,9 @@ from the database on every request, so the API then reports the chosen time.
 from __future__ import annotations
 
 import os
+import shlex
 import sqlite3
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -53,6 +61,10 @@ class RTEnv:
     agents: Mapping[str, str]
     db_path: Path
     customer_cf: str
+    billing_user: str
+    billing_password: str
+    billing_token: str
+    grant_queue_rights: tuple[str, ...]
 
 
 def load_rt_env() -> RTEnv:
@@ -60,6 +72,8 @@ def load_rt_env() -> RTEnv:
     if not ENV_FILE.exists():
         _server_missing(f"RT is not set up: {ENV_FILE} does not exist")
     values = {k: v or "" for k, v in dotenv_values(ENV_FILE).items()}
+    if not values.get("RT_BILLING_TOKEN") or not values.get("RT_GRANT_QUEUE_RIGHTS"):
+        _server_missing(f"{ENV_FILE} has no least-privileged billing user (an older rt-up.sh ran)")
     env = RTEnv(
         url=values["RT_URL"].rstrip("/"),
         token=values["RT_TOKEN"],
@@ -70,15 +84,22 @@ def load_rt_env() -> RTEnv:
         ),
         db_path=Path(values.get("RT_DB", "")),
         customer_cf=values.get("RT_CUSTOMER_CF", "Customer"),
+        billing_user=values["RT_BILLING_USER"],
+        billing_password=values["RT_BILLING_PASSWORD"],
+        billing_token=values["RT_BILLING_TOKEN"],
+        grant_queue_rights=tuple(shlex.split(values["RT_GRANT_QUEUE_RIGHTS"])),
     )
-    try:
-        response = requests.get(
-            f"{env.url}{API}/rt", headers={"Authorization": f"token {env.token}"}, timeout=10
-        )
-    except requests.RequestException as exc:
-        _server_missing(f"RT at {env.url} is not reachable ({type(exc).__name__})")
-    if response.status_code != 200:
-        _server_missing(f"RT at {env.url} answered HTTP {response.status_code} to the token")
+    for who, token in (("root", env.token), (env.billing_user, env.billing_token)):
+        try:
+            response = requests.get(
+                f"{env.url}{API}/rt", headers={"Authorization": f"token {token}"}, timeout=10
+            )
+        except requests.RequestException as exc:
+            _server_missing(f"RT at {env.url} is not reachable ({type(exc).__name__})")
+        if response.status_code != 200:
+            _server_missing(
+                f"RT at {env.url} answered HTTP {response.status_code} to the token of {who}"
+            )
     return env
 
 
@@ -121,11 +142,20 @@ class RTDesk:
         """A name unique to this test session (RT keeps everything between runs)."""
         return f"{base} {self.tag}"
 
-    def create_queue(self, name: str) -> str:
+    def create_queue(self, name: str, *, grant: bool = True) -> str:
+        """A new queue, created as root; the billing user gets its queue rights on it."""
         answer = self.call("POST", "/queue", json={
             "Name": name, "Description": "ticketbill tests", "CorrespondAddress": "",
             "CommentAddress": ""})
+        if grant:
+            self.grant_queue_rights(name)
         return str(answer["id"])
+
+    def grant_queue_rights(self, *queues: str) -> None:
+        """The README's queue rights for the billing user (rt-up's queue-rights.pl, as root)."""
+        done = subprocess.run([*self.env.grant_queue_rights, *queues], capture_output=True,
+                              text=True, timeout=120, check=False)
+        assert done.returncode == 0, f"granting queue rights failed: {done.stderr}"
 
     def create_ticket(
         self,
@@ -257,7 +287,8 @@ def rt_queues(rt_desk: RTDesk) -> dict[str, str]:
         "general": rt_desk.name("Support"),
     }
     for name in names.values():
-        rt_desk.create_queue(name)
+        rt_desk.create_queue(name, grant=False)
+    rt_desk.grant_queue_rights(*names.values())  # one RT start-up for all three
     return names
 
 
@@ -265,14 +296,14 @@ def rt_queues(rt_desk: RTDesk) -> dict[str, str]:
 def make_rt_connector(
     rt_env: RTEnv, rt_desk: RTDesk, rt_queues: dict[str, str]
 ) -> Callable[..., RTConnector]:
-    """Factory: an RTConnector on this session's queues and billing field names.
+    """Factory: an RTConnector as the billing user on this session's queues and field names.
 
     Field names carry the session tag, so registration really creates them in each session.
     """
 
     def make(**options: Any) -> RTConnector:
         defaults: dict[str, Any] = {
-            "token": rt_env.token,
+            "token": rt_env.billing_token,
             "queues": tuple(rt_queues.values()),
             "status_field": rt_desk.name("Billing Status"),
             "invoice_field": rt_desk.name("Invoice Number"),

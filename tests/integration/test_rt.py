@@ -213,7 +213,7 @@ def test_write_back_writes_once(
     assert cfs[rt_desk.name("Invoice URL")] == [change.invoice_url]
     notes = [c for c in rt_desk.comments(ticket) if marker in c["subject"]]
     assert len(notes) == 1
-    assert notes[0]["creator"] == "root"
+    assert notes[0]["creator"] == rt_desk.env.billing_user
     assert any("119,00 €" in (a.get("Content") or "") or a.get("Content") for a in
                notes[0]["attachments"])
     assert rt_desk.ticket(ticket)["Status"] == "resolved"  # a comment does not reopen
@@ -250,6 +250,44 @@ def test_status_only_write_back_without_note(
     assert rt_desk.comments(ticket) == []
     assert rt_desk.custom_fields(ticket)[rt_desk.name("Billing Status")] == ["needs_attention"]
     assert rt_connector.write_back(ticket, change) is False
+
+
+def test_a_write_back_that_fails_on_a_missing_field_leaves_no_comment(
+    rt_connector: RTConnector, make_rt_connector: Callable[..., RTConnector], rt_desk: RTDesk,
+    rt_queues: dict[str, str],
+) -> None:
+    """The invoice-number field is applied to another queue only: RT ignores it with 200."""
+    elsewhere = rt_desk.name("Elsewhere")
+    other_queue = rt_desk.create_queue(elsewhere)
+    field = rt_desk.name("Queue Only Invoice")
+    cf = rt_desk.call("POST", "/customfield", json={
+        "Name": field, "Type": "Freeform", "MaxValues": 1, "LookupType": "RT::Queue-RT::Ticket",
+        "Queue": int(other_queue)})
+    rt_desk.created_custom_fields.append(str(cf["id"]))
+    connector = make_rt_connector(invoice_field=field)
+    ticket = rt_desk.create_ticket(rt_queues["acme"], "Field missing here")
+    with pytest.raises(RemoteError, match="did not store"):
+        connector.write_back(ticket, _invoice_change(f"RE-MISSING-{rt_desk.tag}"))
+    assert rt_desk.comments(ticket) == []
+
+
+def test_time_entries_name_the_agent_as_rt_knows_them(
+    rt_connector: RTConnector, billed_tickets: dict[str, str]
+) -> None:
+    entries = rt_connector.time_entries(billed_tickets["acme"])
+    assert [(e.agent, e.agent_name) for e in entries] == [
+        ("agent1", "Agent One"), ("agent2", "Agent Two"), ("agent1", "Agent One")]
+
+
+def test_the_queues_list_the_billing_fields_for_a_queue_level_right(
+    rt_connector: RTConnector, rt_desk: RTDesk
+) -> None:
+    """Where `register` looks when the search hides a field: the queue's TicketCustomFields."""
+    rt_connector._queue_field_cache = None
+    listed = {item["name"]: item["id"] for item in rt_connector._queue_fields()}
+    for role, cf_id in rt_connector.custom_field_ids().items():
+        name = next(spec.name for spec in rt_connector.fields if spec.role == role)
+        assert listed[name] == cf_id
 
 
 def test_partially_failed_put_raises(

@@ -51,7 +51,7 @@ def test_resolved_rt_tickets_are_invoiced_once(
         rt_desk.resolve(ticket)
 
     settings = load_settings({
-        "HELPDESK_KIND": "rt", "HELPDESK_URL": rt_env.url, "HELPDESK_TOKEN": rt_env.token,
+        "HELPDESK_KIND": "rt", "HELPDESK_URL": rt_env.url, "HELPDESK_TOKEN": rt_env.billing_token,
         "DATABASE_URL": database_url, "DATA_DIR": str(tmp_path / "data"), "PUBLIC_URL": "http://billing.test",
         "SELLER_NAME": "Nordlicht IT-Service GmbH", "SELLER_STREET": "Hafenstraße 12", "SELLER_POSTCODE": "20457",
         "SELLER_CITY": "Hamburg", "SELLER_VAT_ID": "DE136695976", "SELLER_IBAN": "DE89370400440532013000",

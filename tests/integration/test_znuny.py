@@ -6,15 +6,19 @@ search starts at this module's own start time (read from Znuny's clock).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 from znuny_fixtures import *  # noqa: F403  (the Znuny fixtures, used by name)
 from znuny_fixtures import ZnunyDesk, ZnunyEnv
 
+from addon.customers import import_customers
+from addon.db import make_engine, make_session_factory, transaction, upgrade
 from connectors.base import (
     AuthError,
     BookingReader,
@@ -61,6 +65,19 @@ def test_connector_satisfies_protocol_and_checks(
     assert isinstance(znuny_connector, HelpdeskConnector)
     assert isinstance(znuny_connector, BookingReader)
     assert znuny_connector.check().startswith(f"{znuny_env.user} at {znuny_env.service_url}")
+
+
+def test_the_api_agent_holds_only_rw_on_the_billed_queues_group(znuny_env: ZnunyEnv) -> None:
+    """Every test here runs as the README's least-privileged agent: no admin group."""
+    import psycopg
+
+    with psycopg.connect(znuny_env.dsn) as connection:
+        grants = connection.execute(
+            "SELECT g.name, gu.permission_key FROM group_user gu JOIN users u ON u.id = gu.user_id "
+            "JOIN permission_groups g ON g.id = gu.group_id WHERE u.login = %s",
+            (znuny_env.user,),
+        ).fetchall()
+    assert grants == [("users", "rw")]
 
 
 @pytest.mark.parametrize("auth", ["session", "header"])
@@ -130,6 +147,18 @@ def test_classic_route_set_reads_the_same(
     assert sum(e.minutes for e in classic.time_entries(str(scenario["acme"]))) == Decimal(75)
 
 
+def test_default_routes_detect_the_classic_web_service_on_first_contact(
+    make_znuny_connector: Callable[..., OTRSConnector],
+    znuny_env: ZnunyEnv,
+    scenario: dict[str, Any],
+) -> None:
+    """The classic YAML (what OTRS 6 ships) answers POST /Ticket/Search with HTTP 500."""
+    detected = make_znuny_connector(webservice=znuny_env.classic_webservice)
+    assert detected.check().endswith("classic routes)")
+    ids = {t.remote_id for t in detected.closed_tickets_since(scenario["started"])}
+    assert {str(scenario["acme"]), str(scenario["globex"])} <= ids
+
+
 def test_a_route_the_web_service_lacks_is_named(
     make_znuny_connector: Callable[..., OTRSConnector], scenario: dict[str, Any]
 ) -> None:
@@ -154,6 +183,9 @@ def test_time_entries_per_agent_with_activity(
     assert {f"article-{article}" for article, _, _ in rows} == {e.remote_id for e in entries}
     globex = znuny_connector.time_entries(str(scenario["globex"]))
     assert [(e.agent, e.minutes, e.activity) for e in globex] == [("bob", Decimal("1.5"), "Remote")]
+    # Invoices name agents in full: Znuny writes the author's full name into a note's From.
+    assert sorted((e.agent, e.agent_name) for e in entries) == [
+        ("alice", "Alice Agent"), ("bob", "Bob Agent")]
 
 
 def test_seconds_mode_reads_the_same_booking(
@@ -230,6 +262,70 @@ def test_write_back_once_with_internal_note(
 
     assert znuny_connector.write_back(str(ticket_id), change) is False
     assert len(znuny_desk.get(ticket_id)["Article"]) == before + 1
+
+
+O6_FIELDS = {
+    "status_field": "O6BillingStatus", "reference_field": "O6InvoiceNumber",
+    "url_field": "O6InvoiceURL", "category_field": "O6BillingCategory",
+    "activity_field": "O6BillingActivity",
+}
+
+
+def test_fields_made_by_the_otrs6_script_work_like_imported_ones(
+    make_znuny_connector: Callable[..., OTRSConnector],
+    znuny_desk: ZnunyDesk,
+    znuny_env: ZnunyEnv,
+    scenario: dict[str, Any],
+) -> None:
+    """znuny-up.sh ran the Perl script `register` writes for OTRS 6.0 (fields prefixed O6)."""
+    connector = make_znuny_connector(**O6_FIELDS)
+    ticket = znuny_desk.create_billable_ticket(
+        "O6 Felder", customer_user="cust1", bookings=[("alice", 20, None)])
+    number = f"RE-O6-{znuny_desk.run_tag}"
+    change = WriteBack(billing_status="invoiced", marker=number, invoice_reference=number,
+                       invoice_url=f"https://billing.example/{number}.pdf",
+                       note_subject=f"Rechnung {number}", note_html=f"<p>{number}</p>")
+    assert connector.write_back(str(ticket), change) is True
+    assert ZnunyDesk.fields(znuny_desk.get(ticket)) == {
+        "O6BillingStatus": "invoiced", "O6InvoiceNumber": number,
+        "O6InvoiceURL": f"https://billing.example/{number}.pdf"}
+    report = connector.register()
+    assert report.ok, report.problems
+    assert set(report.present) == set(O6_FIELDS.values())
+    # ... and shown to agents: the deployed zoom and note screen settings name them.
+    deployed = (Path(znuny_env.home) / "Kernel/Config/Files/ZZZAAuto.pm").read_text("utf-8")
+    zoom = deployed[deployed.index("'Ticket::Frontend::AgentTicketZoom'}->{'DynamicField'}"):]
+    zoom = zoom[: zoom.index(";")]
+    assert all(f"'{name}' => '1'" in zoom for name in list(O6_FIELDS.values())[:4])
+    note = deployed[deployed.index("'Ticket::Frontend::AgentTicketNote'}->{'DynamicField'}"):]
+    assert "'O6BillingActivity' => '1'" in note[: note.index(";")]
+
+
+def test_the_customer_company_export_gives_an_importable_file(
+    znuny_connector: OTRSConnector, znuny_desk: ZnunyDesk, tmp_path: Path,
+    database_url: str,
+) -> None:
+    """register writes otrs-customer-companies.pl; its output is `customers import` input."""
+    znuny_connector.data_dir = tmp_path / "data"
+    znuny_connector.register()
+    script = (tmp_path / "data" / "otrs-customer-companies.pl").read_text(encoding="utf-8")
+    done = znuny_desk.run_perl_as_otrs(script)
+    assert done.returncode == 0, done.stderr
+    exported = json.loads(done.stdout)["customers"]
+    by_id = {c["remote_id"]: c for c in exported}
+    assert by_id["ACME"] == {
+        "remote_id": "ACME", "legal_name": "ACME Maschinenbau GmbH",
+        "street": "Werkstraße 5", "postcode": "10115", "city": "Berlin", "country": "DE"}
+    assert by_id["GLOBEX"]["legal_name"] == "Globex Logistik AG"
+    assert "INITECH" not in by_id and "skipped INITECH: no street, postcode" in done.stderr
+    path = tmp_path / "customers.json"
+    path.write_text(done.stdout, encoding="utf-8")
+    engine = make_engine(database_url)
+    upgrade(engine)
+    with transaction(make_session_factory(engine)) as session:
+        result = import_customers(session, "otrs", path)
+    assert result.created == len(exported)
+    engine.dispose()
 
 
 def test_billing_category_is_read_from_its_field(

@@ -14,6 +14,7 @@ Znuny's PostgreSQL database for what no API shows (`time_accounting` rows).
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ class ZnunyEnv:
     customer_users: Mapping[str, str]
     dsn: str
     classic_webservice: str = "GenericTicketConnectorRESTClassic"
+    home: str = "/opt/ticketbill-znuny"
 
     @property
     def service_url(self) -> str:
@@ -79,6 +81,7 @@ def load_znuny_env() -> ZnunyEnv:
         dsn=values["ZNUNY_DSN"],
         classic_webservice=values.get("ZNUNY_CLASSIC_WEBSERVICE")
         or "GenericTicketConnectorRESTClassic",
+        home=values.get("ZNUNY_HOME") or "/opt/ticketbill-znuny",
     )
     try:
         answer = requests.post(
@@ -270,6 +273,16 @@ class ZnunyDesk:
                 (ticket_id,),
             ).fetchall()
         return [(row[0], Decimal(row[1]), row[2]) for row in rows]
+
+    def run_perl_as_otrs(self, script: str) -> subprocess.CompletedProcess[str]:
+        """A Perl script (from stdin) as the system user `otrs` in the Znuny home, as the
+        README tells the admin to run the scripts `register` writes. Needs root (CI is)."""
+        if os.geteuid() != 0:
+            pytest.skip("running a script as the otrs user needs root")
+        return subprocess.run(
+            ["runuser", "-u", "otrs", "--", "perl", "-"], input=script, text=True,
+            capture_output=True, cwd=self.env.home, timeout=300, check=False,
+        )
 
     def znuny_now(self) -> datetime:
         """Znuny's clock (its database's), so windows never depend on our clock's skew."""

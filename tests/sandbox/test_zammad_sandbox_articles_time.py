@@ -125,3 +125,28 @@ def test_organizations_and_users(admin: Client) -> None:
     user = admin.get(f"/users/{first['member_ids'][0]}").json()
     assert user["organization_id"] == 1 and user["organization_ids"] == []
     assert len(admin.get("/organizations", params={"per_page": 2}).json()) == 2
+
+
+def test_group_access_decides_what_an_agent_reads_writes_and_books(sandbox: ZammadSandbox,
+                                                                  admin: Client) -> None:
+    """TicketPolicy: read → search and show; change → update and the time accounting list
+    (Controllers::Ticket::TimeAccountingsControllerPolicy#index? is TicketPolicy#update?)."""
+    ticket = sandbox.create_ticket("Gruppe Service", group_id=2)
+    sandbox.set_group_access(2, 2, ["read"])
+    assert admin.get(f"/tickets/{ticket['id']}").status_code == 200
+    found = admin.post("/tickets/search", json={"condition": {
+        "ticket.id": {"operator": "is", "value": [str(ticket["id"])]}}}).json()
+    assert [t["id"] for t in found] == [ticket["id"]]
+    listing = admin.get(f"/tickets/{ticket['id']}/time_accountings")
+    assert (listing.status_code, listing.json()["error"]) == (403, "Not authorized")
+    assert admin.put(f"/tickets/{ticket['id']}", json={"title": "x"}).status_code == 403
+    sandbox.set_group_access(2, 2, None)
+    assert admin.get(f"/tickets/{ticket['id']}").status_code == 403
+    hidden = admin.post("/tickets/search", json={"condition": {
+        "ticket.id": {"operator": "is", "value": [str(ticket["id"])]}}}).json()
+    assert hidden == []
+    sandbox.set_group_access(2, 2, ["full"])
+    assert admin.get(f"/tickets/{ticket['id']}/time_accountings").status_code == 200
+    sandbox.set_group_access(2, 2, None)
+    sandbox.group_access = False  # the switch off: every agent may do everything
+    assert admin.get(f"/tickets/{ticket['id']}/time_accountings").status_code == 200

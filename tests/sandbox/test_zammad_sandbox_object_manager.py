@@ -144,3 +144,24 @@ def test_required_edit_field_blocks_updates(admin: Client) -> None:
     blocked = admin.put("/tickets/1", json={"title": "x"})
     assert blocked.status_code == 422
     assert blocked.json()["error"] == "Missing required value for field 'billing_status'!"
+
+
+def test_without_auto_shutdown_a_migration_needs_a_manual_restart(sandbox: ZammadSandbox,
+                                                                    admin: Client) -> None:
+    """Zammad 6.5+ with auto_shutdown off: the column exists, the processes do not know it."""
+    sandbox.set_setting("auto_shutdown", False)
+    created = admin.post("/object_manager_attributes", json={
+        "object": "Ticket", "name": "billing_probe", "display": "Probe", "data_type": "input",
+        "data_option": {"type": "text", "maxlength": 20}, "screens": {}})
+    assert created.status_code == 201
+    assert admin.post("/object_manager_attributes_execute_migrations", json={}).status_code == 200
+    assert not sandbox.restarting()
+    attr = next(a for a in admin.get("/object_manager_attributes").json()
+                if a["name"] == "billing_probe")
+    assert not attr["to_create"] and not attr["to_migrate"]
+    admin.put("/tickets/1", json={"billing_probe": "x"})
+    assert "billing_probe" not in admin.get("/tickets/1").json()  # dropped, not stored
+    sandbox.restart()
+    sandbox.clear_faults()
+    admin.put("/tickets/1", json={"billing_probe": "x"})
+    assert admin.get("/tickets/1").json()["billing_probe"] == "x"

@@ -258,3 +258,26 @@ def test_write_responses_honour_expand_and_merge_failures(admin: Client) -> None
     assert failed.status_code == 200
     assert failed.json() == {"result": "failed",
                              "message": "The target ticket number could not be found."}
+
+
+def test_unstable_ties_reorder_equal_sort_keys_per_request(sandbox: ZammadSandbox,
+                                                            admin: Client) -> None:
+    """PostgreSQL returns rows tying on every sort column in no fixed order; `id` fixes it.
+
+    As Zammad's SqlHelper#get_order, a sort column without its own order is dropped."""
+    sandbox.unstable_ties = True
+    closed = [str(i) for i in sandbox.closed_state_ids()]
+
+    def ids(sort_by: str, order_by: str) -> list[int]:
+        answer = admin.post("/tickets/search", json={
+            "condition": {"ticket.state_id": {"operator": "is", "value": closed}},
+            "sort_by": sort_by, "order_by": order_by, "per_page": 200}).json()
+        return [t["id"] for t in answer]
+
+    with sandbox.lock:
+        for ticket in sandbox.state.data["tickets"].values():
+            ticket["updated_at"] = "2025-06-30T10:00:00.000Z"
+    by_time = [ids("updated_at", "asc") for _ in range(3)]
+    assert len({tuple(order) for order in by_time}) > 1
+    assert ids("updated_at,id", "asc,asc") == sorted(by_time[0])
+    assert len({tuple(ids("updated_at,id", "asc")) for _ in range(3)}) > 1  # id dropped

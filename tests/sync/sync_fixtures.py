@@ -83,11 +83,17 @@ def make_settings(sandbox: ZammadSandbox, database_url: str, data_dir: Path, **e
 
 @pytest.fixture
 def sandbox() -> Iterator[ZammadSandbox]:
-    """The seeded sandbox (40 tickets), emptied: each test books exactly what it checks."""
+    """The seeded sandbox (40 tickets), emptied: each test books exactly what it checks.
+
+    The organizations' billing fields are emptied too: billing data comes from each test's
+    customer import, or from the fields a test fills in itself.
+    """
     with ZammadSandbox.running(restart_seconds=0, seed_reference_date=date(2026, 11, 1)) as sb:
         sb.set_now(datetime(2026, 11, 2, 9, 0, tzinfo=UTC))
         with sb.lock:
             ticket_ids = list(sb.state.data["tickets"])
+            for org in sb.state.data["organizations"].values():
+                org.update({key: None for key in org if key.startswith("billing_")})
         for ticket_id in ticket_ids:
             sb.delete_ticket(ticket_id)
         yield sb
