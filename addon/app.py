@@ -43,8 +43,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(push_bp)
-    init_ui(app, settings)  # the pages, sign-in and the deny-by-default access check
     app.register_blueprint(zammad_hook_bp)
+    init_ui(app, settings)  # the pages, sign-in and the deny-by-default access check
     return app
 
 

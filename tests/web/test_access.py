@@ -26,7 +26,7 @@ PUBLIC_ENDPOINTS = {
     "health.readyz",  # readiness probe: which checks fail, never ticket data
     "static",  # CSS and the vendored scripts
 }
-SELF_AUTHENTICATED = {"push"}  # the push API checks PUSH_API_TOKEN itself
+SELF_AUTHENTICATED = {"push", "zammad_hook"}  # PUSH_API_TOKEN, the webhook's HMAC signature
 
 
 def _url(rule, ids: dict[str, object]) -> str:  # type: ignore[no-untyped-def]

@@ -24,7 +24,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from addon.settings import Settings
 from addon.web.ui import format as fmt
-from addon.web.ui.access import SessionUser, check_access
+from addon.web.ui.access import SELF_AUTHENTICATED_BLUEPRINTS, SessionUser, check_access
 
 LANGUAGES = ("de", "en")
 TRANSLATIONS = Path(__file__).resolve().parents[2] / "translations"
@@ -105,7 +105,7 @@ def init_ui(app: Flask, settings: Settings) -> None:
         app.register_blueprint(module.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)  # bearer tokens, no cookies: nothing for a forged request to ride on
-    for name in ("push",):
+    for name in SELF_AUTHENTICATED_BLUEPRINTS:
         if name in app.blueprints:
             csrf.exempt(app.blueprints[name])
 

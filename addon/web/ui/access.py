@@ -25,8 +25,9 @@ from addon.users import PERMISSIONS, may, user_for_token
 PUBLIC = "public"
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Blueprints that authenticate every request themselves (push API: PUSH_API_TOKEN).
-SELF_AUTHENTICATED_BLUEPRINTS = frozenset({"push"})
+#: Blueprints that authenticate every request themselves (push API: PUSH_API_TOKEN; Zammad's
+#: webhook: the HMAC signature over the body). No session cookie rides on them, so no CSRF either.
+SELF_AUTHENTICATED_BLUEPRINTS = frozenset({"push", "zammad_hook"})
 
 
 @dataclass(frozen=True)
