@@ -51,6 +51,7 @@ from addon.sync.store import (
     flag_unreadable,
     read_cursor,
     store_polled,
+    upsert_customer,
 )
 from addon.sync.writeback import perform_deliveries, perform_pending, queue_review, set_status
 from connectors.base import (
@@ -145,8 +146,10 @@ def collect(
         counts["tickets_seen"] += 1
         if not needs_reading(factory, connector.kind, remote):
             counts["tickets_unchanged"] += 1
-            if not cursor_blocked:
-                with transaction(factory) as session:
+            with transaction(factory) as session:
+                if remote.customer is not None:  # its organization's billing data may have changed
+                    upsert_customer(session, connector.kind, remote.customer)
+                if not cursor_blocked:
                     advance_cursor(session, connector.kind, STREAM, remote.updated_at)
             continue
         what = "time entries"

@@ -25,7 +25,7 @@ from wtforms.validators import Email, Length, Optional
 from addon.contracts import CONTRACT_KEYS, ContractImportError, contract_json, export_document, import_document
 from addon.contracts.coverage import covered_tickets, preview_contract, recent
 from addon.contracts.preview import preview_import
-from addon.customers import CustomerImportError, import_customer_document
+from addon.customers import ADDRESS_FIELDS, CustomerImportError, import_customer_document
 from addon.models import (
     ActivityType,
     AgentRole,
@@ -113,13 +113,23 @@ def customer(customer_id: int) -> ResponseReturnValue:
                     item[key] = value.replace(",", ".") if key == "hourly_rate" else value
             item["approval_required"] = bool(form.approval_required.data)
             item["xrechnung"] = bool(form.xrechnung.data)
-            savepoint = db.begin_nested()
+            savepoint, saved = db.begin_nested(), False
             try:
                 for key in CUSTOMER_FIELDS:  # cleared fields are cleared, not kept
                     if key not in item and key not in ("country",):
                         setattr(row, key, None)
-                import_customer_document(db, row.helpdesk, {"customers": [item]})
-                savepoint.commit()
+                import_customer_document(db, row.helpdesk, {"customers": [item]},
+                                         template_dir=settings().invoice_template_dir)
+                db.flush()
+                missing = [key for key in ADDRESS_FIELDS if not getattr(row, key)]
+                if missing:  # neither this form nor the helpdesk gives the address: nothing is billable
+                    savepoint.rollback()
+                    for key in missing:
+                        getattr(form, key).errors = [*getattr(form, key).errors,
+                                                     _("required: invoices need the complete address")]
+                else:
+                    savepoint.commit()
+                    saved = True
             except CustomerImportError as exc:
                 savepoint.rollback()
                 field = _field_of(str(exc))
@@ -128,7 +138,7 @@ def customer(customer_id: int) -> ResponseReturnValue:
                     target.errors = [*target.errors, str(exc).split(": ", 1)[-1]]
                 else:
                     flash(str(exc), "error")
-            else:
+            if saved:
                 flash(_("Saved. Tickets of %(name)s that needed attention are checked again by the next run.",
                         name=row.name), "ok")
                 nxt = request.args.get("next", "")
