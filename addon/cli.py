@@ -536,6 +536,29 @@ def export_csv(ctx: click.Context, start: Any, end: Any, out_dir: Path) -> None:
         click.echo(f"{len(numbers)} documents → {out_dir / rendered.filename}")
 
 
+@export.command("gdpdu")
+@click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), required=True)
+@click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), required=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.pass_context
+def export_gdpdu(ctx: click.Context, start: Any, end: Any, out: Path) -> None:
+    """GDPdU archive for the tax office: index.xml, tables and the documents of the period."""
+    from addon.exports.period import ExportError, gdpdu_export
+    from addon.invoicing.audit import cli_actor
+
+    settings = _settings(ctx)
+    first, last = _period(start, end)
+    with _database(settings) as factory, transaction(factory) as session:
+        try:
+            rendered, numbers = gdpdu_export(session, settings, first, last, cli_actor(), _now(), {"file": str(out)})
+        except ExportError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(1)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(rendered.content)
+    click.echo(f"{len(numbers)} documents → {out} (index.xml per GDPdU Beschreibungsstandard)")
+
+
 @main.command("backup")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The archive to write (tar.gz, mode 0600).")
