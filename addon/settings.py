@@ -136,6 +136,9 @@ class Settings:
     ui_helpdesk_roles: tuple[tuple[str, str], ...] = ()
     #: Flask-Limiter rate of sign-in attempts per client address (UI_LOGIN_RATE_LIMIT)
     ui_login_rate_limit: str = "5 per minute; 30 per hour"
+    #: the largest request body accepted (MAX_REQUEST_BYTES; 413 beyond): a pushed ticket with
+    #: thousands of entries fits, a body meant to exhaust memory does not
+    max_request_bytes: int = 2 * 1024 * 1024
 
     @property
     def invoice_dir(self) -> Path:
@@ -458,6 +461,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         secret_key=_secret_key(env, "SECRET_KEY"),
         ui_helpdesk_roles=_helpdesk_roles(env, "UI_HELPDESK_ROLES"),
         ui_login_rate_limit=_optional(env, "UI_LOGIN_RATE_LIMIT") or "5 per minute; 30 per hour",
+        max_request_bytes=_int(env, "MAX_REQUEST_BYTES", 2 * 1024 * 1024, 64 * 1024),
     )
 
 
