@@ -368,3 +368,34 @@ def test_a_signed_but_hostile_zammad_delivery_is_refused(push: PushSidecar, body
     assert answer.status_code == 422
     assert answer.get_json()["field"] in ("body", "ticket.id")
     assert stored_rows(push) == 0
+
+
+SPEC_FILE = Path(__file__).resolve().parents[2] / "openapi" / "ticketbill-push-v1.yaml"
+
+
+def test_the_openapi_file_states_the_limits_the_code_enforces() -> None:
+    """The push API's OpenAPI file is valid, and its bounds are the models' and the code's."""
+    import yaml
+    from jsonschema import Draft202012Validator
+    from openapi_spec_validator import validate
+
+    from addon.models import Customer
+    from addon.web.payload import column_length
+    from addon.web.push import MAX_ENTRY_MINUTES
+
+    spec = yaml.safe_load(SPEC_FILE.read_text(encoding="utf-8"))
+    validate(spec)
+    schemas = spec["components"]["schemas"]
+    document, entry = schemas["TicketDocument"]["properties"], schemas["TimeEntry"]["properties"]
+    assert document["number"]["maxLength"] == column_length(Ticket.number)
+    assert document["title"]["maxLength"] == column_length(Ticket.title)
+    assert document["url"]["maxLength"] == column_length(Ticket.web_url)
+    assert document["customer"]["properties"]["name"]["maxLength"] == column_length(Customer.name)
+    assert document["time_entries"]["maxItems"] == MAX_ENTRIES
+    assert entry["agent"]["maxLength"] == column_length(TimeEntry.agent)
+    assert entry["activity"]["maxLength"] == column_length(TimeEntry.activity)
+    assert schemas["TicketId"]["maxLength"] == column_length(Ticket.remote_id)
+    assert {s.get("maximum") for s in schemas["Minutes"]["anyOf"]} - {None} == {MAX_ENTRY_MINUTES}
+    validator = Draft202012Validator({**schemas["TicketDocument"], "components": spec["components"]})
+    validator.validate(TICKET)
+    assert not validator.is_valid({**TICKET, **_entry(minutes="1_0")})
