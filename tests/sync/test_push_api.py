@@ -399,3 +399,16 @@ def test_the_openapi_file_states_the_limits_the_code_enforces() -> None:
     validator = Draft202012Validator({**schemas["TicketDocument"], "components": spec["components"]})
     validator.validate(TICKET)
     assert not validator.is_valid({**TICKET, **_entry(minutes="1_0")})
+
+
+def test_a_ticket_with_the_most_entries_allowed_fits_the_default_body_limit(push: PushSidecar) -> None:
+    """The cap is usable: MAX_ENTRIES realistic entries are under 2 MiB and stored on both backends."""
+    entries = [{"id": f"zeit-{i:05d}", "agent": "anna.schmidt", "minutes": 15, "activity": "Remote",
+                "booked_at": "2026-11-20T10:00:00+01:00"} for i in range(MAX_ENTRIES)]
+    body = {**TICKET, "state": "open", "closed_at": None, "time_entries": entries}
+    assert len(json.dumps(body)) < push.settings.max_request_bytes
+    assert put(push, "108", body).status_code == 200
+    engine = make_engine(push.settings.database_url)
+    with make_session_factory(engine)() as session:
+        assert session.execute(select(func.count()).select_from(TimeEntry)).scalar_one() == MAX_ENTRIES
+    engine.dispose()
