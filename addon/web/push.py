@@ -5,7 +5,9 @@ that announces a closed ticket. All calls need `Authorization: Bearer <PUSH_API_
 HTTP basic auth with the token as password, which Znuny's invoker can send); the
 API is off (404) while that setting is empty. Every write is idempotent by the sender's ids
 and happens in one transaction: a malformed body changes nothing and gets a 422 naming the
-field.
+field (see `addon.web.payload` for what is checked). The token is checked before the body is
+read; bodies are `application/json` only (415: a cross-site form cannot send that type) and at
+most MAX_REQUEST_BYTES long (413). openapi/ticketbill-push-v1.yaml describes the calls.
 
     PUT  /api/push/v1/tickets/<ticket id>    the ticket with ALL its time entries (upsert;
                                              entries missing from the list count as deleted)
@@ -40,7 +42,7 @@ from connectors.base import RemoteCustomer, RemoteTicket, RemoteTimeEntry
 
 HELPDESK = "api"
 #: Entries per ticket document: far above a real ticket, far below PostgreSQL's 65,535
-#: bind parameters per statement (the deleted-entries query lists every id).
+#: bind parameters per statement (storing the entries looks them all up in one IN list).
 MAX_ENTRIES = 10_000
 #: Minutes per entry: one day of work, either way (a negative entry corrects earlier time).
 MAX_ENTRY_MINUTES = 24 * 60
