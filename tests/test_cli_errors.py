@@ -224,3 +224,16 @@ def test_settings_repr_hides_passwords_in_every_url() -> None:
     for secret in ("helpdesk-url-secret", "helpdesk-token-secret", "db%40secret", "secret%2Fpart"):
         assert secret not in shown
     assert "https://billing:***@zammad.example.com" in shown
+
+
+@pytest.mark.parametrize("command", [["verify"], ["users", "list"], ["contracts", "list"], ["review", "list"],
+                                     ["contingents"]])
+def test_database_down_is_one_line_in_every_command_group(tmp_path: Path, command: list[str]) -> None:
+    """Commands with settings of their own said `… Connection refused ()`: the URL's place was empty."""
+    port = free_port()
+    url = f"postgresql+psycopg://billing:{DB_PASSWORD}@127.0.0.1:{port}/ticketbill"
+    result = ticketbill("--env-file", env_file(tmp_path, DATABASE_URL=url), *command)
+    assert result.returncode == 1
+    line = one_line(result)
+    assert f'port {port} failed: Connection refused' in line and not line.endswith("()"), line
+    assert DB_PASSWORD not in result.stderr + result.stdout
