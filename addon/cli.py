@@ -44,13 +44,22 @@ class GuardedGroup(click.Group):
             state = ctx.obj or {}
             if state.get("debug"):
                 raise
-            settings: Settings | None = state.get("settings")
+            settings: Settings | None = state.get("settings") or _settings_of(state)
             line = describe(exc, settings.database_url if settings else None)
             if line is None:
                 first = (str(exc).strip().splitlines() or [""])[0]
                 line = f"error: {type(exc).__name__}: {first} (run again with --debug for the traceback)"
             click.echo(MASKING.mask(mask_url(line)), err=True)
             ctx.exit(1)
+
+
+def _settings_of(state: dict[str, Any]) -> Settings | None:
+    """The settings a command group loaded on its own (verify, users, contracts, review):
+    the error line names the database they used, as every other command's does."""
+    try:
+        return settings_from_environment(state.get("env_file"))
+    except SettingsError:
+        return None
 
 
 def _settings(ctx: click.Context) -> Settings:

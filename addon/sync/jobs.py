@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from addon.contracts.periods import bill_due_periods, record_billing
 from addon.customers import missing_billing_data
 from addon.db import transaction
+from addon.errors import describe_error
 from addon.invoicing.drafts import deferred_entry_ids
 from addon.invoicing.issue import Draft, Renderer, earlier_invoices, issue_invoice, store_draft
 from addon.invoicing.rating import (
@@ -293,8 +294,9 @@ def bill_pending(
             with transaction(factory) as session:
                 ticket = session.get(Ticket, ticket_id)
                 assert ticket is not None
-                set_status(session, ticket, "needs_attention", f"billing failed: {exc}", now())
-                errors.append(f"ticket {ticket.number}: billing failed: {exc}")
+                cause = describe_error(exc)  # the note and /runs: the cause, never the SQL
+                set_status(session, ticket, "needs_attention", f"billing failed: {cause}", now())
+                errors.append(f"ticket {ticket.number}: billing failed: {cause}")
             outcome = "billing_failed"
         counts[outcome] += 1
 
