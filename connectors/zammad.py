@@ -299,6 +299,7 @@ class ZammadConnector:
         webhook_secret: str | None = None,
         http: HttpClient | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        concurrency: int = 1,
     ) -> None:
         if time_unit not in TIME_UNITS:
             raise ValueError(f"time_unit {time_unit!r} is not one of {', '.join(TIME_UNITS)}")
@@ -335,13 +336,20 @@ class ZammadConnector:
                 connect_timeout=connect_timeout,
                 read_timeout=read_timeout,
                 sleep=sleep,
+                pool_size=concurrency,
             )
         self.http = http
+        self.concurrency = concurrency
         self._organizations: dict[int, Mapping[str, Any]] = {}
         self._users: dict[int, Mapping[str, Any]] = {}
         self._activity_types: dict[int, str] | None = None
         self._groups: dict[int, str] | None = None
         self._me: int | None = None
+        #: the ticket records of this run's search pages: `extras` reads the km and on-site
+        #: fields from them instead of fetching each ticket again
+        self._records: dict[str, Mapping[str, Any]] = {}
+        #: remote id → the `updated_at` Zammad answered to our last write (`WrittenVersions`)
+        self._written: dict[str, datetime] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ZammadConnector:
@@ -359,6 +367,7 @@ class ZammadConnector:
             webhook_url=(settings.public_url.rstrip("/") + WEBHOOK_PATH
                          if settings.zammad_signature_token else None),
             webhook_secret=settings.zammad_signature_token,
+            concurrency=settings.helpdesk_concurrency,
         )
 
     # -- identity and registration --------------------------------------------------------
@@ -725,6 +734,7 @@ class ZammadConnector:
         states = self.state_types()
         names = {state_id: name for state_id, (name, _kind) in states.items()}
         for record in self._keyset_search(states, cursor):
+            self._records[str(record.get("id"))] = record
             kind = states.get(int(record.get("state_id") or -1), ("", "open"))[1]
             state_type = kind if kind in ("closed", "merged") else "open"
             ticket = self._ticket_record(record, names)
@@ -847,6 +857,7 @@ class ZammadConnector:
         record = self.http.get_json(f"{API}/tickets/{int(ticket_remote_id)}", {"expand": "true"})
         if not isinstance(record, Mapping):
             raise RemoteError(f"GET {API}/tickets/{ticket_remote_id}: not a ticket record")
+        self._records[str(record.get("id"))] = record
         return self._ticket_record(record, None)
 
     def time_entries(self, ticket_remote_id: str) -> Sequence[RemoteTimeEntry]:
@@ -906,10 +917,11 @@ class ZammadConnector:
         """Booking lines of the internal notes, then the travel km and on-site fields.
 
         Notes written by the sidecar's own user are skipped: they report what was billed and
-        must never be read back as new bookings.
+        must never be read back as new bookings. The fields come from the ticket's record in
+        this run's search (or `ticket`); only a ticket not seen there is fetched.
         """
         ticket_id = int(ticket_remote_id)
-        ticket = self.http.get_json(f"{API}/tickets/{ticket_id}")
+        ticket = self._records.get(str(ticket_id)) or self.http.get_json(f"{API}/tickets/{ticket_id}")
         if not isinstance(ticket, Mapping):
             raise RemoteError(f"GET {API}/tickets/{ticket_id}: not a ticket record")
         articles = self.http.get_json(f"{API}/ticket_articles/by_ticket/{ticket_id}") or []
@@ -991,25 +1003,29 @@ class ZammadConnector:
     def write_back(self, ticket_remote_id: str, change: WriteBack) -> bool:
         """Set status, reference and link, with at most one internal note, exactly once.
 
-        Reads first: if the marker is already the invoice reference, nothing is written. If
-        the marker is in an internal note (an earlier write whose fields were dropped, or a
-        note-only change), only fields that still differ are written, without a second note.
+        One `PUT /tickets/{id}` with the fields and the note (`article`) together. With
+        `change.check_first` (an earlier attempt may have landed) it reads first: if the marker
+        is already the invoice reference, nothing is written; if the marker is in an internal
+        note (an earlier write whose fields were dropped, or a note-only change), only fields
+        that still differ are written, without a second note.
         """
         ticket_id = int(ticket_remote_id)
-        current = self.http.get_json(f"{API}/tickets/{ticket_id}")
-        if not isinstance(current, Mapping):
-            raise RemoteError(f"GET {API}/tickets/{ticket_id}: not a ticket record")
-        if current.get(FIELD_REFERENCE) == change.marker:
-            return False
         fields: dict[str, Any] = {FIELD_STATUS: change.billing_status}
         if change.invoice_reference is not None:
             fields[FIELD_REFERENCE] = change.invoice_reference
         if change.invoice_url is not None:
             fields[FIELD_URL] = change.invoice_url
-        fields_done = all(current.get(key) == value for key, value in fields.items())
-        note_done = self._marker_in_notes(ticket_id, change.marker)
-        if fields_done and (note_done or not change.note_html):
-            return False
+        note_done = False
+        if change.check_first:
+            current = self.http.get_json(f"{API}/tickets/{ticket_id}")
+            if not isinstance(current, Mapping):
+                raise RemoteError(f"GET {API}/tickets/{ticket_id}: not a ticket record")
+            if current.get(FIELD_REFERENCE) == change.marker:
+                return False
+            fields_done = all(current.get(key) == value for key, value in fields.items())
+            note_done = self._marker_in_notes(ticket_id, change.marker)
+            if fields_done and (note_done or not change.note_html):
+                return False
         payload: dict[str, Any] = dict(fields)
         if change.note_html and not note_done:
             payload["article"] = {
@@ -1031,7 +1047,14 @@ class ZammadConnector:
                 "`register`, then restart Zammad)",
                 status=200,
             )
+        written = parse_time(answer.get("updated_at")) if isinstance(answer, Mapping) else None
+        if written is not None:
+            self._written[str(ticket_id)] = written
         return True
+
+    def written_version(self, ticket_remote_id: str) -> datetime | None:
+        """The `updated_at` of the ticket after our last write in this process (`WrittenVersions`)."""
+        return self._written.get(str(int(ticket_remote_id)))
 
     def _marker_in_notes(self, ticket_id: int, marker: str) -> bool:
         articles = self.http.get_json(f"{API}/ticket_articles/by_ticket/{ticket_id}") or []
@@ -1057,6 +1080,7 @@ class ZammadConnector:
         """Names are cached per run: one lookup per organization, user and activity type."""
         self._organizations.clear()
         self._users.clear()
+        self._records.clear()
         self._activity_types = None
         self._groups = None
 
