@@ -287,6 +287,14 @@ class WrittenVersions(Protocol):
 
 
 @runtime_checkable
+class CustomerReader(Protocol):
+    """A connector that keeps customers' billing data in the helpdesk (Zammad organizations)."""
+
+    def customer(self, customer_remote_id: str) -> RemoteCustomer | None:
+        """The customer (organization) with its billing data as the helpdesk has it now."""
+
+
+@runtime_checkable
 class BookingReader(Protocol):
     """What agents book besides time: materials, travel and on-site visits.
 

@@ -38,6 +38,7 @@ from addon.models import (
     BilledEntry,
     BilledExtra,
     BookedExtra,
+    Customer,
     DeferredEntry,
     Invoice,
     InvoiceLine,
@@ -59,6 +60,7 @@ from connectors.base import (
     BookingProblem,
     BookingReader,
     ConnectorError,
+    CustomerReader,
     HelpdeskConnector,
     NoAccess,
     NotFound,
@@ -116,6 +118,8 @@ def run_sync(
         bill_due_periods(factory, settings, render, now(), counts, errors)
         link_period_extras(factory, newest)
         counts.update(perform_pending(factory, connector, now()))
+        if counts["written"]:
+            skip_own_writes(factory, connector)
         counts.update(perform_deliveries(factory, settings, now()))
         if counts["write_failed"]:
             errors.append(f"{counts['write_failed']} write-back(s) failed; they are retried next run")
@@ -237,7 +241,58 @@ def collect(
                 if got.extras:
                     counts["extras_seen"] += len(got.extras)
     seen |= reread_unreadable(factory, connector, now, counts, errors, polled)
+    if isinstance(connector, CustomerReader):
+        refresh_waiting_customers(factory, connector, errors)
     return seen
+
+
+def refresh_waiting_customers(factory: sessionmaker[Session], connector: CustomerReader, errors: list[str]) -> None:
+    """Read again the helpdesk billing data of customers whose tickets wait for it.
+
+    A ticket held for its customer's missing or invalid data is not polled again when the
+    admin fixes the organization (the organization changed, not the ticket): without this it
+    would wait for its next change. Customers with no held ticket are refreshed when one of
+    their tickets is polled; an idle run reads nothing here.
+    """
+    with factory() as session:
+        waiting = session.execute(
+            select(Customer).join(Ticket, Ticket.customer_id == Customer.id)
+            .where(Customer.helpdesk == connector.kind, Ticket.billing_status == "needs_attention")
+            .distinct()
+        ).scalars().all()
+        stale = [c.remote_id for c in waiting if c.helpdesk_problems or not c.configured]
+    for remote_id in stale:
+        try:
+            remote = connector.customer(remote_id)
+        except ConnectorError as exc:
+            errors.append(f"customer {remote_id}: billing data could not be read again: {exc}")
+            continue
+        if remote is not None:
+            with transaction(factory) as session:
+                upsert_customer(session, connector.kind, remote)
+
+
+def skip_own_writes(factory: sessionmaker[Session], connector: HelpdeskConnector) -> None:
+    """Move the cursor over this run's own write-backs, up to the first ticket that changed.
+
+    Every write-back bumps the ticket's `updated_at` past the cursor; left there, the next poll
+    would page through them all (recognised, but 25 search pages at 5,000 tickets). One more
+    poll right after the writes stops at the first ticket someone else changed, which the next
+    run reads as usual; nothing is read here, and a failure only costs the next poll pages.
+    """
+    with factory() as session:
+        cursor = read_cursor(session, connector.kind, STREAM)
+    try:
+        for batch in batches(connector.changed_tickets_since(cursor), FETCH_BATCH):
+            wanted = needs_reading(factory, connector.kind, batch)
+            changed = next((i for i, remote in enumerate(batch) if remote.remote_id in wanted), len(batch))
+            if changed:
+                with transaction(factory) as session:
+                    advance_cursor(session, connector.kind, STREAM, max(r.updated_at for r in batch[:changed]))
+            if changed < len(batch):
+                return
+    except ConnectorError as exc:
+        log.warning("polling %s after the write-backs failed: %s", connector.kind, exc)
 
 
 def needs_reading(factory: sessionmaker[Session], helpdesk: str, remotes: Sequence[RemoteTicket]) -> set[str]:
