@@ -1086,10 +1086,22 @@ class ZammadConnector:
                 "`register`, then restart Zammad)",
                 status=200,
             )
-        written = parse_time(answer.get("updated_at")) if isinstance(answer, Mapping) else None
-        if written is not None:
-            self._written[str(ticket_id)] = written
+        self._remember_version(ticket_id, answer, with_note="article" in payload)
         return True
+
+    def _remember_version(self, ticket_id: int, answer: Any, *, with_note: bool) -> None:
+        """Record the `updated_at` our write gave the ticket (`written_version`), but only when
+        nothing else changed since this run's search listed it: same time total, same state, one
+        article more exactly when we added the note. Otherwise (a booking landed between the
+        read and the write, or the ticket was not listed this run) the next poll reads it."""
+        listed = self._records.get(str(ticket_id))
+        written = parse_time(answer.get("updated_at")) if isinstance(answer, Mapping) else None
+        if listed is None or written is None:
+            return
+        articles = int(listed.get("article_count") or 0) + with_note
+        if (answer.get("time_unit") == listed.get("time_unit") and answer.get("state_id") == listed.get("state_id")
+                and int(answer.get("article_count") or 0) == articles):
+            self._written[str(ticket_id)] = written
 
     def written_version(self, ticket_remote_id: str) -> datetime | None:
         """The `updated_at` of the ticket after our last write in this process (`WrittenVersions`)."""
