@@ -171,6 +171,9 @@ class Ticket(Base):
     #: Why the helpdesk refuses this ticket's bookings to the API user (a missing right); the
     #: ticket needs attention and is read again every run until it clears (i14).
     access_problem: Mapped[str | None] = mapped_column(Text)
+    #: The `updated_at` the helpdesk answered to the sidecar's last write-back (i15): a poll that
+    #: lists the ticket with exactly this version sees our own write and reads nothing again.
+    written_updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     customer: Mapped[Customer | None] = relationship()
     entries: Mapped[list[TimeEntry]] = relationship(back_populates="ticket", order_by="TimeEntry.booked_at")
@@ -673,6 +676,14 @@ UI_INDEXES = (
     Index("ix_invoice_issued_at", Invoice.issued_at, Invoice.customer_id, Invoice.net),
     Index("ix_invoice_state", Invoice.state),
     Index("ix_invoice_customer_id", Invoice.customer_id),
+)
+
+#: Lookups the sync makes per ticket (i15): a ticket's booked extras, its outbox rows (queueing
+#: looks for the marker, the write-back for what is pending).
+SYNC_INDEXES = (
+    Index("ix_booked_extra_ticket_id", BookedExtra.ticket_id),
+    Index("ix_outbox_ticket_id", Outbox.ticket_id, Outbox.kind, Outbox.marker),
+    Index("ix_outbox_status", Outbox.status, Outbox.kind),
 )
 
 class ReviewItem(Base):

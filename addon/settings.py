@@ -81,6 +81,9 @@ class Settings:
     public_url: str
     poll_interval_seconds: int
     sync_overlap_seconds: int
+    #: helpdesk requests in flight at once while fetching bookings and writing back
+    #: (HELPDESK_CONCURRENCY): round trips overlap instead of adding up
+    helpdesk_concurrency: int
     timezone: str
     invoice_number_pattern: str
     invoice_language: str
@@ -446,6 +449,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         public_url=_url(env, "PUBLIC_URL", "http://127.0.0.1:8400"),
         poll_interval_seconds=_int(env, "POLL_INTERVAL_SECONDS", 300, 10),
         sync_overlap_seconds=_int(env, "SYNC_OVERLAP_SECONDS", 120, 0),
+        helpdesk_concurrency=_int(env, "HELPDESK_CONCURRENCY", 4, 1),
         timezone=_timezone(env, "TIMEZONE"),
         invoice_number_pattern=_number_pattern(env, "INVOICE_NUMBER_PATTERN"),
         invoice_language=_choice(env, "INVOICE_LANGUAGE", ("de", "en"), "de"),

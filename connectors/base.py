@@ -221,6 +221,10 @@ class WriteBack:
     invoice_url: str | None = None
     note_subject: str | None = None
     note_html: str | None = None
+    #: Look for the marker before writing. Needed only when an earlier attempt may have
+    #: landed (the outbox row was tried before): on the normal path the read would cost a
+    #: ticket and an article request per write for nothing.
+    check_first: bool = True
 
 
 @dataclass(frozen=True)
@@ -268,6 +272,26 @@ class HelpdeskConnector(Protocol):
 
     def ticket_url(self, ticket_remote_id: str) -> str:
         """The agent-facing URL of a ticket, for reports and the demo output."""
+
+
+@runtime_checkable
+class WrittenVersions(Protocol):
+    """A connector that knows the version (`updated_at`) its own writes gave a ticket.
+
+    The sync stores it on the ticket row: a later poll that lists the ticket with exactly
+    that `updated_at` sees the sidecar's own write, not a change, and reads nothing.
+    """
+
+    def written_version(self, ticket_remote_id: str) -> datetime | None:
+        """The `updated_at` the helpdesk answered to this process's last write of the ticket."""
+
+
+@runtime_checkable
+class CustomerReader(Protocol):
+    """A connector that keeps customers' billing data in the helpdesk (Zammad organizations)."""
+
+    def customer(self, customer_remote_id: str) -> RemoteCustomer | None:
+        """The customer (organization) with its billing data as the helpdesk has it now."""
 
 
 @runtime_checkable

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -172,6 +173,7 @@ class HttpClient:
         error_text: Callable[[requests.Response], str] = default_error_text,
         session: requests.Session | None = None,
         user_agent: str = "ticketbill/0.1",
+        pool_size: int = 10,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -185,9 +187,14 @@ class HttpClient:
         self.now = now
         self.error_text = error_text
         self.request_count = 0
+        self._lock = threading.Lock()
+        #: no request is sent before this moment (monotonic): a 429's Retry-After holds back
+        #: every thread sharing the client, not just the one that was told to wait
+        self._paused_until, self._paused_by = 0.0, 0
         self.session = session or requests.Session()
-        # Retries are ours alone; urllib3's own would double them and ignore our rules.
-        adapter = HTTPAdapter(max_retries=0)
+        # Retries are ours alone; urllib3's own would double them and ignore our rules. The
+        # pool keeps one connection per worker thread (HELPDESK_CONCURRENCY) alive.
+        adapter = HTTPAdapter(max_retries=0, pool_connections=pool_size, pool_maxsize=pool_size)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = user_agent
@@ -247,7 +254,9 @@ class HttpClient:
         while True:
             attempt += 1
             last = attempt >= self.max_attempts
-            self.request_count += 1
+            self._wait_for_pause()
+            with self._lock:
+                self.request_count += 1
             try:
                 response = self.session.request(
                     method, url, params=params, json=json_body, timeout=self.timeout
@@ -276,11 +285,25 @@ class HttpClient:
             too_long = retry_after is not None and retry_after > self.max_retry_after
             if retryable and not last and not too_long:
                 wait = retry_after if retry_after is not None else self._backoff(attempt)
+                if status == 429:
+                    with self._lock:
+                        self._paused_until = max(self._paused_until, time.monotonic() + wait)
+                        self._paused_by = threading.get_ident()
                 log.warning("%s: HTTP %d; retry %d/%d in %.1f s", what, status,
                             attempt, self.max_attempts - 1, wait)
                 self.sleep(wait)
                 continue
             raise self._error(what, response, attempt, retry_after)
+
+    def _wait_for_pause(self) -> None:
+        """Sleep until a rate limit another thread was given has passed (the thread that got
+        the 429 sleeps its Retry-After in the retry loop itself)."""
+        with self._lock:
+            if self._paused_by == threading.get_ident():
+                return
+            remaining = self._paused_until - time.monotonic()
+        if remaining > 0:
+            self.sleep(remaining)
 
     def _error(
         self, what: str, response: requests.Response, attempts: int, retry_after: float | None

@@ -28,7 +28,7 @@ from __future__ import annotations
 import html
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -62,6 +62,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 API = "/api/v1"
+ORGANIZATION_PAGE_SIZE = 1000  # the generic index maximum
 SEARCH_PAGE_SIZE = 200  # Zammad's maximum for */search; larger requests are clamped silently.
 MAX_SEARCH_PAGES = 5_000  # a million tickets; beyond that something is wrong
 TIME_PAGE_SIZE = 500  # generic index maximum is 1000; one request covers almost every ticket.
@@ -299,6 +300,7 @@ class ZammadConnector:
         webhook_secret: str | None = None,
         http: HttpClient | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        concurrency: int = 1,
     ) -> None:
         if time_unit not in TIME_UNITS:
             raise ValueError(f"time_unit {time_unit!r} is not one of {', '.join(TIME_UNITS)}")
@@ -335,13 +337,21 @@ class ZammadConnector:
                 connect_timeout=connect_timeout,
                 read_timeout=read_timeout,
                 sleep=sleep,
+                pool_size=concurrency,
             )
         self.http = http
+        self.concurrency = concurrency
         self._organizations: dict[int, Mapping[str, Any]] = {}
         self._users: dict[int, Mapping[str, Any]] = {}
         self._activity_types: dict[int, str] | None = None
         self._groups: dict[int, str] | None = None
         self._me: int | None = None
+        #: the ticket records of this run's search pages: `extras` reads the km and on-site
+        #: fields from them instead of fetching each ticket again
+        self._records: dict[str, Mapping[str, Any]] = {}
+        self._organizations_listed = False
+        #: remote id → the `updated_at` Zammad answered to our last write (`WrittenVersions`)
+        self._written: dict[str, datetime] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ZammadConnector:
@@ -359,6 +369,7 @@ class ZammadConnector:
             webhook_url=(settings.public_url.rstrip("/") + WEBHOOK_PATH
                          if settings.zammad_signature_token else None),
             webhook_secret=settings.zammad_signature_token,
+            concurrency=settings.helpdesk_concurrency,
         )
 
     # -- identity and registration --------------------------------------------------------
@@ -724,7 +735,8 @@ class ZammadConnector:
         self._reset_caches()
         states = self.state_types()
         names = {state_id: name for state_id, (name, _kind) in states.items()}
-        for record in self._keyset_search(states, cursor):
+        for record in self._changed_records(states, cursor):
+            self._records[str(record.get("id"))] = record
             kind = states.get(int(record.get("state_id") or -1), ("", "open"))[1]
             state_type = kind if kind in ("closed", "merged") else "open"
             ticket = self._ticket_record(record, names)
@@ -732,6 +744,30 @@ class ZammadConnector:
                 ticket, state_type=state_type, has_time=_has_time(record.get("time_unit")),
                 merged_into=self._merged_into(int(ticket.remote_id)) if state_type == "merged" else None,
             )
+
+    def _changed_records(self, states: Mapping[int, Any], cursor: datetime | None) -> Iterator[Mapping[str, Any]]:
+        """The records updated since the cursor, and in the overlap window before it those that
+        someone else updated last: one search (`ours_since`).
+
+        The overlap window is there for a change that became visible late; the sidecar's own
+        writes are never late (it knows them: `written_version`). Without this, a burst of
+        write-backs (a month's 5,000 tickets) would come back in the window of every following
+        poll until some other ticket changed: 25 search pages each time. A write of ours that
+        someone changed again carries their `updated_at`, after our write.
+
+        After the cursor, the sidecar's own writes are listed from 1 ms past it (timestamps
+        have millisecond precision): the tickets at the cursor itself were read up to it, and
+        one someone else updated is in the window anyway.
+        """
+        if cursor is None:
+            yield from self._keyset_search(states, None)
+            return
+        me = self._my_id()
+        window = format_time(cursor - self.overlap)
+        if not me or me < 0 or not self.overlap:
+            yield from self._keyset_search(states, window)
+            return
+        yield from self._keyset_search(states, window, (me, format_time(cursor + timedelta(milliseconds=1))))
 
     def _merged_into(self, ticket_id: int) -> str:
         """The surviving ticket of a merged one, from its merge link; "" when Zammad names none."""
@@ -765,22 +801,25 @@ class ZammadConnector:
         closed = self.closed_state_ids()
         if not closed:
             raise RemoteError("Zammad reports no ticket state of type 'closed'")
-        for record in self._keyset_search(closed, cursor):
+        for record in self._keyset_search(closed, format_time(cursor - self.overlap) if cursor else None):
             yield self._ticket_record(record, closed)
 
-    def _keyset_search(self, states: Mapping[int, Any], cursor: datetime | None) -> Iterator[Mapping[str, Any]]:
-        """Ticket records in the given states updated since `cursor - overlap`, by keyset
-        (see `closed_tickets_since` for why keyset, and how a shared timestamp is read)."""
-        after = format_time(cursor - self.overlap) if cursor is not None else None
+    def _keyset_search(
+        self, states: Mapping[int, Any], after: str | None, ours_since: tuple[int, str] | None = None
+    ) -> Iterator[Mapping[str, Any]]:
+        """Ticket records in the given states updated at or after `after`, by keyset (see
+        `closed_tickets_since` for why keyset, and how a shared timestamp is read). With
+        `ours_since` = (user id, moment), a record that user updated last is listed only from
+        that moment on."""
         seen: set[tuple[Any, Any]] = set()
         for _ in range(MAX_SEARCH_PAGES):
-            records = self._search_page(states, after, 1)
+            records = self._search_page(states, after, 1, ours_since)
             yield from self._unseen(records, seen)
             if len(records) < SEARCH_PAGE_SIZE:
                 return
             last = str(records[-1].get("updated_at"))
             if all(record.get("updated_at") == last for record in records):
-                yield from self._all_at(states, last, seen)
+                yield from self._all_at(states, last, seen, ours_since)
                 moment = parse_time(last)
                 assert moment is not None
                 after = format_time(moment + timedelta(milliseconds=1))
@@ -789,7 +828,7 @@ class ZammadConnector:
         raise RemoteError(f"ticket search exceeded {MAX_SEARCH_PAGES} pages; giving up")
 
     @staticmethod
-    def _unseen(records: Sequence[Mapping[str, Any]], seen: set[tuple[Any, Any]]) -> Iterator[Mapping[str, Any]]:
+    def _unseen(records: Iterable[Mapping[str, Any]], seen: set[tuple[Any, Any]]) -> Iterator[Mapping[str, Any]]:
         """The records not yielded yet, by (id, updated_at): keyset pages overlap at their boundary."""
         for record in records:
             key = (record.get("id"), record.get("updated_at"))
@@ -798,14 +837,15 @@ class ZammadConnector:
                 yield record
 
     def _all_at(
-        self, states: Mapping[int, Any], stamp: str, seen: set[tuple[Any, Any]]
+        self, states: Mapping[int, Any], stamp: str, seen: set[tuple[Any, Any]],
+        ours_since: tuple[int, str] | None = None,
     ) -> Iterator[Mapping[str, Any]]:
         """Every ticket record whose `updated_at` is exactly `stamp` (more than a page)."""
         for _ in range(MAX_SEARCH_PAGES):
             found_new = False
             previous_ids: tuple[Any, ...] | None = None
             for page in range(1, MAX_SEARCH_PAGES):
-                records = self._search_page(states, stamp, page)
+                records = self._search_page(states, stamp, page, ours_since)
                 ids = tuple(record.get("id") for record in records)
                 if ids and ids == previous_ids:
                     raise RemoteError(
@@ -824,13 +864,22 @@ class ZammadConnector:
         raise RemoteError(f"tickets updated at {stamp} kept changing while being read; giving up")
 
     def _search_page(
-        self, states: Mapping[int, Any], after: str | None, page: int
+        self, states: Mapping[int, Any], after: str | None, page: int, ours_since: tuple[int, str] | None = None
     ) -> list[Mapping[str, Any]]:
         condition: dict[str, Any] = {
             "ticket.state_id": {"operator": "is", "value": [str(i) for i in sorted(states)]},
         }
         if after is not None:
             condition["ticket.updated_at"] = {"operator": "after (absolute)", "value": after}
+        if ours_since is not None:  # expert conditions (Zammad 6): AND of the above, and an OR
+            me, since = ours_since
+            condition = {"operator": "AND", "conditions": [
+                *({"name": name, **spec} for name, spec in condition.items()),
+                {"operator": "OR", "conditions": [
+                    {"name": "ticket.updated_by_id", "operator": "is not", "value": [str(me)]},
+                    {"name": "ticket.updated_at", "operator": "after (absolute)", "value": since},
+                ]},
+            ]}
         body = {
             "condition": condition,
             # One order per column: Zammad drops a sort column that has none.
@@ -847,6 +896,7 @@ class ZammadConnector:
         record = self.http.get_json(f"{API}/tickets/{int(ticket_remote_id)}", {"expand": "true"})
         if not isinstance(record, Mapping):
             raise RemoteError(f"GET {API}/tickets/{ticket_remote_id}: not a ticket record")
+        self._records[str(record.get("id"))] = record
         return self._ticket_record(record, None)
 
     def time_entries(self, ticket_remote_id: str) -> Sequence[RemoteTimeEntry]:
@@ -906,10 +956,11 @@ class ZammadConnector:
         """Booking lines of the internal notes, then the travel km and on-site fields.
 
         Notes written by the sidecar's own user are skipped: they report what was billed and
-        must never be read back as new bookings.
+        must never be read back as new bookings. The fields come from the ticket's record in
+        this run's search (or `ticket`); only a ticket not seen there is fetched.
         """
         ticket_id = int(ticket_remote_id)
-        ticket = self.http.get_json(f"{API}/tickets/{ticket_id}")
+        ticket = self._records.get(str(ticket_id)) or self.http.get_json(f"{API}/tickets/{ticket_id}")
         if not isinstance(ticket, Mapping):
             raise RemoteError(f"GET {API}/tickets/{ticket_id}: not a ticket record")
         articles = self.http.get_json(f"{API}/ticket_articles/by_ticket/{ticket_id}") or []
@@ -991,25 +1042,29 @@ class ZammadConnector:
     def write_back(self, ticket_remote_id: str, change: WriteBack) -> bool:
         """Set status, reference and link, with at most one internal note, exactly once.
 
-        Reads first: if the marker is already the invoice reference, nothing is written. If
-        the marker is in an internal note (an earlier write whose fields were dropped, or a
-        note-only change), only fields that still differ are written, without a second note.
+        One `PUT /tickets/{id}` with the fields and the note (`article`) together. With
+        `change.check_first` (an earlier attempt may have landed) it reads first: if the marker
+        is already the invoice reference, nothing is written; if the marker is in an internal
+        note (an earlier write whose fields were dropped, or a note-only change), only fields
+        that still differ are written, without a second note.
         """
         ticket_id = int(ticket_remote_id)
-        current = self.http.get_json(f"{API}/tickets/{ticket_id}")
-        if not isinstance(current, Mapping):
-            raise RemoteError(f"GET {API}/tickets/{ticket_id}: not a ticket record")
-        if current.get(FIELD_REFERENCE) == change.marker:
-            return False
         fields: dict[str, Any] = {FIELD_STATUS: change.billing_status}
         if change.invoice_reference is not None:
             fields[FIELD_REFERENCE] = change.invoice_reference
         if change.invoice_url is not None:
             fields[FIELD_URL] = change.invoice_url
-        fields_done = all(current.get(key) == value for key, value in fields.items())
-        note_done = self._marker_in_notes(ticket_id, change.marker)
-        if fields_done and (note_done or not change.note_html):
-            return False
+        note_done = False
+        if change.check_first:
+            current = self.http.get_json(f"{API}/tickets/{ticket_id}")
+            if not isinstance(current, Mapping):
+                raise RemoteError(f"GET {API}/tickets/{ticket_id}: not a ticket record")
+            if current.get(FIELD_REFERENCE) == change.marker:
+                return False
+            fields_done = all(current.get(key) == value for key, value in fields.items())
+            note_done = self._marker_in_notes(ticket_id, change.marker)
+            if fields_done and (note_done or not change.note_html):
+                return False
         payload: dict[str, Any] = dict(fields)
         if change.note_html and not note_done:
             payload["article"] = {
@@ -1031,7 +1086,26 @@ class ZammadConnector:
                 "`register`, then restart Zammad)",
                 status=200,
             )
+        self._remember_version(ticket_id, answer, with_note="article" in payload)
         return True
+
+    def _remember_version(self, ticket_id: int, answer: Any, *, with_note: bool) -> None:
+        """Record the `updated_at` our write gave the ticket (`written_version`), but only when
+        nothing else changed since this run's search listed it: same time total, same state, one
+        article more exactly when we added the note. Otherwise (a booking landed between the
+        read and the write, or the ticket was not listed this run) the next poll reads it."""
+        listed = self._records.get(str(ticket_id))
+        written = parse_time(answer.get("updated_at")) if isinstance(answer, Mapping) else None
+        if listed is None or written is None:
+            return
+        articles = int(listed.get("article_count") or 0) + with_note
+        if (answer.get("time_unit") == listed.get("time_unit") and answer.get("state_id") == listed.get("state_id")
+                and int(answer.get("article_count") or 0) == articles):
+            self._written[str(ticket_id)] = written
+
+    def written_version(self, ticket_remote_id: str) -> datetime | None:
+        """The `updated_at` of the ticket after our last write in this process (`WrittenVersions`)."""
+        return self._written.get(str(int(ticket_remote_id)))
 
     def _marker_in_notes(self, ticket_id: int, marker: str) -> bool:
         articles = self.http.get_json(f"{API}/ticket_articles/by_ticket/{ticket_id}") or []
@@ -1056,7 +1130,9 @@ class ZammadConnector:
     def _reset_caches(self) -> None:
         """Names are cached per run: one lookup per organization, user and activity type."""
         self._organizations.clear()
+        self._organizations_listed = False
         self._users.clear()
+        self._records.clear()
         self._activity_types = None
         self._groups = None
 
@@ -1136,11 +1212,35 @@ class ZammadConnector:
                     and record.get("organization_id") == org_id):
                 self._organizations[org_id] = {"name": expanded}
             else:
-                self._organizations[org_id] = self.http.get_json(f"{API}/organizations/{org_id}") or {}
+                self._organizations[org_id] = self._organization(org_id)
         org = self._organizations[org_id]
         return RemoteCustomer(remote_id=str(org_id),
                               name=str(org.get("name") or f"organization {org_id}"),
                               details=self._details(org) if self.customer_fields else None)
+
+    def _organization(self, org_id: int) -> Mapping[str, Any]:
+        """One organization with its billing fields. The first miss of a run lists them all
+        (`GET /organizations`, ORGANIZATION_PAGE_SIZE a page): one request per 1,000
+        organizations instead of one per organization, which an idle poll cannot afford."""
+        if not self._organizations_listed:
+            self._organizations_listed = True
+
+            def fetch(page: int) -> Sequence[Mapping[str, Any]]:
+                rows = self.http.get_json(f"{API}/organizations", {"page": page, "per_page": ORGANIZATION_PAGE_SIZE})
+                if not isinstance(rows, list):
+                    raise RemoteError(f"GET {API}/organizations: expected a list of organizations")
+                return rows
+
+            for org in self.http.paginate(fetch, per_page=ORGANIZATION_PAGE_SIZE):
+                if isinstance(org, Mapping) and "id" in org:
+                    self._organizations.setdefault(int(org["id"]), org)
+            if org_id in self._organizations:
+                return self._organizations[org_id]
+        return self.http.get_json(f"{API}/organizations/{org_id}") or {}
+
+    def customer(self, customer_remote_id: str) -> RemoteCustomer | None:
+        """An organization with its billing fields (`CustomerReader`; read once a run)."""
+        return self._customer({"organization_id": int(customer_remote_id)})
 
     @staticmethod
     def _details(org: Mapping[str, Any]) -> CustomerDetails | None:

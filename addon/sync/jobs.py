@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -38,6 +39,7 @@ from addon.models import (
     BilledEntry,
     BilledExtra,
     BookedExtra,
+    Customer,
     DeferredEntry,
     Invoice,
     InvoiceLine,
@@ -59,11 +61,13 @@ from connectors.base import (
     BookingProblem,
     BookingReader,
     ConnectorError,
+    CustomerReader,
     HelpdeskConnector,
     NoAccess,
     NotFound,
     RemoteExtra,
     RemoteTicket,
+    RemoteTimeEntry,
 )
 
 log = logging.getLogger(__name__)
@@ -115,6 +119,8 @@ def run_sync(
         bill_due_periods(factory, settings, render, now(), counts, errors)
         link_period_extras(factory, newest)
         counts.update(perform_pending(factory, connector, now()))
+        if counts["written"]:
+            skip_own_writes(factory, connector)
         counts.update(perform_deliveries(factory, settings, now()))
         if counts["write_failed"]:
             errors.append(f"{counts['write_failed']} write-back(s) failed; they are retried next run")
@@ -123,6 +129,48 @@ def run_sync(
         return RunResult(run_id, dict(counts), error)
     finally:
         runs.release_lock(factory, LOCK)
+
+
+#: Tickets whose bookings are fetched together (concurrently) before they are stored in order.
+FETCH_BATCH = 50
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A polled ticket's bookings as read from the helpdesk, or the error reading them."""
+
+    entries: Sequence[RemoteTimeEntry] = ()
+    extras: Sequence[RemoteExtra] = ()
+    problems: Sequence[BookingProblem] = ()
+    error: ConnectorError | None = None
+    what: str = "time entries"
+
+
+def fetch_bookings(connector: HelpdeskConnector, remote_id: str) -> Fetched:
+    """One ticket's time entries and (with a `BookingReader`) its other bookings; runs on a
+    worker thread, so it touches no database and returns the error instead of raising it."""
+    what = "time entries"
+    try:
+        entries = connector.time_entries(remote_id)
+        if isinstance(connector, BookingReader):
+            what = "bookings (material, travel, on-site)"
+            extras, problems = connector.extras(remote_id)
+            return Fetched(entries, extras, problems)
+        return Fetched(entries)
+    except ConnectorError as exc:
+        return Fetched(error=exc, what=what)
+
+
+def batches(items: Iterable[RemoteTicket], size: int) -> Iterator[list[RemoteTicket]]:
+    """The polled tickets in lists of `size`, as the search pages them in."""
+    batch: list[RemoteTicket] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def collect(
@@ -136,6 +184,8 @@ def collect(
 
     With a connector that reads bookings (`BookingReader`), each ticket's materials, travel and
     visits and its unreadable booking lines are stored in the same transaction as its entries.
+    The bookings of a batch of polled tickets are fetched on `connector.concurrency` threads
+    (HELPDESK_CONCURRENCY); storing and the cursor stay in this thread, in poll order.
     """
     with factory() as session:
         cursor = read_cursor(session, connector.kind, STREAM)
@@ -143,69 +193,130 @@ def collect(
     polled: set[str] = set()
     cursor_blocked = False
     reads_bookings = isinstance(connector, BookingReader)
-    for remote in connector.changed_tickets_since(cursor):
-        counts["tickets_seen"] += 1
-        if not needs_reading(factory, connector.kind, remote):
-            counts["tickets_unchanged"] += 1
-            with transaction(factory) as session:
-                if remote.customer is not None:  # its organization's billing data may have changed
-                    upsert_customer(session, connector.kind, remote.customer)
-                if not cursor_blocked:
-                    advance_cursor(session, connector.kind, STREAM, remote.updated_at)
-            continue
-        what = "time entries"
-        extras: Sequence[RemoteExtra] = ()
-        problems: Sequence[BookingProblem] = ()
-        try:
-            entries = connector.time_entries(remote.remote_id)
-            if reads_bookings:
-                what = "bookings (material, travel, on-site)"
-                extras, problems = connector.extras(remote.remote_id)  # type: ignore[attr-defined]
-        except NotFound:
-            counts["tickets_vanished"] += 1
-            log.info("ticket %s vanished between search and fetch (deleted or merged)", remote.number)
-            continue
-        except NoAccess as exc:  # a right is missing on this ticket only: flag it, go on
-            with transaction(factory) as session:
-                flag_unreadable(session, connector.kind, remote, str(exc), now())
-                if not cursor_blocked:
-                    advance_cursor(session, connector.kind, STREAM, remote.updated_at)
-            polled.add(remote.remote_id)
-            counts["tickets_unreadable"] += 1
-            log.warning("ticket %s: %s", remote.number, exc)
-            continue
-        except ConnectorError as exc:
-            errors.append(f"ticket {remote.number}: {what} could not be read: {exc}")
-            cursor_blocked = True
-            continue
-        with transaction(factory) as session:
-            bookings = (extras, problems) if reads_bookings else None
-            ticket = store_polled(session, connector.kind, remote, entries, bookings, now())
-            if not cursor_blocked:
-                advance_cursor(session, connector.kind, STREAM, remote.updated_at)
-            seen.add(ticket.id)
-        polled.add(remote.remote_id)
-        counts["entries_seen"] += len(entries)
-        if extras:
-            counts["extras_seen"] += len(extras)
+    workers = max(1, getattr(connector, "concurrency", 1))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
+        for batch in batches(connector.changed_tickets_since(cursor), FETCH_BATCH):
+            wanted = needs_reading(factory, connector.kind, batch)
+            fetched = dict(zip(
+                [r.remote_id for r in batch if r.remote_id in wanted],
+                pool.map(lambda remote_id: fetch_bookings(connector, remote_id),
+                         [r.remote_id for r in batch if r.remote_id in wanted]),
+                strict=True,
+            ))
+            for remote in batch:
+                counts["tickets_seen"] += 1
+                if remote.remote_id not in fetched:
+                    counts["tickets_unchanged"] += 1
+                    with transaction(factory) as session:
+                        if remote.customer is not None:  # its organization's billing data may have changed
+                            upsert_customer(session, connector.kind, remote.customer)
+                        if not cursor_blocked:
+                            advance_cursor(session, connector.kind, STREAM, remote.updated_at)
+                    continue
+                got = fetched[remote.remote_id]
+                if isinstance(got.error, NotFound):
+                    counts["tickets_vanished"] += 1
+                    log.info("ticket %s vanished between search and fetch (deleted or merged)", remote.number)
+                    continue
+                if isinstance(got.error, NoAccess):  # a right is missing on this ticket only: flag it, go on
+                    with transaction(factory) as session:
+                        flag_unreadable(session, connector.kind, remote, str(got.error), now())
+                        if not cursor_blocked:
+                            advance_cursor(session, connector.kind, STREAM, remote.updated_at)
+                    polled.add(remote.remote_id)
+                    counts["tickets_unreadable"] += 1
+                    log.warning("ticket %s: %s", remote.number, got.error)
+                    continue
+                if got.error is not None:
+                    errors.append(f"ticket {remote.number}: {got.what} could not be read: {got.error}")
+                    cursor_blocked = True
+                    continue
+                with transaction(factory) as session:
+                    bookings = (got.extras, got.problems) if reads_bookings else None
+                    ticket = store_polled(session, connector.kind, remote, got.entries, bookings, now())
+                    if not cursor_blocked:
+                        advance_cursor(session, connector.kind, STREAM, remote.updated_at)
+                    seen.add(ticket.id)
+                polled.add(remote.remote_id)
+                counts["entries_seen"] += len(got.entries)
+                if got.extras:
+                    counts["extras_seen"] += len(got.extras)
     seen |= reread_unreadable(factory, connector, now, counts, errors, polled)
+    if isinstance(connector, CustomerReader):
+        refresh_waiting_customers(factory, connector, errors)
     return seen
 
 
-def needs_reading(factory: sessionmaker[Session], helpdesk: str, remote: RemoteTicket) -> bool:
-    """Whether a polled ticket's bookings must be read.
+def refresh_waiting_customers(factory: sessionmaker[Session], connector: CustomerReader, errors: list[str]) -> None:
+    """Read again the helpdesk billing data of customers whose tickets wait for it.
 
-    Not when ticketbill stored this very version already (same `updated_at`: the poll's overlap
-    window returns the newest tickets again and again), nor for an open or merged ticket without
-    any time that ticketbill does not hold (nothing to show, nothing stored). Everything else is
-    read: a closed ticket is billed now, open work gets its status.
+    A ticket held for its customer's missing or invalid data is not polled again when the
+    admin fixes the organization (the organization changed, not the ticket): without this it
+    would wait for its next change. Customers with no held ticket are refreshed when one of
+    their tickets is polled; an idle run reads nothing here.
     """
     with factory() as session:
-        stored = session.execute(select(Ticket.remote_updated_at).where(
-            Ticket.helpdesk == helpdesk, Ticket.remote_id == remote.remote_id)).first()
-    if stored is not None:
-        return stored[0] != remote.updated_at
-    return remote.state_type not in ("open", "merged") or remote.has_time is not False
+        waiting = session.execute(
+            select(Customer).join(Ticket, Ticket.customer_id == Customer.id)
+            .where(Customer.helpdesk == connector.kind, Ticket.billing_status == "needs_attention")
+            .distinct()
+        ).scalars().all()
+        stale = [c.remote_id for c in waiting if c.helpdesk_problems or not c.configured]
+    for remote_id in stale:
+        try:
+            remote = connector.customer(remote_id)
+        except ConnectorError as exc:
+            errors.append(f"customer {remote_id}: billing data could not be read again: {exc}")
+            continue
+        if remote is not None:
+            with transaction(factory) as session:
+                upsert_customer(session, connector.kind, remote)
+
+
+def skip_own_writes(factory: sessionmaker[Session], connector: HelpdeskConnector) -> None:
+    """Move the cursor over this run's own write-backs, up to the first ticket that changed.
+
+    Every write-back bumps the ticket's `updated_at` past the cursor; left there, the next poll
+    would page through them all (recognised, but 25 search pages at 5,000 tickets). One more
+    poll right after the writes stops at the first ticket someone else changed, which the next
+    run reads as usual; nothing is read here, and a failure only costs the next poll pages.
+    """
+    with factory() as session:
+        cursor = read_cursor(session, connector.kind, STREAM)
+    try:
+        for batch in batches(connector.changed_tickets_since(cursor), FETCH_BATCH):
+            wanted = needs_reading(factory, connector.kind, batch)
+            changed = next((i for i, remote in enumerate(batch) if remote.remote_id in wanted), len(batch))
+            if changed:
+                with transaction(factory) as session:
+                    advance_cursor(session, connector.kind, STREAM, max(r.updated_at for r in batch[:changed]))
+            if changed < len(batch):
+                return
+    except ConnectorError as exc:
+        log.warning("polling %s after the write-backs failed: %s", connector.kind, exc)
+
+
+def needs_reading(factory: sessionmaker[Session], helpdesk: str, remotes: Sequence[RemoteTicket]) -> set[str]:
+    """The remote ids among polled tickets whose bookings must be read (one query a batch).
+
+    Not when ticketbill stored this very version already (same `updated_at`: the poll's overlap
+    window returns the newest tickets again and again) or wrote it itself (the `updated_at`
+    its last write-back got: our own write is no change), nor for an open or merged ticket
+    without any time that ticketbill does not hold (nothing to show, nothing stored).
+    Everything else is read: a closed ticket is billed now, open work gets its status.
+    """
+    with factory() as session:
+        known = {remote_id: (stored, written) for remote_id, stored, written in session.execute(
+            select(Ticket.remote_id, Ticket.remote_updated_at, Ticket.written_updated_at).where(
+                Ticket.helpdesk == helpdesk, Ticket.remote_id.in_([r.remote_id for r in remotes])))}
+    wanted: set[str] = set()
+    for remote in remotes:
+        if remote.remote_id in known:
+            if remote.updated_at not in known[remote.remote_id]:
+                wanted.add(remote.remote_id)
+        elif remote.state_type not in ("open", "merged") or remote.has_time is not False:
+            wanted.add(remote.remote_id)
+    return wanted
 
 
 def reread_unreadable(

@@ -1,9 +1,10 @@
 """Write-back through the outbox: each external effect is a row, performed after commit, once.
 
 Issuing an invoice (or flagging a ticket) inserts an outbox row in the same transaction. The
-worker below performs pending rows; the connector reads the ticket first and skips the write
-when the row's marker is already there, so a crash between the helpdesk call and marking the
-row done cannot produce a second note.
+worker below performs pending rows, one write per ticket. A row is claimed (attempts + 1,
+committed) before its helpdesk call; a row tried before may have landed, and for it the
+connector reads the ticket first and skips the write when the row's marker is already there,
+so a crash between the helpdesk call and marking the row done cannot produce a second note.
 
 Rows of kind `email` deliver an issued document to the customer (`perform_deliveries`): the
 stored hybrid PDF (its SHA-256 checked against the invoice row first) and, for public buyers,
@@ -18,6 +19,7 @@ import html
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,7 @@ from addon.invoicing.rendered import RenderedFile
 from addon.invoicing.snapshot import InvoiceSnapshot
 from addon.models import Invoice, Outbox, ReviewItem, Ticket
 from addon.settings import Settings
-from connectors.base import ConnectorError, HelpdeskConnector, NotFound, WriteBack
+from connectors.base import ConnectorError, HelpdeskConnector, NotFound, WriteBack, WrittenVersions
 
 log = logging.getLogger(__name__)
 
@@ -233,48 +235,93 @@ def _queue(
 
 
 def perform_pending(factory: sessionmaker[Session], connector: HelpdeskConnector, now: datetime) -> dict[str, int]:
-    """Perform this connector's pending write-backs in order; each row commits on its own.
+    """Perform this connector's pending write-backs: one write per ticket, a few in flight.
 
     Only rows of tickets from `connector.kind` are touched: tickets that came through the
-    push API (or from another helpdesk) are never written to this one.
+    push API (or from another helpdesk) are never written to this one. A ticket's pending
+    rows (its status in the morning, its invoice at night) become one write with the newest
+    status and all their notes; the rows are claimed (attempts + 1, committed) before the
+    helpdesk call, so a row found tried before may have landed and is performed on its own
+    with `check_first`, the connector looking for its marker. The calls run on
+    `connector.concurrency` threads (HELPDESK_CONCURRENCY; 1 if the connector has none);
+    every database write stays in this thread.
     Returns counts: written, skipped (marker already present), failed (kept for retry).
     """
     counts = {"written": 0, "already_present": 0, "write_failed": 0}
-    with factory() as session:
-        pending = session.execute(
-            select(Outbox.id)
+    with transaction(factory) as session:
+        rows = session.execute(
+            select(Outbox, Ticket.remote_id, Ticket.number)
             .join(Ticket, Outbox.ticket_id == Ticket.id)
             .where(Outbox.kind == WRITE_BACK, Outbox.status == "pending", Ticket.helpdesk == connector.kind)
-            .order_by(Outbox.id)
-        ).scalars().all()
-    for outbox_id in pending:
-        with transaction(factory) as session:
-            row = session.get(Outbox, outbox_id, with_for_update=True)
-            if row is None or row.status != "pending":
-                continue
-            ticket = session.get(Ticket, row.ticket_id)
-            assert ticket is not None
-            change = WriteBack(marker=row.marker, **row.payload)
-            row.attempts += 1
-            try:
-                wrote = connector.write_back(ticket.remote_id, change)
-            except NotFound as exc:
-                row.status = "failed"
-                row.last_error = f"ticket {ticket.number} no longer exists in the helpdesk: {exc}"
-                counts["write_failed"] += 1
-                continue
-            except ConnectorError as exc:
-                row.last_error = str(exc)
-                if row.attempts >= MAX_ATTEMPTS:
-                    row.status = "failed"
-                counts["write_failed"] += 1
-                log.warning("write-back to ticket %s failed (attempt %d): %s", ticket.number, row.attempts, exc)
-                continue
-            row.status = "done"
-            row.done_at = now
-            row.last_error = None
-            counts["written" if wrote else "already_present"] += 1
+            .order_by(Outbox.id).with_for_update()
+        ).all()
+        groups: dict[int, list[tuple[Outbox, str, str]]] = {}
+        for row, remote_id, number in rows:
+            groups.setdefault(row.ticket_id, []).append((row, remote_id, number))
+        writes: list[tuple[int, str, str, list[int], WriteBack]] = []
+        for ticket_id, group in groups.items():
+            tried = any(row.attempts for row, _, _ in group)
+            for row, _, _ in group:
+                row.attempts += 1
+            parts = [[item] for item in group] if tried else [group]
+            for part in parts:
+                writes.append((ticket_id, part[0][1], part[0][2], [row.id for row, _, _ in part],
+                               _change([row for row, _, _ in part], check_first=tried)))
+
+    def perform(change: tuple[str, WriteBack]) -> bool | ConnectorError:
+        try:
+            return connector.write_back(*change)
+        except ConnectorError as exc:
+            return exc
+
+    workers = max(1, getattr(connector, "concurrency", 1))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="writeback") as pool:
+        outcomes = pool.map(perform, [(remote_id, change) for _, remote_id, _, _, change in writes])
+        for (ticket_id, remote_id, number, ids, _), outcome in zip(writes, outcomes, strict=True):
+            with transaction(factory) as session:
+                _record(session, connector, ticket_id, remote_id, number, ids, outcome, now, counts)
     return counts
+
+
+def _change(rows: list[Outbox], *, check_first: bool) -> WriteBack:
+    """One write for a ticket's pending rows (in id order): the newest status, the newest
+    reference and link, every note in order under the newest row's marker."""
+    last = rows[-1].payload
+    newest = {key: row.payload[key] for row in rows for key in ("invoice_reference", "invoice_url", "note_subject")
+              if row.payload.get(key) is not None}
+    notes = "".join(row.payload["note_html"] for row in rows if row.payload.get("note_html"))
+    return WriteBack(billing_status=last["billing_status"], marker=rows[-1].marker,
+                     invoice_reference=newest.get("invoice_reference"), invoice_url=newest.get("invoice_url"),
+                     note_subject=newest.get("note_subject"), note_html=notes or None, check_first=check_first)
+
+
+def _record(
+    session: Session, connector: HelpdeskConnector, ticket_id: int, remote_id: str, number: str, ids: list[int],
+    outcome: bool | ConnectorError, now: datetime, counts: dict[str, int],
+) -> None:
+    """Mark the rows of one write done, failed or kept for retry; remember the version written."""
+    rows = session.execute(select(Outbox).where(Outbox.id.in_(ids))).scalars().all()
+    if isinstance(outcome, NotFound):
+        for row in rows:
+            row.status = "failed"
+            row.last_error = f"ticket {number} no longer exists in the helpdesk: {outcome}"
+        counts["write_failed"] += 1
+        return
+    if isinstance(outcome, ConnectorError):
+        for row in rows:
+            row.last_error = str(outcome)
+            if row.attempts >= MAX_ATTEMPTS:
+                row.status = "failed"
+        counts["write_failed"] += 1
+        log.warning("write-back to ticket %s failed (attempt %d): %s", number, rows[0].attempts, outcome)
+        return
+    for row in rows:
+        row.status, row.done_at, row.last_error = "done", now, None
+    counts["written" if outcome else "already_present"] += 1
+    if outcome and isinstance(connector, WrittenVersions):
+        ticket = session.get(Ticket, ticket_id)
+        assert ticket is not None
+        ticket.written_updated_at = connector.written_version(remote_id)
 
 
 def smtp_settings(settings: Settings) -> SmtpSettings | None:

@@ -181,8 +181,16 @@ class ZammadSandbox:
                  rng_seed: int = zammad_seed.RNG_SEED, restart_seconds: float = 1.0,
                  host: str = "127.0.0.1", port: int = 0, unstable_ties: bool = False,
                  group_access: bool = True,
-                 webhook_retry_waits: tuple[float, ...] = DEFAULT_WAITS) -> None:
+                 webhook_retry_waits: tuple[float, ...] = DEFAULT_WAITS,
+                 latency_ms: float | None = None) -> None:
         self.lock = threading.RLock()
+        #: Every API request waits this long before it is served (outside the state lock,
+        #: so concurrent requests overlap as they do against a remote Zammad): benchmarks
+        #: measure what a real network round trip costs. ZAMMAD_SANDBOX_LATENCY_MS sets it too.
+        self.latency_ms = (float(os.environ.get("ZAMMAD_SANDBOX_LATENCY_MS", "0"))
+                           if latency_ms is None else latency_ms)
+        #: API requests served since start (every method, faults included)
+        self.request_count = 0
         self.webhooks = Dispatcher(webhook_retry_waits)
         self.unstable_ties = unstable_ties
         self.group_access = group_access
@@ -413,6 +421,7 @@ class ZammadSandbox:
     def record_request(self, method: str, path: str) -> None:
         with self.lock:
             self.requests_seen.append((method, path))
+            self.request_count += 1
 
     def _fire_triggers(self, ticket: dict[str, Any], changed: set[str]) -> None:
         """Zammad's triggers after a ticket update (caller holds the lock): action triggers
@@ -642,11 +651,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reference-date", type=date.fromisoformat, default=None,
                         help="seed history ends at this date (default 2025-07-01)")
     parser.add_argument("--restart-seconds", type=float, default=1.0)
+    parser.add_argument("--latency-ms", type=float, default=None,
+                        help="wait this long before serving each API request (default 0)")
     args = parser.parse_args(argv)
     sandbox = ZammadSandbox(state_file=args.state, version=args.version,
                             seed_reference_date=args.reference_date,
                             restart_seconds=args.restart_seconds, host=args.host,
-                            port=args.port)
+                            port=args.port, latency_ms=args.latency_ms)
     print(f"Zammad sandbox on {sandbox.url}/api/v1  admin token: {sandbox.admin_token}  "
           f"agent token: {sandbox.agent_token}", flush=True)
     sandbox.serve_forever()

@@ -14,6 +14,7 @@ import json
 import re
 import secrets
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -251,6 +252,8 @@ class ZammadApp:
 
     def handle_api(self, request: Request) -> Response:
         self.sandbox.record_request(request.method, request.full_path.rstrip("?"))
+        if self.sandbox.latency_ms:
+            time.sleep(self.sandbox.latency_ms / 1000)
         if self.sandbox.restarting():
             return Response(RESTART_PAGE, status=503, content_type="text/html")
         fault = self.sandbox.take_fault(request.method, request.path)
@@ -647,9 +650,8 @@ class ZammadApp:
                               rid: str) -> tuple[int, Any]:
         ticket = self._ticket_for(actor, rid)
         agent = actor.has("ticket.agent")
-        rows = sorted((a for a in self.state.data["articles"].values()
-                       if a["ticket_id"] == ticket["id"] and (agent or not a["internal"])),
-                      key=lambda a: a["id"])
+        rows = [a for a in self.state.rows_of("articles", "ticket_id", ticket["id"])
+                if agent or not a["internal"]]
         if to_bool(params.get("full", False)):
             return 200, {"record_ids": [a["id"] for a in rows],
                          "assets": {"TicketArticle": {str(a["id"]): self.state.article_json(a)
@@ -712,8 +714,7 @@ class ZammadApp:
         ticket = self.state.get("tickets", tid, "Ticket")
         self._may_list_bookings(actor, ticket)
         expand = to_bool(params.get("expand", False))
-        rows = [b for b in self.state.data["time_accountings"].values()
-                if b["ticket_id"] == ticket["id"]]
+        rows = list(self.state.rows_of("time_accountings", "ticket_id", ticket["id"]))
         return 200, self._generic_index(rows, params,
                                         lambda b: self.state.booking_json(b, expand),
                                         "ticket_time_accountings")

@@ -66,6 +66,32 @@ class SandboxState:
             counters.setdefault(table, max(data[table], default=0) + 1)
         #: called after each ticket update with (ticket, changed columns): the triggers
         self.on_ticket_change: Callable[[dict[str, Any], set[str]], None] | None = None
+        #: bumped when rows move between tickets (a merge): the per-ticket index is rebuilt
+        self._moves = 0
+        self._index: dict[str, tuple[tuple[int, int, int, int], dict[Any, list[dict[str, Any]]]]] = {}
+
+    # -- per-ticket lookups --------------------------------------------------------------
+
+    def rows_of(self, table: str, key: str, value: Any) -> list[dict[str, Any]]:
+        """The rows of `table` whose `key` column is `value`, in id order.
+
+        Why an index: a search page renders 200 tickets with their article and booking ids,
+        and scanning every row per ticket made the sandbox, not the client, the bottleneck of
+        a 5,000-ticket benchmark. The index is rebuilt whenever the table gained or lost rows
+        (length, id counter) or rows moved to another ticket (`_moves`), so callers never see
+        a stale answer.
+        """
+        rows = self.data[table]
+        name = f"{table}.{key}"
+        fingerprint = (id(rows), len(rows), self.data["counters"][table], self._moves)
+        cached = self._index.get(name)
+        if cached is None or cached[0] != fingerprint:
+            groups: dict[Any, list[dict[str, Any]]] = {}
+            for row_id in sorted(rows):
+                groups.setdefault(rows[row_id][key], []).append(rows[row_id])
+            cached = (fingerprint, groups)
+            self._index[name] = cached
+        return cached[1].get(value, [])
 
     # -- persistence -------------------------------------------------------------------
 
@@ -145,11 +171,9 @@ class SandboxState:
 
     def ticket_ids_of(self, ticket_id: int) -> dict[str, list[int]]:
         return {
-            "article_ids": sorted(a["id"] for a in self.data["articles"].values()
-                                  if a["ticket_id"] == ticket_id),
-            "ticket_time_accounting_ids": sorted(
-                b["id"] for b in self.data["time_accountings"].values()
-                if b["ticket_id"] == ticket_id),
+            "article_ids": [a["id"] for a in self.rows_of("articles", "ticket_id", ticket_id)],
+            "ticket_time_accounting_ids": [
+                b["id"] for b in self.rows_of("time_accountings", "ticket_id", ticket_id)],
         }
 
     def ticket_with_ids(self, ticket: dict[str, Any]) -> dict[str, Any]:
@@ -209,8 +233,7 @@ class SandboxState:
     def article_json(self, article: dict[str, Any]) -> dict[str, Any]:
         """Articles always come back with names (unlike tickets), plus attachments."""
         result = self.columns(article)
-        booking = next((b for b in self.data["time_accountings"].values()
-                        if b["ticket_article_id"] == article["id"]), None)
+        booking = next(iter(self.rows_of("time_accountings", "ticket_article_id", article["id"])), None)
         result.update({
             "attachments": [],
             "type": self.data["article_types"][article["type_id"]]["name"],
@@ -487,6 +510,7 @@ class SandboxState:
             if article["ticket_id"] == source["id"]:
                 article["ticket_id"] = target["id"]
                 target["article_count"] += 1
+        self._moves += 1
         source["article_count"] = 0
         merged_state = next(sid for sid in self.data["states"]
                             if self.state_type(sid) == "merged")
@@ -622,8 +646,7 @@ class SandboxState:
 
     def resum(self, ticket: dict[str, Any]) -> None:
         """Recalculate the ticket's cached total; the update bumps ``updated_at``."""
-        rows = [Decimal(b["time_unit"]) for b in self.data["time_accountings"].values()
-                if b["ticket_id"] == ticket["id"]]
+        rows = [Decimal(b["time_unit"]) for b in self.rows_of("time_accountings", "ticket_id", ticket["id"])]
         ticket["time_unit"] = decimal_string(sum(rows, Decimal(0))) if rows else None
         self.touch(ticket)
 

@@ -108,6 +108,22 @@ def test_retry_after_seconds_is_honoured(server: ScriptedServer, sleeps: list[fl
     assert sleeps == [7.0]
 
 
+def test_a_429_holds_back_the_other_threads_too(server: ScriptedServer, sleeps: list[float]) -> None:
+    server.on("/x", (429, {"Retry-After": "7"}, {"error": "slow down"}), (200, {}, [1]))
+    server.on("/y", (200, {}, [2]))
+    client = client_for(server.url, sleeps)
+    assert client.get_json("/x") == [1]  # this thread slept its Retry-After in the retry loop
+
+    other: list[Any] = []
+    worker = threading.Thread(target=lambda: other.append(client.get_json("/y")))
+    worker.start()
+    worker.join(timeout=10)
+
+    assert other == [[2]]
+    assert len(sleeps) == 2 and sleeps[0] == 7.0
+    assert 0 < sleeps[1] <= 7.0, "another thread waits for the rest of the pause before sending"
+
+
 def test_retry_after_http_date_is_honoured(server: ScriptedServer, sleeps: list[float]) -> None:
     later = format_datetime(NOW + timedelta(seconds=30), usegmt=True)
     server.on("/x", (503, {"Retry-After": later}, "maintenance"), (200, {}, {}))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -23,6 +24,7 @@ from connectors.zammad import (
     FIELD_STATUS,
     FIELD_URL,
     ZammadConnector,
+    parse_time,
 )
 
 NOW = datetime(2025, 7, 1, 12, 0, tzinfo=UTC)
@@ -634,3 +636,26 @@ def test_ticket_reads_billing_fields(registered: ZammadConnector, sandbox: Zamma
     assert ticket.closed_at.isoformat(timespec="milliseconds").replace("+00:00", "Z") == (
         raw["last_close_at"])
     assert registered.ticket_url("5") == f"{sandbox.url}/#ticket/zoom/5"
+
+
+def test_a_write_remembers_the_version_it_made(registered: ZammadConnector, sandbox: ZammadSandbox) -> None:
+    listed = {t.remote_id: t for t in registered.changed_tickets_since(None)}
+    assert "1" in listed
+    requests_before = registered.http.request_count
+
+    assert registered.write_back("1", replace(invoice_change(), check_first=False)) is True
+
+    assert registered.http.request_count == requests_before + 1, "one PUT, no read before it"
+    written = registered.written_version("1")
+    assert written is not None and written == parse_time(sandbox.ticket(1)["updated_at"])
+
+
+def test_a_booking_between_the_poll_and_the_write_is_not_taken_for_our_own_change(
+        registered: ZammadConnector, sandbox: ZammadSandbox) -> None:
+    list(registered.changed_tickets_since(None))
+    sandbox.advance(60)
+    sandbox.book_time(1, 25)  # an agent books while the run bills: the next poll must read it
+
+    assert registered.write_back("1", replace(invoice_change(), check_first=False)) is True
+
+    assert registered.written_version("1") is None

@@ -89,7 +89,10 @@ def test_reasons_of_unbilled_entries_survive_the_next_sync(sidecar: Sidecar, tmp
     ticket_id = invoiced(sidecar, tmp_path, [(50, ANNA, REMOTE), (45, ANNA, INTERNAL)])
     sidecar.sandbox.advance(3600)
 
-    again = sidecar.run()  # the ticket comes back (the sidecar's own write-back bumped it)
+    with sidecar.sandbox.lock:  # an agent edits the title: the ticket comes back in the poll
+        sidecar.sandbox.state.update_ticket(ticket_id, {"title": "Drucker (erledigt)"}, ANNA)
+
+    again = sidecar.run()
 
     assert again.ok and again.counts["tickets_seen"] == 1
     with sidecar.factory() as session:
