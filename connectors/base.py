@@ -271,6 +271,31 @@ class HelpdeskConnector(Protocol):
 
 
 @runtime_checkable
+class HelpdeskClock(Protocol):
+    """A connector that knows the helpdesk's own time when its last poll began.
+
+    The sync never stores a cursor beyond it: one ticket whose `updated_at` lies in the future
+    (a helpdesk node with a wrong clock, an import) must not make later tickets invisible.
+    """
+
+    def poll_started_at(self) -> datetime | None:
+        """The helpdesk's clock (e.g. its HTTP `Date`) at the start of the last poll; None if unknown."""
+
+
+@runtime_checkable
+class ReadBack(Protocol):
+    """A connector that can tell whether a write-back already landed on the ticket.
+
+    Asked only after an uncertain failure (a timeout, a reset after the request was sent, a
+    5xx, a crash before the outcome was recorded): the write may have landed, so the outbox
+    reads back before it writes again. The normal path writes without reading.
+    """
+
+    def written(self, ticket_remote_id: str, change: WriteBack) -> bool:
+        """True when the ticket already carries `change` (the note with its marker, the fields)."""
+
+
+@runtime_checkable
 class BookingReader(Protocol):
     """What agents book besides time: materials, travel and on-site visits.
 

@@ -342,6 +342,7 @@ class ZammadConnector:
         self._activity_types: dict[int, str] | None = None
         self._groups: dict[int, str] | None = None
         self._me: int | None = None
+        self._poll_started: datetime | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ZammadConnector:
@@ -723,6 +724,7 @@ class ZammadConnector:
         """
         self._reset_caches()
         states = self.state_types()
+        self._poll_started = self.http.server_date  # before the search: nothing later is missed
         names = {state_id: name for state_id, (name, _kind) in states.items()}
         for record in self._keyset_search(states, cursor):
             kind = states.get(int(record.get("state_id") or -1), ("", "open"))[1]
@@ -732,6 +734,10 @@ class ZammadConnector:
                 ticket, state_type=state_type, has_time=_has_time(record.get("time_unit")),
                 merged_into=self._merged_into(int(ticket.remote_id)) if state_type == "merged" else None,
             )
+
+    def poll_started_at(self) -> datetime | None:
+        """Zammad's clock (its `Date` header) when the last `changed_tickets_since` began."""
+        return self._poll_started
 
     def _merged_into(self, ticket_id: int) -> str:
         """The surviving ticket of a merged one, from its merge link; "" when Zammad names none."""
@@ -996,18 +1002,8 @@ class ZammadConnector:
         note-only change), only fields that still differ are written, without a second note.
         """
         ticket_id = int(ticket_remote_id)
-        current = self.http.get_json(f"{API}/tickets/{ticket_id}")
-        if not isinstance(current, Mapping):
-            raise RemoteError(f"GET {API}/tickets/{ticket_id}: not a ticket record")
-        if current.get(FIELD_REFERENCE) == change.marker:
-            return False
-        fields: dict[str, Any] = {FIELD_STATUS: change.billing_status}
-        if change.invoice_reference is not None:
-            fields[FIELD_REFERENCE] = change.invoice_reference
-        if change.invoice_url is not None:
-            fields[FIELD_URL] = change.invoice_url
-        fields_done = all(current.get(key) == value for key, value in fields.items())
-        note_done = self._marker_in_notes(ticket_id, change.marker)
+        fields = self._fields(change)
+        fields_done, note_done = self._landed(ticket_id, change)
         if fields_done and (note_done or not change.note_html):
             return False
         payload: dict[str, Any] = dict(fields)
@@ -1032,6 +1028,31 @@ class ZammadConnector:
                 status=200,
             )
         return True
+
+    def written(self, ticket_remote_id: str, change: WriteBack) -> bool:
+        """The read-back after an uncertain failure: fields set and (if any) the note there."""
+        fields_done, note_done = self._landed(int(ticket_remote_id), change)
+        return fields_done and (note_done or not change.note_html)
+
+    @staticmethod
+    def _fields(change: WriteBack) -> dict[str, Any]:
+        fields: dict[str, Any] = {FIELD_STATUS: change.billing_status}
+        if change.invoice_reference is not None:
+            fields[FIELD_REFERENCE] = change.invoice_reference
+        if change.invoice_url is not None:
+            fields[FIELD_URL] = change.invoice_url
+        return fields
+
+    def _landed(self, ticket_id: int, change: WriteBack) -> tuple[bool, bool]:
+        """(fields already set, note with the marker already there); the reference field
+        holding the marker proves both without reading the articles."""
+        current = self.http.get_json(f"{API}/tickets/{ticket_id}")
+        if not isinstance(current, Mapping):
+            raise RemoteError(f"GET {API}/tickets/{ticket_id}: not a ticket record")
+        if current.get(FIELD_REFERENCE) == change.marker:
+            return True, True
+        fields_done = all(current.get(key) == value for key, value in self._fields(change).items())
+        return fields_done, self._marker_in_notes(ticket_id, change.marker)
 
     def _marker_in_notes(self, ticket_id: int, marker: str) -> bool:
         articles = self.http.get_json(f"{API}/ticket_articles/by_ticket/{ticket_id}") or []

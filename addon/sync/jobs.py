@@ -50,6 +50,7 @@ from addon.sync.store import (
     advance_cursor,
     flag_unreadable,
     read_cursor,
+    rewind_cursor,
     store_polled,
     upsert_customer,
 )
@@ -58,6 +59,7 @@ from connectors.base import (
     BookingProblem,
     BookingReader,
     ConnectorError,
+    HelpdeskClock,
     HelpdeskConnector,
     NoAccess,
     NotFound,
@@ -136,13 +138,20 @@ def collect(
     With a connector that reads bookings (`BookingReader`), each ticket's materials, travel and
     visits and its unreadable booking lines are stored in the same transaction as its entries.
     """
-    with factory() as session:
-        cursor = read_cursor(session, connector.kind, STREAM)
+    with transaction(factory) as session:
+        cursor = rewind_future_cursor(session, connector.kind, now())
     seen: set[int] = set()
     polled: set[str] = set()
     cursor_blocked = False
     reads_bookings = isinstance(connector, BookingReader)
+    bound: datetime | None = None
     for remote in connector.changed_tickets_since(cursor):
+        if bound is None:  # the helpdesk's time when this poll began; the local clock if unknown
+            bound = (connector.poll_started_at() if isinstance(connector, HelpdeskClock) else None) or now()
+        if remote.updated_at > bound:
+            log.warning("ticket %s was updated at %s, after the helpdesk's own time %s (clock ahead?); "
+                        "the cursor stops at %s", remote.number, remote.updated_at, bound, bound)
+        stamp = min(remote.updated_at, bound)
         counts["tickets_seen"] += 1
         if not needs_reading(factory, connector.kind, remote):
             counts["tickets_unchanged"] += 1
@@ -150,7 +159,7 @@ def collect(
                 if remote.customer is not None:  # its organization's billing data may have changed
                     upsert_customer(session, connector.kind, remote.customer)
                 if not cursor_blocked:
-                    advance_cursor(session, connector.kind, STREAM, remote.updated_at)
+                    advance_cursor(session, connector.kind, STREAM, stamp)
             continue
         what = "time entries"
         extras: Sequence[RemoteExtra] = ()
@@ -160,15 +169,33 @@ def collect(
             if reads_bookings:
                 what = "bookings (material, travel, on-site)"
                 extras, problems = connector.extras(remote.remote_id)  # type: ignore[attr-defined]
-        except NotFound:
-            counts["tickets_vanished"] += 1
-            log.info("ticket %s vanished between search and fetch (deleted or merged)", remote.number)
+        except NotFound as exc:
+            try:
+                gone = not still_there(connector, remote)
+            except ConnectorError as again:
+                errors.append(f"ticket {remote.number}: {what} could not be read: {again}")
+                cursor_blocked = True
+                continue
+            if gone:
+                counts["tickets_vanished"] += 1
+                log.info("ticket %s vanished between search and fetch (deleted or merged)", remote.number)
+                continue
+            # the ticket exists, only its bookings answered 404: remembered, read again next run
+            reason = (f"the helpdesk did not find the {what} of ticket {remote.number} although the "
+                      "ticket exists; read again on the next run")
+            log.warning("ticket %s: %s (%s)", remote.number, reason, exc)
+            with transaction(factory) as session:
+                flag_unreadable(session, connector.kind, remote, reason, now())
+                if not cursor_blocked:
+                    advance_cursor(session, connector.kind, STREAM, stamp)
+            polled.add(remote.remote_id)
+            counts["tickets_retried_later"] += 1
             continue
         except NoAccess as exc:  # a right is missing on this ticket only: flag it, go on
             with transaction(factory) as session:
                 flag_unreadable(session, connector.kind, remote, str(exc), now())
                 if not cursor_blocked:
-                    advance_cursor(session, connector.kind, STREAM, remote.updated_at)
+                    advance_cursor(session, connector.kind, STREAM, stamp)
             polled.add(remote.remote_id)
             counts["tickets_unreadable"] += 1
             log.warning("ticket %s: %s", remote.number, exc)
@@ -181,14 +208,45 @@ def collect(
             bookings = (extras, problems) if reads_bookings else None
             ticket = store_polled(session, connector.kind, remote, entries, bookings, now())
             if not cursor_blocked:
-                advance_cursor(session, connector.kind, STREAM, remote.updated_at)
+                advance_cursor(session, connector.kind, STREAM, stamp)
             seen.add(ticket.id)
         polled.add(remote.remote_id)
         counts["entries_seen"] += len(entries)
         if extras:
             counts["extras_seen"] += len(extras)
+    if bound is not None:  # a cursor beyond the helpdesk's own time (its clock is behind ours)
+        with transaction(factory) as session:
+            rewind_future_cursor(session, connector.kind, bound)
     seen |= reread_unreadable(factory, connector, now, counts, errors, polled)
     return seen
+
+
+def rewind_future_cursor(session: Session, helpdesk: str, now: datetime) -> datetime | None:
+    """The stored cursor, moved back to `now` if it lies beyond it.
+
+    Asked with the local clock before the poll and with the helpdesk's own time after it: a
+    cursor stored before the bound existed (or under a wrong clock) would hide every ticket
+    updated until then; polling from `now` costs a few repeated, unchanged tickets.
+    """
+    cursor = read_cursor(session, helpdesk, STREAM)
+    if cursor is not None and cursor > now:
+        log.warning("the %s cursor %s lies in the future; moved back to %s", helpdesk, cursor, now)
+        rewind_cursor(session, helpdesk, STREAM, now)
+        return now
+    return cursor
+
+
+def still_there(connector: HelpdeskConnector, remote: RemoteTicket) -> bool:
+    """Whether a ticket whose bookings answered 404 still exists.
+
+    One 404 on a sub-resource proves nothing (a proxy, a node still starting): only the
+    ticket itself answering 404 lets the sync pass it over.
+    """
+    try:
+        connector.ticket(remote.remote_id)
+    except NotFound:
+        return False
+    return True
 
 
 def needs_reading(factory: sessionmaker[Session], helpdesk: str, remote: RemoteTicket) -> bool:
@@ -239,6 +297,12 @@ def reread_unreadable(
                     flag_unreadable(session, connector.kind, remote, str(exc), now())
                 counts["tickets_unreadable"] += 1
                 continue
+            except NotFound as exc:  # the ticket answered a moment ago: retried next run
+                if still_there(connector, remote):
+                    log.warning("ticket %s: bookings not found although the ticket exists: %s", remote.number, exc)
+                    counts["tickets_retried_later"] += 1
+                    continue
+                raise
         except NotFound:
             with transaction(factory) as session:  # deleted or merged meanwhile: nothing to write to
                 gone = session.execute(select(Ticket).where(

@@ -292,3 +292,10 @@ def advance_cursor(session: Session, helpdesk: str, stream: str, value: datetime
         session.add(SyncCursor(helpdesk=helpdesk, stream=stream, value=value))
     elif value > row.value:
         row.value = value
+
+
+def rewind_cursor(session: Session, helpdesk: str, stream: str, value: datetime) -> None:
+    """Move the cursor back (only for one found in the future: see `jobs.rewind_future_cursor`)."""
+    row = session.get(SyncCursor, (helpdesk, stream))
+    if row is not None:
+        row.value = value
