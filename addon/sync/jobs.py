@@ -14,7 +14,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select
@@ -71,7 +71,6 @@ log = logging.getLogger(__name__)
 
 STREAM = "changed_tickets"  # tickets of every state (issue 11); the former stream polled closed ones
 LOCK = "sync"
-LOCK_LEASE = timedelta(minutes=30)
 
 
 def utcnow() -> datetime:
@@ -99,11 +98,20 @@ def run_sync(
     render: Renderer,
     now: Callable[[], datetime] = utcnow,
 ) -> RunResult:
-    """One complete run under the deployment-wide lock; never raises for helpdesk trouble."""
-    if not runs.acquire_lock(factory, LOCK, now(), LOCK_LEASE):
+    """One complete run under the deployment-wide lock; never raises for helpdesk trouble.
+
+    The lock dies with this process (see `addon.sync.runs`); a run a dead process left
+    `running` is marked `aborted` before this one starts.
+    """
+    lock = runs.acquire_lock(factory, LOCK)
+    if lock is None:
         return RunResult(None, {}, "another sync run is in progress", skipped=True)
+    run_id: int | None = None
     try:
+        for orphan in runs.mark_orphans(factory, now()):
+            log.warning("sync run %s was left running by a process that died; marked aborted", orphan)
         run_id = runs.start_run(factory, connector.kind, now())
+        runs.enter(run_id, factory, lock)
         counts: Counter[str] = Counter()
         errors: list[str] = []
         try:
@@ -118,12 +126,14 @@ def run_sync(
         counts.update(perform_pending(factory, connector, now()))
         counts.update(perform_deliveries(factory, settings, now()))
         if counts["write_failed"]:
-            errors.append(f"{counts['write_failed']} write-back(s) failed; they are retried next run")
+            errors.append(f"{counts['write_failed']} write-back(s) failed; they are retried later")
         error = "; ".join(errors) or None
         runs.finish_run(factory, run_id, now(), dict(counts), error)
         return RunResult(run_id, dict(counts), error)
     finally:
-        runs.release_lock(factory, LOCK)
+        if run_id is not None:
+            runs.leave(run_id)
+        lock.release()
 
 
 def collect(

@@ -1,9 +1,10 @@
 """Write-back through the outbox: each external effect is a row, performed after commit, once.
 
 Issuing an invoice (or flagging a ticket) inserts an outbox row in the same transaction. The
-worker below performs pending rows; the connector reads the ticket first and skips the write
-when the row's marker is already there, so a crash between the helpdesk call and marking the
-row done cannot produce a second note.
+worker below performs due pending rows; an attempt whose outcome is unknown (a crash between
+the helpdesk call and marking the row done, a timeout, a reset, a 5xx) reads the ticket back
+before it writes again, so it cannot produce a second note. Rows never give up: a failure is
+retried with capped exponential backoff, and `ticketbill outbox` shows the backlog.
 
 Rows of kind `email` deliver an issued document to the customer (`perform_deliveries`): the
 stored hybrid PDF (its SHA-256 checked against the invoice row first) and, for public buyers,
@@ -18,11 +19,12 @@ import html
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from addon.db import transaction
@@ -32,13 +34,27 @@ from addon.invoicing.rendered import RenderedFile
 from addon.invoicing.snapshot import InvoiceSnapshot
 from addon.models import Invoice, Outbox, ReviewItem, Ticket
 from addon.settings import Settings
-from connectors.base import ConnectorError, HelpdeskConnector, NotFound, WriteBack
+from connectors.base import (
+    AuthError,
+    ConnectorError,
+    HelpdeskConnector,
+    NotFound,
+    RateLimited,
+    ReadBack,
+    RemoteError,
+    WriteBack,
+)
 
 log = logging.getLogger(__name__)
 
 WRITE_BACK = "ticket_writeback"
 EMAIL = "email"
-MAX_ATTEMPTS = 8
+#: the first pause after a failed attempt, doubling per attempt up to the cap; never giving up
+BACKOFF_BASE = timedelta(minutes=1)
+BACKOFF_CAP = timedelta(hours=1)
+#: after an uncertain failure the helpdesk may still be completing the write (it finished
+#: after the client's 30 s timeout): the read-back waits this long so that it sees the write
+SETTLE = timedelta(minutes=5)
 #: Extra SMTP attempts within one run, and the first pause between them (seconds, doubling).
 MAIL_RETRIES = 2
 MAIL_BACKOFF = 1.0
@@ -232,49 +248,148 @@ def _queue(
         )
 
 
+def backoff(attempts: int, uncertain: bool = False) -> timedelta:
+    """How long a row waits after its `attempts`-th failure: doubling from `BACKOFF_BASE`,
+    capped at `BACKOFF_CAP`; never less than `SETTLE` when the write may still be landing."""
+    wait = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, min(attempts - 1, 16)))
+    return max(wait, SETTLE) if uncertain else wait
+
+
+def uncertain(exc: ConnectorError) -> bool:
+    """Whether a failed write may have landed: no answer (timeout, reset after sending), a 5xx,
+    or an answer that accepted part of it. A 4xx or 429 says the helpdesk did not process it."""
+    if isinstance(exc, (AuthError, NotFound, RateLimited)):
+        return False
+    return not isinstance(exc, RemoteError) or exc.status == 0 or exc.status >= 500 or exc.status < 400
+
+
+def due_writebacks(session: Session, helpdesk: str, now: datetime) -> list[int]:
+    """Pending write-backs of this helpdesk's tickets whose next attempt is due, oldest first."""
+    return list(session.execute(
+        select(Outbox.id)
+        .join(Ticket, Outbox.ticket_id == Ticket.id)
+        .where(Outbox.kind == WRITE_BACK, Outbox.status == "pending", Ticket.helpdesk == helpdesk,
+               or_(Outbox.next_attempt_at.is_(None), Outbox.next_attempt_at <= now))
+        .order_by(Outbox.id)
+    ).scalars())
+
+
 def perform_pending(factory: sessionmaker[Session], connector: HelpdeskConnector, now: datetime) -> dict[str, int]:
-    """Perform this connector's pending write-backs in order; each row commits on its own.
+    """Perform this connector's due write-backs in order; a row never gives up for good.
 
     Only rows of tickets from `connector.kind` are touched: tickets that came through the
     push API (or from another helpdesk) are never written to this one.
-    Returns counts: written, skipped (marker already present), failed (kept for retry).
+
+    Each attempt is committed as `in_doubt` *before* the helpdesk call, and its outcome after:
+    a process killed in between leaves a row that the next attempt (after `SETTLE`) reads back
+    first (`ReadBack.written`): a note that landed is never written twice. So does a timeout,
+    a reset or a 5xx. The normal path writes without reading. A failed row is retried with
+    exponential backoff (`backoff`) forever; a ticket deleted in the helpdesk ends the row as
+    `gone`. Returns counts: written, already_present, write_failed, write_gone.
     """
-    counts = {"written": 0, "already_present": 0, "write_failed": 0}
+    counts = {"written": 0, "already_present": 0, "write_failed": 0, "write_gone": 0}
     with factory() as session:
-        pending = session.execute(
-            select(Outbox.id)
-            .join(Ticket, Outbox.ticket_id == Ticket.id)
-            .where(Outbox.kind == WRITE_BACK, Outbox.status == "pending", Ticket.helpdesk == connector.kind)
-            .order_by(Outbox.id)
-        ).scalars().all()
+        pending = due_writebacks(session, connector.kind, now)
     for outbox_id in pending:
         with transaction(factory) as session:
             row = session.get(Outbox, outbox_id, with_for_update=True)
-            if row is None or row.status != "pending":
+            if row is None or row.status != "pending" or (row.next_attempt_at or now) > now:
                 continue
             ticket = session.get(Ticket, row.ticket_id)
             assert ticket is not None
+            remote_id, number, doubt = ticket.remote_id, ticket.number, row.in_doubt
             change = WriteBack(marker=row.marker, **row.payload)
             row.attempts += 1
+            row.in_doubt = True  # until the outcome is committed
+            row.next_attempt_at = now + backoff(row.attempts, uncertain=True)
+        failure: ConnectorError | None = None
+        status, wrote = "done", False
+        try:
+            if doubt and isinstance(connector, ReadBack) and connector.written(remote_id, change):
+                status = "already_present"
+            else:
+                wrote = connector.write_back(remote_id, change)
+        except NotFound as exc:
             try:
-                wrote = connector.write_back(ticket.remote_id, change)
-            except NotFound as exc:
-                row.status = "failed"
-                row.last_error = f"ticket {ticket.number} no longer exists in the helpdesk: {exc}"
+                connector.ticket(remote_id)
+                failure = exc  # the ticket is there: a passing 404, retried
+            except NotFound:
+                status = "gone"
+            except ConnectorError as again:
+                failure = again
+        except ConnectorError as exc:
+            failure = exc
+        with transaction(factory) as session:
+            row = session.get(Outbox, outbox_id, with_for_update=True)
+            assert row is not None
+            if failure is not None:
+                row.in_doubt = doubt or uncertain(failure)
+                row.next_attempt_at = now + backoff(row.attempts, row.in_doubt)
+                row.last_error = str(failure)
                 counts["write_failed"] += 1
+                log.warning("write-back to ticket %s failed (attempt %d, next at %s): %s",
+                            number, row.attempts, row.next_attempt_at, failure)
                 continue
-            except ConnectorError as exc:
-                row.last_error = str(exc)
-                if row.attempts >= MAX_ATTEMPTS:
-                    row.status = "failed"
-                counts["write_failed"] += 1
-                log.warning("write-back to ticket %s failed (attempt %d): %s", ticket.number, row.attempts, exc)
+            row.in_doubt, row.next_attempt_at = False, None
+            if status == "gone":
+                row.status = "gone"
+                row.last_error = f"ticket {number} no longer exists in the helpdesk; nothing to write to"
+                counts["write_gone"] += 1
                 continue
-            row.status = "done"
-            row.done_at = now
-            row.last_error = None
+            row.status, row.done_at, row.last_error = "done", now, None
             counts["written" if wrote else "already_present"] += 1
     return counts
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What the outbox still owes: counts by state, the oldest open row and the last error."""
+
+    by_status: dict[str, int]
+    in_doubt: int
+    oldest_pending: datetime | None
+    next_attempt: datetime | None
+    last_error: str | None
+
+    @property
+    def pending(self) -> int:
+        return self.by_status.get("pending", 0)
+
+    def lines(self, now: datetime) -> list[str]:
+        """What `ticketbill outbox` prints."""
+        states = ", ".join(f"{n} {status}" for status, n in sorted(self.by_status.items())) or "empty"
+        out = [f"outbox: {states}"]
+        if self.oldest_pending is not None:
+            age = int((now - self.oldest_pending).total_seconds() // 60)
+            out.append(f"oldest pending: {self.oldest_pending:%Y-%m-%d %H:%M} UTC ({age} min ago)")
+        if self.in_doubt:
+            out.append(f"in doubt (read back before the next attempt): {self.in_doubt}")
+        if self.next_attempt is not None:
+            out.append(f"next attempt: {self.next_attempt:%Y-%m-%d %H:%M:%S} UTC")
+        if self.last_error:
+            out.append(f"last error: {self.last_error}")
+        return out
+
+
+def backlog(session: Session) -> Backlog:
+    """The outbox's state, for `ticketbill outbox`, `/readyz` and `ticketbill verify`."""
+    by_status = {status: n for status, n in session.execute(
+        select(Outbox.status, func.count()).group_by(Outbox.status)).all()}
+    pending = Outbox.status == "pending"
+    oldest, upcoming, doubtful = session.execute(
+        select(func.min(Outbox.created_at), func.min(Outbox.next_attempt_at),
+               func.count().filter(Outbox.in_doubt.is_(True))).where(pending)).one()
+    last_error = session.execute(
+        select(Outbox.last_error).where(pending, Outbox.last_error.is_not(None))
+        .order_by(Outbox.next_attempt_at.desc(), Outbox.id.desc()).limit(1)).scalar_one_or_none()
+    return Backlog(by_status, doubtful or 0, oldest, upcoming, last_error)
+
+
+def retry_now(session: Session) -> int:
+    """Make every pending row due now (the helpdesk is back). Rows in doubt still read back
+    first. Returns how many rows were waiting."""
+    return session.execute(update(Outbox).where(Outbox.status == "pending", Outbox.next_attempt_at.is_not(None))
+                           .values(next_attempt_at=None)).rowcount
 
 
 def smtp_settings(settings: Settings) -> SmtpSettings | None:
@@ -352,7 +467,7 @@ def perform_deliveries(
             permanent = result.attempts < MAIL_RETRIES + 1
             row.last_error = result.error
             invoice.delivery_error = result.error
-            if permanent or row.attempts >= MAX_ATTEMPTS:
+            if permanent:  # a transient error is tried again next run, never given up
                 row.status = "failed"
                 invoice.delivery_status = "failed"
             record(session, "send_failed", actor, now, invoice,
