@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from addon.contracts.periods import bill_due_periods, record_billing
@@ -367,15 +368,32 @@ def bill_pending(
             with transaction(factory) as session:
                 ticket = session.get(Ticket, ticket_id)
                 assert ticket is not None
-                set_status(session, ticket, "needs_attention", f"billing failed: {exc}", now())
-                errors.append(f"ticket {ticket.number}: billing failed: {exc}")
+                # the note says what happened in words; the statement and its values stay in the log
+                set_status(session, ticket, "needs_attention", failure_cause(exc), now())
+                errors.append(f"ticket {ticket.number}: {failure_cause(exc)}")
             outcome = "billing_failed"
         counts[outcome] += 1
 
 
+def failure_cause(exc: Exception) -> str:
+    """A billing failure for a helpdesk note and the run record: the cause in words, never the
+    SQL statement or its parameters (customer data) that a database error's text carries."""
+    if isinstance(exc, SQLAlchemyError):
+        what = "the database refused a change" if isinstance(exc, IntegrityError) else "the database failed"
+        return f"billing failed: {what} ({type(exc).__name__}); the sync log has the details, the next run tries again"
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    return f"billing failed: {type(exc).__name__}: {first}; the next run tries again"
+
+
 def bill_ticket(session: Session, settings: Settings, render: Renderer, ticket: Ticket | None, now: datetime) -> str:
-    """Decide one ticket: invoice its unbilled entries, or record why not. Returns the outcome."""
+    """Decide one ticket: invoice its unbilled entries, or record why not. Returns the outcome.
+
+    The ticket's row is read afresh and locked first: a decision on a stale copy (another
+    process invoiced it a moment ago) would turn an invoiced ticket "closed without booked
+    time" (issue 12, forced overlap).
+    """
     assert ticket is not None
+    session.refresh(ticket, with_for_update=True)
     if ticket.access_problem:  # flagged by collect; its bookings are unknown (and unwritable)
         return "unreadable"
     if ticket.merged_into is not None:  # its time is billed with the ticket it was merged into
