@@ -115,6 +115,8 @@ the request path, ``method`` an optional HTTP method filter):
   write lands while the client has timed out).
 - ``vanish_next(ticket_id, path=None, method=None, into=None)``: delete the ticket (or merge
   it ``into`` another) just before the next matching request.
+- ``after_next(callback, path=None, method=None)`` (Python only): call ``callback`` after the
+  next matching request executed, before it is answered.
 - ``clear_faults()`` (also ends a restart window); ``begin_restart(seconds=None)`` opens the
   503 window by hand; ``restarting()`` tells whether it is open.
 
@@ -156,7 +158,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -393,6 +395,13 @@ class ZammadSandbox:
         """Before the next matching request, delete the ticket (or merge it `into` another):
         a ticket that disappears between the search and the fetch of its bookings."""
         self._add_fault("vanish", 1, ticket_id=ticket_id, into=into, path=path, method=method)
+
+    def after_next(self, callback: Callable[[], None], path: str | None = None,
+                   method: str | None = None) -> None:
+        """Call `callback` after the next matching request executed, before it is answered
+        (Python only): a harness kills its client there, between the helpdesk's write and
+        the client's commit."""
+        self._add_fault("hook", 1, callback=callback, path=path, method=method)
 
     def skip_search_page(self, count: int = 1) -> None:
         """The next `count` ``tickets/search`` requests for page > 1 answer the page after the

@@ -271,6 +271,8 @@ class ZammadApp:
             response = self._dispatch(request)
             if request.method in ("POST", "PUT", "DELETE") and response.status_code < 400:
                 self.sandbox.persist()
+        if fault and fault["kind"] == "hook":
+            fault["callback"]()
         if fault and fault["kind"] == "reset":
             reset_connection(request)
         if fault and fault["kind"] == "slow":
