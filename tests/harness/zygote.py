@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 import addon.cli  # the import cost is paid here, once
-import addon.invoicing.render_pdf  # noqa: F401
-import addon.sync.scheduler  # noqa: F401
-import connectors.zammad  # noqa: F401
+import addon.invoicing.render_pdf
+import addon.sync.scheduler
+import connectors.zammad  # noqa: F401 (with the two above: what a run imports)
 
 _out = threading.Lock()
 
@@ -56,7 +56,7 @@ def child(args: list[str], log_dir: Path) -> None:
         addon.cli.main(args, prog_name="ticketbill")
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except BaseException:  # noqa: BLE001 - the child reports any crash as exit 1, like the console script
+    except BaseException:  # the child reports any crash as exit 1, like the console script
         import traceback
 
         traceback.print_exc()
