@@ -156,7 +156,11 @@ class Zygote:
             return self.exits[pid]
 
     def run(self, args: list[str], timeout: float = 120) -> tuple[int, str]:
-        pid = self.launch(args)
+        """Run `ticketbill <args>` to its end: (exit code, output)."""
+        return self.run_output(self.launch(args), timeout)
+
+    def run_output(self, pid: int, timeout: float = 120) -> tuple[int, str]:
+        """Wait for a launched process: (exit code, output)."""
         code = self.wait(pid, timeout)
         return code, (self.log_dir / f"{pid}.log").read_text(encoding="utf-8")
 
