@@ -195,9 +195,9 @@ def wait_until(condition: object, seconds: float) -> None:
 
 
 def booked_minutes(sandbox: ZammadSandbox) -> Decimal:
-    """All minutes booked on closed, existing tickets of the sandbox."""
-    closed = set(sandbox.closed_state_ids())
+    """All minutes booked on closed (or merged: billed with the survivor) existing tickets."""
     with sandbox.lock:
+        closed = {sid for sid in sandbox.state.data["states"] if sandbox.state.state_type(sid) in ("closed", "merged")}
         tickets = {t["id"] for t in sandbox.state.data["tickets"].values() if t["state_id"] in closed}
         rows = [r for r in sandbox.state.data["time_accountings"].values() if r["ticket_id"] in tickets]
     return sum((Decimal(str(r["time_unit"])) for r in rows), Decimal(0))
