@@ -12,11 +12,14 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
 from sync_fixtures import SELLER, Sidecar, closed_ticket
 
+from addon.db import make_engine, make_session_factory
 from addon.models import SyncRun
 from addon.sync import runs
 from addon.sync.jobs import LOCK
@@ -116,3 +119,25 @@ def test_sigterm_to_serve_mid_run_aborts_the_run_and_frees_the_lock(sidecar: Sid
     result = sidecar.run()
     assert not result.skipped and result.ok, result.error
     assert result.counts["invoiced"] == 1
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_advisory_locks_of_two_schemas_do_not_collide(database_url: str) -> None:
+    """Two installations (or test schemas) on one PostgreSQL server each hold their own lock."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    other = make_engine(database_url.rsplit("%3D", 1)[0] + f"%3D{schema}")
+    with other.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    mine = make_engine(database_url)
+    try:
+        held = runs.acquire_lock(make_session_factory(mine), LOCK)
+        beside = runs.acquire_lock(make_session_factory(other), LOCK)
+        assert held is not None and beside is not None
+        assert runs.acquire_lock(make_session_factory(mine), LOCK) is None
+        held.release()
+        beside.release()
+    finally:
+        mine.dispose()
+        with other.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        other.dispose()
