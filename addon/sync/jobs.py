@@ -5,7 +5,9 @@ same transaction as the data) → bill (one transaction per ticket: an invoice f
 ticket, the status of open work, or a status with its reason) → write back (outbox). A ticket
 that cannot be billed is flagged `needs_attention` with the reason and the run goes on; a
 helpdesk that fails mid-way fails the run with its message, keeps everything committed so
-far, and leaves the cursor before the first ticket it could not read.
+far, and leaves the cursor before the first ticket it could not read. The cursor never
+passes the helpdesk's own clock at the start of the poll: a ticket dated in the future must
+not hide the ones closed after it. A ticket is passed over only when it is really gone.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select
@@ -72,6 +74,9 @@ log = logging.getLogger(__name__)
 
 STREAM = "changed_tickets"  # tickets of every state (issue 11); the former stream polled closed ones
 LOCK = "sync"
+#: an `updated_at` this far beyond the helpdesk's own time is worth a warning (its `Date`
+#: header has whole seconds, so a ticket updated in the poll's own second is always beyond it)
+CLOCK_TOLERANCE = timedelta(minutes=1)
 
 
 def utcnow() -> datetime:
@@ -159,7 +164,7 @@ def collect(
     for remote in connector.changed_tickets_since(cursor):
         if bound is None:  # the helpdesk's time when this poll began; the local clock if unknown
             bound = (connector.poll_started_at() if isinstance(connector, HelpdeskClock) else None) or now()
-        if remote.updated_at > bound:
+        if remote.updated_at > bound + CLOCK_TOLERANCE:
             log.warning("ticket %s was updated at %s, after the helpdesk's own time %s (clock ahead?); "
                         "the cursor stops at %s", remote.number, remote.updated_at, bound, bound)
         stamp = min(remote.updated_at, bound)
