@@ -132,3 +132,26 @@ def test_outbox_command_and_readiness_show_the_backlog(sidecar: Sidecar, tmp_pat
     assert perform_pending(sidecar.factory, sidecar.connector, datetime.now(UTC))["written"] == 1
     done = CliRunner().invoke(main, ["--env-file", str(env_file), "outbox"], catch_exceptions=False)
     assert done.exit_code == 0 and "done" in done.output
+
+
+def test_a_write_back_to_a_deleted_ticket_ends_gone_and_verify_says_so(sidecar: Sidecar, tmp_path: Path) -> None:
+    sb = sidecar.sandbox
+    sidecar.import_customers(tmp_path, [1])
+    ticket = closed_ticket(sb, "Gelöscht", 1, [(30, 3, 1)])
+    sb.fail_next(count=1000, status=422, method="PUT", path=f"/tickets/{ticket}")
+    sidecar.run()
+    sb.clear_faults()
+    sb.fail_next(count=1, status=404, method="PUT", path=f"/tickets/{ticket}")  # a passing 404: retried
+
+    counts = perform_pending(sidecar.factory, sidecar.connector, datetime.now(UTC) + timedelta(hours=1))
+    assert counts["write_failed"] == 1 and invoice_row(sidecar).status == "pending"
+
+    sb.delete_ticket(ticket)
+    counts = perform_pending(sidecar.factory, sidecar.connector, datetime.now(UTC) + timedelta(hours=3))
+
+    assert counts["write_gone"] == 1
+    row = invoice_row(sidecar)
+    assert row.status == "gone" and "no longer exists" in (row.last_error or "")
+    report = verify(sidecar.factory, sidecar.settings)
+    assert report.ok, report.lines()
+    assert any("not written" in notice for notice in report.notices)
