@@ -291,8 +291,9 @@ class ReadBack(Protocol):
     reads back before it writes again. The normal path writes without reading.
     """
 
-    def written(self, ticket_remote_id: str, change: WriteBack) -> bool:
-        """True when the ticket already carries `change` (the note with its marker, the fields)."""
+    def remainder(self, ticket_remote_id: str, change: WriteBack) -> WriteBack | None:
+        """What of `change` the ticket still lacks: None when all of it landed (the fields are
+        set, the note with its marker is there), else `change` without a note that exists."""
 
 
 @runtime_checkable

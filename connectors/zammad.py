@@ -1029,10 +1029,13 @@ class ZammadConnector:
             )
         return True
 
-    def written(self, ticket_remote_id: str, change: WriteBack) -> bool:
-        """The read-back after an uncertain failure: fields set and (if any) the note there."""
+    def remainder(self, ticket_remote_id: str, change: WriteBack) -> WriteBack | None:
+        """The read-back after an uncertain failure: None if fields and note landed, else what
+        is missing (a note that landed while the fields were dropped is not sent again)."""
         fields_done, note_done = self._landed(int(ticket_remote_id), change)
-        return fields_done and (note_done or not change.note_html)
+        if fields_done and (note_done or not change.note_html):
+            return None
+        return replace(change, note_subject=None, note_html=None) if note_done else change
 
     @staticmethod
     def _fields(change: WriteBack) -> dict[str, Any]:

@@ -282,7 +282,7 @@ def perform_pending(factory: sessionmaker[Session], connector: HelpdeskConnector
 
     Each attempt is committed as `in_doubt` *before* the helpdesk call, and its outcome after:
     a process killed in between leaves a row that the next attempt (after `SETTLE`) reads back
-    first (`ReadBack.written`): a note that landed is never written twice. So does a timeout,
+    first (`ReadBack.remainder`): a note that landed is never written twice. So does a timeout,
     a reset or a 5xx. The normal path writes without reading. A failed row is retried with
     exponential backoff (`backoff`) forever; a ticket deleted in the helpdesk ends the row as
     `gone`. Returns counts: written, already_present, write_failed, write_gone.
@@ -305,10 +305,13 @@ def perform_pending(factory: sessionmaker[Session], connector: HelpdeskConnector
         failure: ConnectorError | None = None
         status, wrote = "done", False
         try:
-            if doubt and isinstance(connector, ReadBack) and connector.written(remote_id, change):
+            rest: WriteBack | None = change
+            if doubt and isinstance(connector, ReadBack):
+                rest = connector.remainder(remote_id, change)
+            if rest is None:
                 status = "already_present"
             else:
-                wrote = connector.write_back(remote_id, change)
+                wrote = connector.write_back(remote_id, rest)
         except NotFound as exc:
             try:
                 connector.ticket(remote_id)

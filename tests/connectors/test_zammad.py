@@ -602,6 +602,20 @@ def test_unmigrated_field_is_detected_and_repaired_without_a_second_note(
     assert len(internal_notes_with(sandbox, 1, "RE-9")) == 1
 
 
+def test_read_back_names_only_what_is_missing(zammad: ZammadConnector, sandbox: ZammadSandbox) -> None:
+    """After an uncertain failure the outbox asks what is missing: a note that landed while
+    the fields were dropped must not be sent again."""
+    with pytest.raises(RemoteError, match="did not store"):
+        zammad.write_back("1", invoice_change("RE-9"))
+    rest = zammad.remainder("1", invoice_change("RE-9"))
+    assert rest is not None and rest.note_html is None and rest.invoice_reference == "RE-9"
+
+    assert zammad.register().ok
+    assert zammad.write_back("1", rest) is True
+    assert zammad.remainder("1", invoice_change("RE-9")) is None
+    assert len(internal_notes_with(sandbox, 1, "RE-9")) == 1
+
+
 def test_invalid_status_is_rejected_by_zammad(
     registered: ZammadConnector, sandbox: ZammadSandbox
 ) -> None:
