@@ -29,6 +29,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     engine = make_engine(settings.database_url)
     app = Flask(__name__, template_folder="../templates", static_folder="../static")
     app.extensions["ticketbill"] = Sidecar(settings, engine, make_session_factory(engine))
+    # every body, pages' forms and APIs alike; the push API checks its token before reading one
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     _behind_proxy(app, settings)
 
     from addon.health import HelpdeskProbe

@@ -44,13 +44,22 @@ class GuardedGroup(click.Group):
             state = ctx.obj or {}
             if state.get("debug"):
                 raise
-            settings: Settings | None = state.get("settings")
+            settings: Settings | None = state.get("settings") or _settings_of(state)
             line = describe(exc, settings.database_url if settings else None)
             if line is None:
                 first = (str(exc).strip().splitlines() or [""])[0]
                 line = f"error: {type(exc).__name__}: {first} (run again with --debug for the traceback)"
             click.echo(MASKING.mask(mask_url(line)), err=True)
             ctx.exit(1)
+
+
+def _settings_of(state: dict[str, Any]) -> Settings | None:
+    """The settings a command group loaded on its own (verify, users, contracts, review):
+    the error line names the database they used, as every other command's does."""
+    try:
+        return settings_from_environment(state.get("env_file"))
+    except SettingsError:
+        return None
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -534,6 +543,29 @@ def export_csv(ctx: click.Context, start: Any, end: Any, out_dir: Path) -> None:
             (out_dir / rendered.filename).write_bytes(rendered.content)
     for rendered in files:
         click.echo(f"{len(numbers)} documents → {out_dir / rendered.filename}")
+
+
+@export.command("gdpdu")
+@click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), required=True)
+@click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), required=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.pass_context
+def export_gdpdu(ctx: click.Context, start: Any, end: Any, out: Path) -> None:
+    """GDPdU archive for the tax office: index.xml, tables and the documents of the period."""
+    from addon.exports.period import ExportError, gdpdu_export
+    from addon.invoicing.audit import cli_actor
+
+    settings = _settings(ctx)
+    first, last = _period(start, end)
+    with _database(settings) as factory, transaction(factory) as session:
+        try:
+            rendered, numbers = gdpdu_export(session, settings, first, last, cli_actor(), _now(), {"file": str(out)})
+        except ExportError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(1)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(rendered.content)
+    click.echo(f"{len(numbers)} documents → {out} (index.xml per GDPdU Beschreibungsstandard)")
 
 
 @main.command("backup")

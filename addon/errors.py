@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import errno
 import getpass
+import re
 import socket
 from urllib.parse import urlsplit
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
 from addon.settings import mask_url
 from connectors.base import AuthError, ConnectorError
+from connectors.http import MASKING
 
 
 def host_port(url: str) -> tuple[str, int]:
@@ -95,6 +97,38 @@ def describe(exc: BaseException, database_url: str | None = None) -> str | None:
 def is_connection_error(exc: BaseException) -> bool:
     """Server down or file not openable, as opposed to a bad query (a bug)."""
     return isinstance(exc, OperationalError | InterfaceError)
+
+
+_TABLE = re.compile(r"\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM|FROM)\s+\"?(\w+)", re.IGNORECASE)
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for a run record, a needs-attention reason or a helpdesk note.
+
+    Why not `str(exc)`: a database error's text carries the statement with its parameters
+    (ticket titles, customer data, tokens of a row) and the driver's detail lines; those
+    texts end up in helpdesk notes that agents and customers read. A database error is named
+    by its kind, its table and its constraint; anything else by its first line, with
+    passwords of URLs and helpdesk tokens masked.
+    """
+    if isinstance(exc, SQLAlchemyError):
+        return f"database error ({_database_cause(exc)})"
+    line = MASKING.mask(mask_url(_first_line(exc)))
+    return line if isinstance(exc, ConnectorError) else f"{type(exc).__name__}: {line}"
+
+
+def _database_cause(exc: SQLAlchemyError) -> str:
+    """`IntegrityError on ticket: ticket_helpdesk_remote_id_key` — no SQL, no values."""
+    cause = type(exc).__name__
+    statement = getattr(exc, "statement", None) or ""
+    table = _TABLE.search(statement)
+    if table:
+        cause += f" on {table.group(1)}"
+    diag = getattr(getattr(exc, "orig", None), "diag", None)  # PostgreSQL names the constraint
+    constraint = getattr(diag, "constraint_name", None)
+    if constraint:
+        cause += f": {constraint}"
+    return cause
 
 
 def _user() -> str:

@@ -30,7 +30,8 @@ SECRET_FIELDS = frozenset({"helpdesk_token", "helpdesk_password", "push_api_toke
                            "zammad_signature_token"})
 #: The API path each connector appends itself; a HELPDESK_URL ending in it would double it.
 API_SUFFIXES = {"zammad": "/api/v1", "rt": "/REST/2.0"}
-_URL_PASSWORD = re.compile(r"(//[^/:@]*:)[^@]*@")
+#: greedy up to the last @ of the URL: a password with an unencoded @ is masked whole
+_URL_PASSWORD = re.compile(r"(//[^/:@\s]*:)\S*@")
 
 
 def mask_url(url: str) -> str:
@@ -136,6 +137,9 @@ class Settings:
     ui_helpdesk_roles: tuple[tuple[str, str], ...] = ()
     #: Flask-Limiter rate of sign-in attempts per client address (UI_LOGIN_RATE_LIMIT)
     ui_login_rate_limit: str = "5 per minute; 30 per hour"
+    #: the largest request body accepted (MAX_REQUEST_BYTES; 413 beyond): a pushed ticket with
+    #: thousands of entries fits, a body meant to exhaust memory does not
+    max_request_bytes: int = 2 * 1024 * 1024
 
     @property
     def invoice_dir(self) -> Path:
@@ -149,7 +153,7 @@ class Settings:
             value = getattr(self, spec.name)
             if spec.name in SECRET_FIELDS and value is not None:
                 text = "'***'"
-            elif spec.name == "database_url":
+            elif isinstance(value, str):  # any URL may carry user:password@
                 text = repr(mask_url(value))
             else:
                 text = repr(value)
@@ -175,7 +179,7 @@ def _url(env: Mapping[str, str], key: str, default: str | None = None) -> str:
         raise SettingsError(key, "is missing (see .env.example)")
     parsed = urlparse(raw)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise SettingsError(key, f"{raw!r} is not an http(s) URL with a host")
+        raise SettingsError(key, f"{mask_url(raw)!r} is not an http(s) URL with a host")
     return raw.rstrip("/")
 
 
@@ -384,6 +388,33 @@ def _secret_key(env: Mapping[str, str], key: str) -> str | None:
     return value
 
 
+def _database_url(env: Mapping[str, str], data_dir: Path) -> str:
+    """DATABASE_URL, parsed as SQLAlchemy will parse it; no error line ever holds its password.
+
+    Why so careful: an unencoded `@` or `/` in the password makes the rest of the password
+    look like the host, and every later error ("cannot resolve host …") would print it.
+    """
+    url = _optional(env, "DATABASE_URL") or f"sqlite:///{data_dir / 'ticketbill.sqlite'}"
+    if not url.startswith(("sqlite:", "postgresql")):
+        raise SettingsError("DATABASE_URL", f"{mask_url(url)!r} is neither sqlite:/// nor postgresql://")
+    if url.startswith("sqlite:"):
+        return url
+    rest = url.partition("://")[2]
+    userinfo = rest.rpartition("@")[0]
+    if rest.count("@") > 1 or any(c in userinfo for c in "/?#"):
+        raise SettingsError("DATABASE_URL", "the password holds an unencoded @, /, ? or #: write them as "
+                                            "%40, %2F, %3F and %23")
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(url)
+    except (ArgumentError, ValueError):
+        raise SettingsError("DATABASE_URL", f"{mask_url(url)!r} is not a database URL "
+                                            "(postgresql+psycopg://user:password@host:port/database)") from None
+    return url
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Validate `env` into `Settings`; raise `SettingsError` naming the first bad key."""
     kind = _choice(env, "HELPDESK_KIND", HELPDESK_KINDS, None)
@@ -395,9 +426,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     if kind != "api" and token is None and (user is None or password is None):
         raise SettingsError("HELPDESK_TOKEN", "is missing (or set HELPDESK_USER and HELPDESK_PASSWORD)")
     data_dir = Path(_optional(env, "DATA_DIR") or "instance").expanduser().resolve()
-    database_url = _optional(env, "DATABASE_URL") or f"sqlite:///{data_dir / 'ticketbill.sqlite'}"
-    if not database_url.startswith(("sqlite:", "postgresql")):
-        raise SettingsError("DATABASE_URL", f"{mask_url(database_url)!r} is neither sqlite:/// nor postgresql://")
+    database_url = _database_url(env, data_dir)
     vat_raw = _optional(env, "VAT_RATE") or "19"
     try:
         vat_rate = Decimal(vat_raw)
@@ -458,6 +487,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         secret_key=_secret_key(env, "SECRET_KEY"),
         ui_helpdesk_roles=_helpdesk_roles(env, "UI_HELPDESK_ROLES"),
         ui_login_rate_limit=_optional(env, "UI_LOGIN_RATE_LIMIT") or "5 per minute; 30 per hour",
+        max_request_bytes=_int(env, "MAX_REQUEST_BYTES", 2 * 1024 * 1024, 64 * 1024),
     )
 
 

@@ -25,10 +25,11 @@ import json
 import re
 import sys
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 from sqlalchemy import select
@@ -38,6 +39,7 @@ from addon.contracts.state import customer_states
 from addon.models import (
     BilledEntry,
     BillingHistory,
+    Contract,
     Customer,
     Invoice,
     NumberSeries,
@@ -112,10 +114,36 @@ def _allocations(session: Session, customers: Iterable[Customer]) -> dict[str, d
     return net
 
 
-def _check_billing(session: Session) -> tuple[list[Finding], int]:
+def _awaiting_monthly_invoice(
+    session: Session, invoices: Iterable[Invoice], tickets: Mapping[int, Ticket], timezone: str
+) -> Callable[[TimeEntry], bool]:
+    """Whether an entry waits for a monthly invoice that is not issued yet: its payer has a
+    contract billed monthly and the entry's month (in the contract's time zone) has no valid
+    monthly invoice. Such time is explained by the contract itself, even on a ticket whose
+    earlier time is invoiced already (a ticket that straddles a month boundary)."""
+    zones: dict[int, ZoneInfo] = {}
+    for contract in session.execute(select(Contract).where(Contract.trigger == "monthly")).scalars():
+        customer = session.get(Customer, contract.customer_id)
+        zones[contract.customer_id] = ZoneInfo(contract.timezone or (customer and customer.timezone) or timezone)
+    billed_months = {(i.customer_id, i.billing_period) for i in invoices
+                     if i.billing_period and i.state in VALID_STATES}
+
+    def awaiting(entry: TimeEntry) -> bool:
+        ticket = tickets.get(entry.ticket_id)
+        payer = ticket and (ticket.billing_customer_id or ticket.customer_id)
+        if payer not in zones:
+            return False
+        month = entry.booked_at.astimezone(zones[payer]).strftime("%Y-%m")
+        return (payer, month) not in billed_months
+
+    return awaiting
+
+
+def _check_billing(session: Session, timezone: str) -> tuple[list[Finding], int]:
     findings: list[Finding] = []
     tickets = {t.id: t for t in session.execute(select(Ticket)).scalars()}
     invoices = {i.id: i for i in session.execute(select(Invoice)).scalars()}
+    awaiting_monthly = _awaiting_monthly_invoice(session, invoices.values(), tickets, timezone)
     links = {b.entry_id: b for b in session.execute(select(BilledEntry)).scalars()}
     history: dict[int, Decimal] = defaultdict(Decimal)
     for row in session.execute(select(BillingHistory)).scalars():
@@ -155,7 +183,7 @@ def _check_billing(session: Session) -> tuple[list[Finding], int]:
         if entry.removed_at is not None or link is not None or any(m > 0 for m in keys.values()):
             continue  # billed (a line, or covered by a contingent under a fee line), or gone
         ticket = tickets.get(entry.ticket_id)
-        if entry.not_billed_reason or entry.written_off:
+        if entry.not_billed_reason or entry.written_off or awaiting_monthly(entry):
             continue
         if ticket is not None and (ticket.id in reviewed or (
                 ticket.billing_status in EXPLAINING_STATUSES and ticket.attention_reason)):
@@ -318,7 +346,8 @@ def verify(factory: sessionmaker[Session], settings: Settings) -> VerifyReport:
     findings: list[Finding] = []
     checked: dict[str, int] = {}
     with factory() as session:
-        for name, check in (("entries", _check_billing), ("numbers", lambda s: _check_numbers(s, settings)),
+        for name, check in (("entries", lambda s: _check_billing(s, settings.timezone)),
+                            ("numbers", lambda s: _check_numbers(s, settings)),
                             ("documents", _check_documents), ("write-backs", _check_notes)):
             found, count = check(session)
             findings += found

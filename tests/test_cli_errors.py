@@ -187,3 +187,53 @@ def test_settings_repr_hides_every_secret() -> None:
     assert "postgresql+psycopg://billing:***@db.example.com/ticketbill" in shown
     assert "helpdesk_user='billing'" in shown and "smtp_host='mail.example.com'" in shown
     assert settings.helpdesk_token == "helpdesk-token-secret"  # masked in the repr only
+
+
+@pytest.mark.parametrize(
+    ("url", "fragments"),
+    [
+        # an unencoded @ or / in the password: everything after the first @ looked like the host
+        ("postgresql+psycopg://billing:s3cr@t/pw-secret@db.example.com/ticketbill", ("s3cr", "t/pw-secret")),
+        ("postgresql+psycopg://billing:s3cr/t@pw-secret@db.example.com/ticketbill", ("s3cr", "pw-secret")),
+        # a port that is not a number: SQLAlchemy's ValueError, which no one-line reader could act on
+        (f"postgresql+psycopg://billing:{DB_PASSWORD}@db.example.com:port/ticketbill", (DB_PASSWORD,)),
+    ],
+)
+def test_a_malformed_database_url_is_one_configuration_line_without_any_of_the_password(
+    tmp_path: Path, url: str, fragments: tuple[str, ...]
+) -> None:
+    """Issue 12: a configuration error echoed the database password."""
+    result = ticketbill("--env-file", env_file(tmp_path, DATABASE_URL=url), "invoices", "list")
+    assert result.returncode == 2, result.stderr
+    line = one_line(result)
+    assert line.startswith("configuration error: DATABASE_URL: ")
+    for fragment in fragments:
+        assert fragment not in result.stderr + result.stdout
+
+
+def test_settings_repr_hides_passwords_in_every_url() -> None:
+    """Issue 12: the settings object's repr held the helpdesk token and passwords; a URL with
+    credentials in it (a helpdesk behind basic auth, an encoded @ in the database password)
+    must not bring them back."""
+    settings = load_settings({
+        **SELLER, "HELPDESK_KIND": "zammad", "HELPDESK_URL": "https://billing:helpdesk-url-secret@zammad.example.com",
+        "HELPDESK_TOKEN": "helpdesk-token-secret",
+        "DATABASE_URL": "postgresql+psycopg://billing:db%40secret%2Fpart@db.example.com/ticketbill",
+    })
+    shown = repr(settings)
+    for secret in ("helpdesk-url-secret", "helpdesk-token-secret", "db%40secret", "secret%2Fpart"):
+        assert secret not in shown
+    assert "https://billing:***@zammad.example.com" in shown
+
+
+@pytest.mark.parametrize("command", [["verify"], ["users", "list"], ["contracts", "list"], ["review", "list"],
+                                     ["contingents"]])
+def test_database_down_is_one_line_in_every_command_group(tmp_path: Path, command: list[str]) -> None:
+    """Commands with settings of their own said `… Connection refused ()`: the URL's place was empty."""
+    port = free_port()
+    url = f"postgresql+psycopg://billing:{DB_PASSWORD}@127.0.0.1:{port}/ticketbill"
+    result = ticketbill("--env-file", env_file(tmp_path, DATABASE_URL=url), *command)
+    assert result.returncode == 1
+    line = one_line(result)
+    assert f'port {port} failed: Connection refused' in line and not line.endswith("()"), line
+    assert DB_PASSWORD not in result.stderr + result.stdout

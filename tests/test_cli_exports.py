@@ -4,10 +4,13 @@ SQLite and PostgreSQL; the export is recorded in the audit log."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import zipfile
 from datetime import UTC, date, datetime
 from decimal import Decimal as D
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from click.testing import CliRunner, Result
@@ -18,7 +21,7 @@ from addon.db import make_session_factory, transaction
 from addon.invoicing.issue import Draft, DraftLine, EntryLink, issue_invoice
 from addon.invoicing.render_pdf import render_pdf
 from addon.invoicing.snapshot import VatGroup
-from addon.models import AuditLog, Customer, Ticket, TimeEntry
+from addon.models import AuditLog, Customer, Invoice, Ticket, TimeEntry
 from addon.settings import load_settings
 
 SELLER = {
@@ -142,3 +145,84 @@ def test_csv_export_of_a_period(values: dict[str, str], tmp_path: Path, engine: 
         export = session.execute(select(AuditLog).where(AuditLog.action == "export")).scalar_one()
         assert export.details["kind"] == "csv" and export.details["numbers"] == ["RE-2026-00001", "RE-2026-00002"]
         assert export.actor.startswith("cli:")
+
+
+def read_gdpdu(archive: zipfile.ZipFile) -> dict[str, list[dict[str, object]]]:
+    """Read every table as an auditor's tool does: only from what index.xml says (file, codepage,
+    delimiters, column names and types, decimal places, date format)."""
+    index = ElementTree.fromstring(archive.read("index.xml"))
+    assert archive.read("index.xml").startswith(b'<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE DataSet SYSTEM')
+    tables: dict[str, list[dict[str, object]]] = {}
+    for table in index.iter("Table"):
+        assert table.find("UTF8") is not None and table.findtext("DecimalSymbol") == ","
+        layout = table.find("VariableLength")
+        assert layout is not None
+        assert (layout.findtext("ColumnDelimiter"), layout.findtext("RecordDelimiter"),
+                layout.findtext("TextEncapsulator")) == (";", "\r\n", '"')
+        columns = [c for c in layout if c.tag in ("VariablePrimaryKey", "VariableColumn")]
+        raw = archive.read(table.findtext("URL") or "").decode("utf-8")
+        assert raw.endswith("\r\n") and "\n" not in raw.replace("\r\n", "")
+        rows = []
+        for cells in csv.reader(io.StringIO(raw, newline=""), delimiter=";", quotechar='"'):
+            assert len(cells) == len(columns)
+            row: dict[str, object] = {}
+            for column, cell in zip(columns, cells, strict=True):
+                name = column.findtext("Name") or ""
+                if column.find("Numeric") is not None:
+                    places = int(column.findtext("Numeric/Accuracy") or 0)
+                    fraction = cell.partition(",")[2]
+                    assert cell == "" or len(fraction) == places, (name, cell)
+                    row[name] = D(cell.replace(",", ".")) if cell else None
+                elif column.find("Date") is not None:
+                    assert column.findtext("Date/Format") == "DD.MM.YYYY"
+                    row[name] = datetime.strptime(cell, "%d.%m.%Y").date() if cell else None
+                else:
+                    row[name] = cell
+            rows.append(row)
+        keys = [c.findtext("Name") for c in columns if c.tag == "VariablePrimaryKey"]
+        assert len({tuple(r[k] for k in keys) for r in rows}) == len(rows)  # primary keys are unique
+        tables[table.findtext("Name") or ""] = rows
+    return tables
+
+
+def test_gdpdu_archive_for_the_tax_office(values: dict[str, str], tmp_path: Path) -> None:
+    cancelled = run(tmp_path, values, "invoices", "cancel", "RE-2026-00001", "--reason", "Test", "--then", "rebill")
+    assert cancelled.exit_code == 0, cancelled.output
+    out = tmp_path / "gdpdu.zip"
+
+    result = run(tmp_path, values, "export", "gdpdu", "--from", "2026-11-01", "--to", "2026-11-30", "--out", str(out))
+
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"2 documents → {out}")
+    with zipfile.ZipFile(out) as archive:
+        tables = read_gdpdu(archive)
+        invoices = {row["Belegnummer"]: row for row in tables["Rechnungen"]}
+        assert set(invoices) == {"RE-2026-00001", "RE-2026-00002"}  # not December's
+        first = invoices["RE-2026-00001"]
+        assert (first["Belegart"], first["Belegdatum"], first["Kunde"]) == ("380", date(2026, 11, 3),
+                                                                           "Bäckerei Hansen GmbH")
+        assert (first["Netto"], first["Umsatzsteuer"], first["Brutto"]) == (D("100.00"), D("19.00"), D("119.00"))
+        for number, row in invoices.items():  # every document is in the archive as it was sent
+            for kind in ("PDF", "XML"):
+                content = archive.read(str(row[kind]))
+                assert hashlib.sha256(content).hexdigest() == row[f"{kind}_SHA256"], (number, kind)
+            lines = [line for line in tables["Rechnungspositionen"] if line["Belegnummer"] == number]
+            assert sum(D(str(line["Netto"])) for line in lines) == row["Netto"]
+            vat = [group for group in tables["Umsatzsteuer"] if group["Belegnummer"] == number]
+            assert sum(D(str(group["Steuerbetrag"])) for group in vat) == row["Umsatzsteuer"]
+        assert {row["Aktion"] for row in tables["Protokoll"]} >= {"issue", "cancel"}
+    log = run(tmp_path, values, "invoices", "log", "RE-2026-00002")
+    assert "gdpdu" in log.output
+
+
+def test_gdpdu_archive_refuses_a_changed_document(values: dict[str, str], tmp_path: Path, engine: Engine) -> None:
+    with make_session_factory(engine)() as session:
+        invoice = session.execute(select(Invoice).where(Invoice.number == "RE-2026-00002")).scalar_one()
+        Path(invoice.pdf_path or "").write_bytes(b"%PDF-1.7 replaced")
+    out = tmp_path / "gdpdu.zip"
+
+    result = run(tmp_path, values, "export", "gdpdu", "--from", "2026-11-01", "--to", "2026-11-30", "--out", str(out))
+
+    assert result.exit_code == 1
+    assert "RE-2026-00002" in result.output and "SHA-256" in result.output
+    assert not out.exists()

@@ -8,10 +8,12 @@ The database is the machine's PostgreSQL behind a TCP forwarder the test opens a
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -205,3 +207,36 @@ def test_web_and_scheduler_as_two_processes(tmp_path: Path, database_url: str) -
         engine.dispose()
     assert "sync requested at" in output, output
     assert "Traceback" not in output + web_output
+
+
+@POSTGRESQL
+def test_serve_keeps_running_with_an_unwritable_data_directory(database_url: str) -> None:
+    """Issue 12: a data directory serve cannot write is one line at start and a reason on
+    /readyz, never a traceback or an exit; sync runs are not started meanwhile."""
+    with tempfile.TemporaryDirectory() as name:  # pytest's tmp_path is private to root
+        base = Path(name)
+        base.chmod(0o755)
+        locked = base / "locked"
+        locked.mkdir(mode=0o555)
+        env_file = base / "serve.env"
+        values = {"HELPDESK_KIND": "api", "PUSH_API_TOKEN": PUSH_TOKEN, "DATABASE_URL": database_url,
+                  "DATA_DIR": str(locked / "data"), "POLL_INTERVAL_SECONDS": "3600", **SELLER}
+        env_file.write_text("\n".join(f"{k}={v}" for k, v in values.items()), encoding="utf-8")
+        env_file.chmod(0o644)
+        port = free_port()
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+        serve = subprocess.Popen([*nobody, sys.executable, "-m", "addon.cli", "--env-file", str(env_file), "serve",
+                                  "--port", str(port)], cwd=ROOT, env={"PATH": "/usr/bin:/bin"},
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).ok, 30, "serve answers")
+            status, body = wait_for(lambda: (r := ready(port))[1]["checks"].get("scheduler") == "ok" and r,
+                                    3 * HEARTBEAT_SECONDS, "the scheduler beats (the database is fine)")
+            assert status == 503
+            assert body["checks"]["data_dir"] == f"not writable: {locked} (DATA_DIR; invoices cannot be stored)"
+            assert body["checks"]["database"] == "ok"
+            assert serve.poll() is None, "serve must keep running"
+        finally:
+            output = stop(serve)
+    assert "Traceback" not in output, output
+    assert f"not writable: {locked / 'data'} (Permission denied" in output, output

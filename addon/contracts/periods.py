@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from addon.billing.periods import period_of_instant, shift_period
 from addon.contracts.state import encode_documents, record_ledger
 from addon.db import transaction
+from addon.errors import describe_error
 from addon.invoicing.issue import Renderer, issue_invoice, store_draft
 from addon.invoicing.rating import CUSTOMER, Rating, rate_customer
 from addon.models import BilledEntry, Contract, Customer, Invoice, Ticket, TimeEntry
@@ -130,7 +131,7 @@ def invoice_period(factory: sessionmaker[Session], settings: Settings, render: R
                 outcomes.append(invoice_customer_period(session, settings, render, customer, period, now))
         except Exception as exc:  # the shell boundary: one customer's failure never stops the others
             log.exception("monthly invoice of customer id %s failed", customer_id)
-            outcomes.append(PeriodOutcome(str(customer_id), "failed", detail=str(exc)))
+            outcomes.append(PeriodOutcome(str(customer_id), "failed", detail=describe_error(exc)))
     return outcomes
 
 

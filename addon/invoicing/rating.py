@@ -715,7 +715,13 @@ def rate_customer(session: Session, settings: Settings, customer: Customer, *, t
         draft = replace(draft, notes=notes, service_period=bounds)
     touched = {line.ticket for r in results for line in r.lines if line.ticket} | {
         a.ticket for d in documents.values() for a in d.allocations}
-    invoice_tickets = sorted((by_number[n] for n in touched if n in by_number), key=lambda t: t.number)
+    billed_ids = {a.entry_id for d in documents.values() for a in d.allocations} | {
+        ref.entry_id for r in results for line in r.lines for ref in line.entries}
+    merged_sources = {e.ticket_id for e in stored  # their time is billed under the survivor's number
+                      if tickets_by_id[e.ticket_id].id != e.ticket_id and str(e.id) in billed_ids}
+    invoice_tickets = sorted([*(by_number[n] for n in touched if n in by_number),
+                              *(s for i in merged_sources if (s := session.get(Ticket, i)) is not None)],
+                             key=lambda t: t.number)
     return Rating(draft, reasons if trigger == "per_ticket" else [], excluded, holds, warnings, documents,
                   invoice_tickets, ledgers, notes, tuple(waiting))
 

@@ -20,12 +20,12 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from addon.contracts.periods import bill_due_periods, record_billing
 from addon.customers import missing_billing_data
 from addon.db import transaction
+from addon.errors import describe_error
 from addon.invoicing.drafts import deferred_entry_ids
 from addon.invoicing.issue import Draft, Renderer, earlier_invoices, issue_invoice, store_draft
 from addon.invoicing.rating import (
@@ -373,21 +373,11 @@ def bill_pending(
             with transaction(factory) as session:
                 ticket = session.get(Ticket, ticket_id)
                 assert ticket is not None
-                # the note says what happened in words; the statement and its values stay in the log
-                set_status(session, ticket, "needs_attention", failure_cause(exc), now())
-                errors.append(f"ticket {ticket.number}: {failure_cause(exc)}")
+                cause = describe_error(exc)  # the note and /runs: the cause, never the SQL
+                set_status(session, ticket, "needs_attention", f"billing failed: {cause}", now())
+                errors.append(f"ticket {ticket.number}: billing failed: {cause}")
             outcome = "billing_failed"
         counts[outcome] += 1
-
-
-def failure_cause(exc: Exception) -> str:
-    """A billing failure for a helpdesk note and the run record: the cause in words, never the
-    SQL statement or its parameters (customer data) that a database error's text carries."""
-    if isinstance(exc, SQLAlchemyError):
-        what = "the database refused a change" if isinstance(exc, IntegrityError) else "the database failed"
-        return f"billing failed: {what} ({type(exc).__name__}); the sync log has the details, the next run tries again"
-    first = (str(exc).strip().splitlines() or [""])[0][:200]
-    return f"billing failed: {type(exc).__name__}: {first}; the next run tries again"
 
 
 def bill_ticket(session: Session, settings: Settings, render: Renderer, ticket: Ticket | None, now: datetime) -> str:

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
+from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import RequestEntityTooLarge
 
+from addon.models import PushEvent
 from addon.web.events import record_close_event
+from addon.web.payload import PayloadError, identifier, parse_json
 
 bp = Blueprint("zammad_hook", __name__, url_prefix="/api/zammad/v1")
 PATH = "/api/zammad/v1/webhook"
@@ -29,8 +32,24 @@ PATH = "/api/zammad/v1/webhook"
 MAX_BODY = 1_000_000
 
 
-def _error(status: int, message: str) -> ResponseReturnValue:
-    return jsonify({"error": message}), status
+def _error(status: int, message: str, field: str | None = None) -> ResponseReturnValue:
+    return jsonify({"error": message, **({"field": field} if field else {})}), status
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _too_large(_exc: RequestEntityTooLarge) -> ResponseReturnValue:
+    """MAX_REQUEST_BYTES set below this receiver's own limit."""
+    return _error(413, f"body larger than {current_app.config.get('MAX_CONTENT_LENGTH')} bytes (MAX_REQUEST_BYTES)")
+
+
+def _ticket_id(raw: bytes) -> str:
+    """Zammad's `ticket.id`, checked like any pushed value: a signature says who sent the body,
+    not that it fits the database."""
+    body: Any = parse_json(raw)
+    ticket = body.get("ticket") if isinstance(body, dict) else None
+    if not isinstance(ticket, dict) or ticket.get("id") is None:
+        raise PayloadError("ticket.id", "not Zammad's webhook payload (no ticket.id)")
+    return identifier("ticket.id", ticket["id"], PushEvent.ticket_remote_id)
 
 
 @bp.post("/webhook")
@@ -50,12 +69,11 @@ def webhook() -> ResponseReturnValue:
         return _error(401, "missing or wrong X-Hub-Signature (HMAC-SHA1 of the body with "
                            "ZAMMAD_WEBHOOK_SECRET)")
     try:
-        body = json.loads(raw)
-        ticket_id = body["ticket"]["id"]
-    except (ValueError, TypeError, KeyError):
-        return _error(422, "not Zammad's webhook payload (no ticket.id)")
+        ticket_id = _ticket_id(raw)
+    except PayloadError as exc:
+        return _error(422, str(exc), exc.field)
     delivery = request.headers.get("X-Zammad-Delivery") or hashlib.sha256(raw).hexdigest()
     key = hashlib.sha256(f"delivery\x1f{delivery}".encode()).hexdigest()
-    if not record_close_event("zammad", key, str(ticket_id)):
+    if not record_close_event("zammad", key, ticket_id):
         return jsonify({"accepted": False, "duplicate": True}), 200
     return jsonify({"accepted": True, "duplicate": False}), 202

@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy import delete, select
 from sync_fixtures import Sidecar, closed_ticket
 from test_contracts_helpers import ANNA, JONAS, REMOTE, import_contracts, pdf_text, run_at
+from verified import assert_verified
 
 from addon.contracts.ledger import contingent_report
 from addon.contracts.periods import invoice_period
@@ -140,3 +141,29 @@ def test_invoice_period_for_one_customer_and_the_contingent_report(sidecar: Side
         assert sorted(periods) == [("2026-10", 120), ("2026-11", 105)]
         statuses = dict(session.execute(select(Ticket.title, Ticket.billing_status)).all())
     assert statuses == {"Netzwerk": "invoiced", "November": "unbilled"}
+
+
+def test_a_ticket_straddling_the_month_verifies_while_its_later_time_waits(sidecar: Sidecar, tmp_path: Path) -> None:
+    """Found on the demo of 2026-12-06: a retainer ticket with October and November time, closed in
+    November. October's invoice bills the October entry and marks the ticket invoiced; the
+    November entry waits for November's invoice, and `verify` flagged it as unexplained."""
+    sb = sidecar.sandbox
+    sidecar.import_customers(tmp_path, [1])
+    import_contracts(sidecar, {"contracts": [FLAT]})
+    sb.set_now(datetime(2026, 10, 30, 9, 0, tzinfo=UTC))
+    ticket = sb.create_ticket("Umzug", organization_id=1)
+    sb.book_time(ticket["id"], 45, agent_id=ANNA, type_id=REMOTE)
+    sb.set_now(datetime(2026, 11, 1, 10, 0, tzinfo=UTC))
+    sb.book_time(ticket["id"], 30, agent_id=ANNA, type_id=REMOTE)
+    sb.advance(600)
+    sb.close_ticket(ticket["id"])
+
+    assert run_at(sidecar, NOVEMBER).ok
+
+    [october] = invoices(sidecar)
+    assert october.billing_period == "2026-10"
+    assert sb.ticket(ticket["id"])["billing_status"] == "invoiced"
+    assert_verified(sidecar.factory, sidecar.settings)  # the November entry waits for its invoice
+    assert run_at(sidecar, datetime(2026, 12, 1, 8, 0, tzinfo=UTC)).ok
+    assert [i.billing_period for i in invoices(sidecar)] == ["2026-10", "2026-11"]
+    assert_verified(sidecar.factory, sidecar.settings)  # ... and now it is on November's invoice

@@ -143,6 +143,33 @@ def test_time_on_a_merged_ticket_is_billed_with_the_ticket_it_was_merged_into(
     assert_verified(sidecar.factory, sidecar.settings)
 
 
+def test_a_merged_ticket_on_a_monthly_invoice_is_marked_invoiced(sidecar: Sidecar, tmp_path: Path) -> None:
+    """Found on the demo of 2026-12-06: the survivor went onto the customer's monthly invoice,
+    the merged-away ticket kept "unbilled … billed with #…" although its time was invoiced."""
+    sb = sidecar.sandbox
+    sidecar.import_customers(tmp_path, [1])
+    import_contracts(sidecar, {"contracts": [FLAT]})
+    sb.set_now(NOV_5)
+    duplicate = open_ticket(sidecar, "Drucker (Duplikat)", [(55, ANNA, REMOTE)])
+    original = open_ticket(sidecar, "Drucker", [(30, JONAS, REMOTE)])
+    sb.advance(600)
+    sb.merge_ticket(duplicate, original)
+    sb.advance(600)
+    sb.close_ticket(original)
+
+    assert run_at(sidecar, datetime(2026, 12, 1, 8, 0, tzinfo=UTC)).ok
+
+    [(number, _net)] = invoices(sidecar)
+    for ticket in (duplicate, original):
+        remote = sb.ticket(ticket)
+        assert (remote["billing_status"], remote["billing_invoice_ref"]) == ("invoiced", number), ticket
+    with sidecar.factory() as session:
+        invoice = session.execute(select(Invoice)).scalar_one()
+        refs = {t["number"] for t in json.loads(invoice.snapshot or "{}")["tickets"]}
+    assert refs == {sb.ticket(duplicate)["number"], sb.ticket(original)["number"]}
+    assert_verified(sidecar.factory, sidecar.settings)
+
+
 def test_time_merged_into_an_invoiced_ticket_is_billed_afterwards(sidecar: Sidecar, tmp_path: Path) -> None:
     sb = sidecar.sandbox
     sidecar.import_customers(tmp_path, [1])

@@ -90,7 +90,7 @@ def test_a_database_error_never_reaches_the_helpdesk_note(
         notes = [row.payload.get("note_html", "") for row in session.execute(
             select(Outbox).where(Outbox.ticket_id == ticket.id)).scalars()]
     assert ticket.billing_status == "needs_attention"
-    assert "the database refused a change" in (ticket.attention_reason or "")
+    assert "database error (IntegrityError" in (ticket.attention_reason or "")
     for text in [ticket.attention_reason or "", *notes, *[n["body"] for n in sidecar.notes(remote)]]:
         assert "INSERT" not in text and "RE-2026-00001" not in text and "SQL" not in text
     assert "INSERT" not in (result.error or "")

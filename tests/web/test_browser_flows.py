@@ -6,6 +6,7 @@ issue a draft → download its PDF → cancel it → export DATEV. Every step le
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 from browser import shot
@@ -100,6 +101,15 @@ def test_a_day_in_the_browser(ui: UI, page, tmp_path: Path) -> None:  # type: ig
     download.value.save_as(datev)
     assert datev.read_bytes().startswith(b'"EXTF"')
     assert number.encode() in datev.read_bytes()
+    page.fill("#g-from", min(days).replace(day=1).isoformat())
+    page.fill("#g-to", max(days).isoformat())
+    with page.expect_download() as download:
+        page.click("text=GDPdU exportieren")
+    gdpdu = tmp_path / "gdpdu.zip"
+    download.value.save_as(gdpdu)
+    with zipfile.ZipFile(gdpdu) as archive:
+        assert "index.xml" in archive.namelist()
+        assert number.encode() in archive.read("rechnungen.txt")
 
     # run now, with live progress until it is done
     page.goto("/runs")

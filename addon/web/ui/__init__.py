@@ -73,7 +73,6 @@ def init_ui(app: Flask, settings: Settings) -> None:
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
         BABEL_TRANSLATION_DIRECTORIES=str(TRANSLATIONS),
         BABEL_DEFAULT_TIMEZONE=settings.timezone,
-        MAX_CONTENT_LENGTH=8 * 1024 * 1024,
     )
     # SESSION_COOKIE_SECURE is the deployment's (set with an https PUBLIC_URL); keep remember-me off.
     # The access check runs first, so a refused request is refused for its role, not its token.

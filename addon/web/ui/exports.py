@@ -1,4 +1,5 @@
-"""Exports for the tax adviser: DATEV Buchungsstapel and CSV of a period, as downloads."""
+"""Exports for the tax adviser and the tax office: DATEV Buchungsstapel, CSV and the GDPdU
+archive of a period, as downloads."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from addon.exports.period import ExportError, csv_export, datev_export
+from addon.exports.period import ExportError, csv_export, datev_export, gdpdu_export
 from addon.models import AuditLog
 from addon.reports import day_in
 from addon.web.ui.access import actor, requires
@@ -85,3 +86,21 @@ def csv() -> ResponseReturnValue:
     buffer.seek(0)
     return send_file(buffer, mimetype="application/zip", as_attachment=True,
                      download_name=f"ticketbill_{period[0]:%Y%m%d}-{period[1]:%Y%m%d}.zip")
+
+
+@bp.post("/gdpdu")
+@requires("exports")
+def gdpdu() -> ResponseReturnValue:
+    """Download the GDPdU archive (index.xml, tables, documents) of the period."""
+    period = _period()
+    if period is None:
+        flash(_("Choose the first and the last day."), "error")
+        return redirect(url_for("exports.index"))
+    try:
+        with writing() as db:
+            rendered, _numbers = gdpdu_export(db, settings(), *period, actor(), now(), {"via": "web"})
+    except ExportError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("exports.index"))
+    return send_file(io.BytesIO(rendered.content), mimetype=rendered.mimetype, as_attachment=True,
+                     download_name=rendered.filename)
