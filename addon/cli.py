@@ -677,13 +677,15 @@ def _register_user_commands() -> None:
 _register_user_commands()
 
 def _register_billing_review_commands() -> None:
-    """`verify` (the auditor's invariant check, addon/verify.py) and `review` (review items on
-    billed tickets, addon/sync/review.py)."""
+    """`verify` (the auditor's invariant check, addon/verify.py), `review` (review items on
+    billed tickets, addon/sync/review.py) and `outbox` (the write-back backlog)."""
+    from addon.sync.outbox_cli import outbox_command
     from addon.sync.review import review
     from addon.verify import verify_command
 
     main.add_command(verify_command)
     main.add_command(review)
+    main.add_command(outbox_command)
 
 
 _register_billing_review_commands()

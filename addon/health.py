@@ -8,6 +8,7 @@ job, and if not, why — each reason one line an admin can act on:
 - the scheduler is not running: it rewrites a heartbeat row every `HEARTBEAT_SECONDS`, and a
   web process in another unit (or on another host) sees the row grow old;
 - the last finished run failed (with its error);
+- the outbox has owed a write-back or an e-mail for longer than `OUTBOX_MAX_AGE`;
 - the helpdesk is unreachable: a TCP connect with a short timeout, cached for
   `HELPDESK_PROBE_TTL` seconds, so a probe every few seconds never becomes a helpdesk call
   every few seconds.
@@ -31,11 +32,15 @@ from addon.errors import database_reason, is_connection_error, probe_tcp
 from addon.models import SchedulerHeartbeat, SyncRun
 from addon.settings import Settings
 from addon.sync.runs import HOLDER
+from addon.sync.writeback import backlog
 
 SCHEDULER = "sync"
 HEARTBEAT_SECONDS = 10
 #: Six missed beats: long enough for a busy SQLite writer, short enough for a pager.
 HEARTBEAT_MAX_AGE = timedelta(seconds=6 * HEARTBEAT_SECONDS)
+#: A pending outbox row older than this degrades readiness: past the backoff cap twice over,
+#: so one failed attempt never pages anyone, a helpdesk refusing writes for hours does.
+OUTBOX_MAX_AGE = timedelta(hours=2)
 HELPDESK_PROBE_TTL = 30.0
 HELPDESK_PROBE_TIMEOUT = 2.0
 OK = "ok"
@@ -142,6 +147,7 @@ def readiness(
             with factory() as session:
                 checks["scheduler"] = _scheduler(session, now)
                 checks["last_run"] = _last_run(session)
+                checks["outbox"] = _outbox(session, now)
     if helpdesk is not None:
         reason = helpdesk()
         checks["helpdesk"] = OK if reason is None else f"unreachable: {reason}"
@@ -167,6 +173,16 @@ def _scheduler(session: Session, now: datetime) -> str:
         return (f"not running: last heartbeat {int(age.total_seconds())} s ago from {row.holder} "
                 f"(at most {int(HEARTBEAT_MAX_AGE.total_seconds())} s expected)")
     return OK
+
+
+def _outbox(session: Session, now: datetime) -> str:
+    """Degraded while a write-back or e-mail has waited longer than `OUTBOX_MAX_AGE`."""
+    state = backlog(session)
+    if state.oldest_pending is None or now - state.oldest_pending <= OUTBOX_MAX_AGE:
+        return OK
+    minutes = int((now - state.oldest_pending).total_seconds() // 60)
+    return (f"{state.pending} write-back(s)/e-mail(s) pending, the oldest for {minutes} min "
+            f"(last error: {state.last_error or 'none'}); `ticketbill outbox` shows them")
 
 
 def _last_run(session: Session) -> str:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -270,16 +271,6 @@ class PushEvent(Base):
     received_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
-class JobLock(Base):
-    """A named lease so only one process runs the sync/billing job at a time."""
-
-    __tablename__ = "job_lock"
-
-    name: Mapped[str] = mapped_column(String(50), primary_key=True)
-    holder: Mapped[str] = mapped_column(String(200))
-    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
-
-
 class NumberSeries(Base):
     """A gapless counter per series and year, taken FOR UPDATE in the issuing transaction."""
 
@@ -397,6 +388,10 @@ class Outbox(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     done_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: when a pending row is tried next (backoff); None: at once
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    #: an attempt began whose outcome is unknown: the next one reads back before it writes
+    in_doubt: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class BillingHistory(Base):

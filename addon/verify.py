@@ -11,7 +11,8 @@ without changing anything:
 - **numbers**: the numbers of each series are unique and gapless per counter (series and year).
 - **documents**: every stored PDF/XML still has the SHA-256 recorded on its invoice row.
 - **notes**: every issued document queued one write-back per ticket it names; no ticket got
-  the same status note twice; no write-back failed for good.
+  the same status note twice; no write-back failed for good. Write-backs still being retried
+  are reported as notices, not findings: the outbox never gives up on them.
 
 `verify(factory, settings)` returns a `VerifyReport`; the CLI prints it and exits 1 when a
 finding exists. The interface is stable: tests and the reliability harnesses call it.
@@ -74,6 +75,8 @@ class VerifyReport:
 
     findings: tuple[Finding, ...]
     checked: Mapping[str, int] = field(default_factory=dict)
+    #: what is still under way and not wrong (write-backs being retried): printed, never failing
+    notices: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -85,9 +88,10 @@ class VerifyReport:
     def lines(self) -> list[str]:
         """What the CLI prints: a summary line, then one line per finding."""
         counted = ", ".join(f"{n} {what}" for what, n in self.checked.items())
+        notices = [f"note: {n}" for n in self.notices]
         if self.ok:
-            return [f"verify: OK ({counted})"]
-        return [f"verify: {len(self.findings)} finding(s) ({counted})", *(str(f) for f in self.findings)]
+            return [f"verify: OK ({counted})", *notices]
+        return [f"verify: {len(self.findings)} finding(s) ({counted})", *(str(f) for f in self.findings), *notices]
 
 
 def _minutes(value: Decimal | int) -> str:
@@ -279,6 +283,23 @@ def _check_documents(session: Session) -> tuple[list[Finding], int]:
     return findings, checked
 
 
+def _outbox_notices(session: Session) -> list[str]:
+    """Write-backs still being retried and ones whose ticket is gone: under way, not wrong."""
+    notices = []
+    rows = session.execute(select(Outbox).where(Outbox.kind == WRITE_BACK, Outbox.status.in_(("pending", "gone")),
+                                                Outbox.attempts > 0).order_by(Outbox.id)).scalars()
+    tickets = {t.id: t.number for t in session.execute(select(Ticket)).scalars()}
+    for row in rows:
+        number = tickets.get(row.ticket_id or -1, "?")
+        if row.status == "gone":
+            notices.append(f"ticket #{number}: write-back {row.marker!r} not written: {row.last_error}")
+        else:
+            doubt = ", in doubt" if row.in_doubt else ""
+            notices.append(f"ticket #{number}: write-back {row.marker!r} retrying ({row.attempts} attempt(s){doubt}"
+                           f"): {row.last_error or 'interrupted'}")
+    return notices
+
+
 def _check_notes(session: Session) -> tuple[list[Finding], int]:
     findings: list[Finding] = []
     tickets = {t.id: t for t in session.execute(select(Ticket)).scalars()}
@@ -331,8 +352,9 @@ def verify(factory: sessionmaker[Session], settings: Settings) -> VerifyReport:
             found, count = check(session)
             findings += found
             checked[name] = count
+        notices = _outbox_notices(session)
         session.rollback()
-    return VerifyReport(tuple(findings), checked)
+    return VerifyReport(tuple(findings), checked, tuple(notices))
 
 
 @click.command("verify")

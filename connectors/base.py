@@ -210,9 +210,10 @@ class BookingProblem:
 class WriteBack:
     """What the sidecar writes onto a ticket: status, reference, link, at most one internal note.
 
-    `marker` is a stable string (the invoice number, or the attention reason) that the
-    connector looks for before writing: a write repeated after a crash finds its own earlier
-    note (or reference) and does nothing.
+    `marker` is a stable string (the invoice number, or the attention reason) carried by the
+    note: after an attempt whose outcome is unknown, the read-back (`ReadBack.remainder`, or a
+    connector that reads before it writes) finds its own earlier note (or reference) and does
+    not write it again.
     """
 
     billing_status: str
@@ -221,10 +222,6 @@ class WriteBack:
     invoice_url: str | None = None
     note_subject: str | None = None
     note_html: str | None = None
-    #: Look for the marker before writing. Needed only when an earlier attempt may have
-    #: landed (the outbox row was tried before): on the normal path the read would cost a
-    #: ticket and an article request per write for nothing.
-    check_first: bool = True
 
 
 @dataclass(frozen=True)
@@ -292,6 +289,32 @@ class CustomerReader(Protocol):
 
     def customer(self, customer_remote_id: str) -> RemoteCustomer | None:
         """The customer (organization) with its billing data as the helpdesk has it now."""
+
+
+@runtime_checkable
+class HelpdeskClock(Protocol):
+    """A connector that knows the helpdesk's own time when its last poll began.
+
+    The sync never stores a cursor beyond it: one ticket whose `updated_at` lies in the future
+    (a helpdesk node with a wrong clock, an import) must not make later tickets invisible.
+    """
+
+    def poll_started_at(self) -> datetime | None:
+        """The helpdesk's clock (e.g. its HTTP `Date`) at the start of the last poll; None if unknown."""
+
+
+@runtime_checkable
+class ReadBack(Protocol):
+    """A connector that can tell whether a write-back already landed on the ticket.
+
+    Asked only after an uncertain failure (a timeout, a reset after the request was sent, a
+    5xx, a crash before the outcome was recorded): the write may have landed, so the outbox
+    reads back before it writes again. The normal path writes without reading.
+    """
+
+    def remainder(self, ticket_remote_id: str, change: WriteBack) -> WriteBack | None:
+        """What of `change` the ticket still lacks: None when all of it landed (the fields are
+        set, the note with its marker is there), else `change` without a note that exists."""
 
 
 @runtime_checkable

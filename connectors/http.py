@@ -191,6 +191,8 @@ class HttpClient:
         #: no request is sent before this moment (monotonic): a 429's Retry-After holds back
         #: every thread sharing the client, not just the one that was told to wait
         self._paused_until, self._paused_by = 0.0, 0
+        #: the helpdesk's clock (its `Date` header) at the last response; None before one
+        self.server_date: datetime | None = None
         self.session = session or requests.Session()
         # Retries are ours alone; urllib3's own would double them and ignore our rules. The
         # pool keeps one connection per worker thread (HELPDESK_CONCURRENCY) alive.
@@ -277,6 +279,7 @@ class HttpClient:
                 self.sleep(wait)
                 continue
 
+            self.server_date = _date_header(response) or self.server_date
             status = response.status_code
             if 200 <= status < 300:
                 return response
@@ -393,6 +396,18 @@ class HttpClient:
                 return
             page_number += 1
         raise RemoteError(f"pagination exceeded {max_pages} pages; giving up")
+
+
+def _date_header(response: requests.Response) -> datetime | None:
+    """The response's `Date` as an aware datetime; None when absent or unreadable."""
+    value = response.headers.get("Date")
+    if not value:
+        return None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _item_id(item: Any) -> Hashable:

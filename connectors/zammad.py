@@ -352,6 +352,7 @@ class ZammadConnector:
         self._organizations_listed = False
         #: remote id → the `updated_at` Zammad answered to our last write (`WrittenVersions`)
         self._written: dict[str, datetime] = {}
+        self._poll_started: datetime | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ZammadConnector:
@@ -734,6 +735,7 @@ class ZammadConnector:
         """
         self._reset_caches()
         states = self.state_types()
+        self._poll_started = self.http.server_date  # before the search: nothing later is missed
         names = {state_id: name for state_id, (name, _kind) in states.items()}
         for record in self._changed_records(states, cursor):
             self._records[str(record.get("id"))] = record
@@ -768,6 +770,10 @@ class ZammadConnector:
             yield from self._keyset_search(states, window)
             return
         yield from self._keyset_search(states, window, (me, format_time(cursor + timedelta(milliseconds=1))))
+
+    def poll_started_at(self) -> datetime | None:
+        """Zammad's clock (its `Date` header) when the last `changed_tickets_since` began."""
+        return self._poll_started
 
     def _merged_into(self, ticket_id: int) -> str:
         """The surviving ticket of a merged one, from its merge link; "" when Zammad names none."""
@@ -1042,31 +1048,14 @@ class ZammadConnector:
     def write_back(self, ticket_remote_id: str, change: WriteBack) -> bool:
         """Set status, reference and link, with at most one internal note, exactly once.
 
-        One `PUT /tickets/{id}` with the fields and the note (`article`) together. With
-        `change.check_first` (an earlier attempt may have landed) it reads first: if the marker
-        is already the invoice reference, nothing is written; if the marker is in an internal
-        note (an earlier write whose fields were dropped, or a note-only change), only fields
-        that still differ are written, without a second note.
+        One `PUT /tickets/{id}` with the fields and the note (`article`) together, without a
+        read before it: when an earlier attempt may have landed, the outbox asks `remainder`
+        first and writes only what is missing.
         """
         ticket_id = int(ticket_remote_id)
-        fields: dict[str, Any] = {FIELD_STATUS: change.billing_status}
-        if change.invoice_reference is not None:
-            fields[FIELD_REFERENCE] = change.invoice_reference
-        if change.invoice_url is not None:
-            fields[FIELD_URL] = change.invoice_url
-        note_done = False
-        if change.check_first:
-            current = self.http.get_json(f"{API}/tickets/{ticket_id}")
-            if not isinstance(current, Mapping):
-                raise RemoteError(f"GET {API}/tickets/{ticket_id}: not a ticket record")
-            if current.get(FIELD_REFERENCE) == change.marker:
-                return False
-            fields_done = all(current.get(key) == value for key, value in fields.items())
-            note_done = self._marker_in_notes(ticket_id, change.marker)
-            if fields_done and (note_done or not change.note_html):
-                return False
+        fields = self._fields(change)
         payload: dict[str, Any] = dict(fields)
-        if change.note_html and not note_done:
+        if change.note_html:
             payload["article"] = {
                 "type": "note",
                 "internal": True,
@@ -1106,6 +1095,34 @@ class ZammadConnector:
     def written_version(self, ticket_remote_id: str) -> datetime | None:
         """The `updated_at` of the ticket after our last write in this process (`WrittenVersions`)."""
         return self._written.get(str(int(ticket_remote_id)))
+
+    def remainder(self, ticket_remote_id: str, change: WriteBack) -> WriteBack | None:
+        """The read-back after an uncertain failure: None if fields and note landed, else what
+        is missing (a note that landed while the fields were dropped is not sent again)."""
+        fields_done, note_done = self._landed(int(ticket_remote_id), change)
+        if fields_done and (note_done or not change.note_html):
+            return None
+        return replace(change, note_subject=None, note_html=None) if note_done else change
+
+    @staticmethod
+    def _fields(change: WriteBack) -> dict[str, Any]:
+        fields: dict[str, Any] = {FIELD_STATUS: change.billing_status}
+        if change.invoice_reference is not None:
+            fields[FIELD_REFERENCE] = change.invoice_reference
+        if change.invoice_url is not None:
+            fields[FIELD_URL] = change.invoice_url
+        return fields
+
+    def _landed(self, ticket_id: int, change: WriteBack) -> tuple[bool, bool]:
+        """(fields already set, note with the marker already there); the reference field
+        holding the marker proves both without reading the articles."""
+        current = self.http.get_json(f"{API}/tickets/{ticket_id}")
+        if not isinstance(current, Mapping):
+            raise RemoteError(f"GET {API}/tickets/{ticket_id}: not a ticket record")
+        if current.get(FIELD_REFERENCE) == change.marker:
+            return True, True
+        fields_done = all(current.get(key) == value for key, value in self._fields(change).items())
+        return fields_done, self._marker_in_notes(ticket_id, change.marker)
 
     def _marker_in_notes(self, ticket_id: int, marker: str) -> bool:
         articles = self.http.get_json(f"{API}/ticket_articles/by_ticket/{ticket_id}") or []

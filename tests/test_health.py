@@ -95,7 +95,8 @@ def test_ready_when_everything_holds(deployment: Deployment) -> None:
     deployment.beat(datetime.now(UTC))
     deployment.run("succeeded")
     assert deployment.ready() == (200, {"status": "ok", "checks": {
-        "data_dir": "ok", "database": "ok", "schema": "ok", "scheduler": "ok", "last_run": "ok", "helpdesk": "ok"}})
+        "data_dir": "ok", "database": "ok", "schema": "ok", "scheduler": "ok", "last_run": "ok", "outbox": "ok",
+        "helpdesk": "ok"}})
     assert deployment.client.get("/healthz").get_json() == {"status": "ok"}
 
 

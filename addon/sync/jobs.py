@@ -5,7 +5,9 @@ same transaction as the data) → bill (one transaction per ticket: an invoice f
 ticket, the status of open work, or a status with its reason) → write back (outbox). A ticket
 that cannot be billed is flagged `needs_attention` with the reason and the run goes on; a
 helpdesk that fails mid-way fails the run with its message, keeps everything committed so
-far, and leaves the cursor before the first ticket it could not read.
+far, and leaves the cursor before the first ticket it could not read. The cursor never
+passes the helpdesk's own clock at the start of the poll: a ticket dated in the future must
+not hide the ones closed after it. A ticket is passed over only when it is really gone.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from addon.sync.store import (
     advance_cursor,
     flag_unreadable,
     read_cursor,
+    rewind_cursor,
     store_polled,
     upsert_customer,
 )
@@ -62,6 +65,7 @@ from connectors.base import (
     BookingReader,
     ConnectorError,
     CustomerReader,
+    HelpdeskClock,
     HelpdeskConnector,
     NoAccess,
     NotFound,
@@ -74,7 +78,9 @@ log = logging.getLogger(__name__)
 
 STREAM = "changed_tickets"  # tickets of every state (issue 11); the former stream polled closed ones
 LOCK = "sync"
-LOCK_LEASE = timedelta(minutes=30)
+#: an `updated_at` this far beyond the helpdesk's own time is worth a warning (its `Date`
+#: header has whole seconds, so a ticket updated in the poll's own second is always beyond it)
+CLOCK_TOLERANCE = timedelta(minutes=1)
 
 
 def utcnow() -> datetime:
@@ -102,11 +108,20 @@ def run_sync(
     render: Renderer,
     now: Callable[[], datetime] = utcnow,
 ) -> RunResult:
-    """One complete run under the deployment-wide lock; never raises for helpdesk trouble."""
-    if not runs.acquire_lock(factory, LOCK, now(), LOCK_LEASE):
+    """One complete run under the deployment-wide lock; never raises for helpdesk trouble.
+
+    The lock dies with this process (see `addon.sync.runs`); a run a dead process left
+    `running` is marked `aborted` before this one starts.
+    """
+    lock = runs.acquire_lock(factory, LOCK)
+    if lock is None:
         return RunResult(None, {}, "another sync run is in progress", skipped=True)
+    run_id: int | None = None
     try:
+        for orphan in runs.mark_orphans(factory, now()):
+            log.warning("sync run %s was left running by a process that died; marked aborted", orphan)
         run_id = runs.start_run(factory, connector.kind, now())
+        runs.enter(run_id, factory, lock)
         counts: Counter[str] = Counter()
         errors: list[str] = []
         try:
@@ -123,12 +138,14 @@ def run_sync(
             skip_own_writes(factory, connector)
         counts.update(perform_deliveries(factory, settings, now()))
         if counts["write_failed"]:
-            errors.append(f"{counts['write_failed']} write-back(s) failed; they are retried next run")
+            errors.append(f"{counts['write_failed']} write-back(s) failed; they are retried later")
         error = "; ".join(errors) or None
         runs.finish_run(factory, run_id, now(), dict(counts), error)
         return RunResult(run_id, dict(counts), error)
     finally:
-        runs.release_lock(factory, LOCK)
+        if run_id is not None:
+            runs.leave(run_id)
+        lock.release()
 
 
 #: Tickets whose bookings are fetched together (concurrently) before they are stored in order.
@@ -187,15 +204,18 @@ def collect(
     The bookings of a batch of polled tickets are fetched on `connector.concurrency` threads
     (HELPDESK_CONCURRENCY); storing and the cursor stay in this thread, in poll order.
     """
-    with factory() as session:
-        cursor = read_cursor(session, connector.kind, STREAM)
+    with transaction(factory) as session:
+        cursor = rewind_future_cursor(session, connector.kind, now())
     seen: set[int] = set()
     polled: set[str] = set()
     cursor_blocked = False
     reads_bookings = isinstance(connector, BookingReader)
+    bound: datetime | None = None
     workers = max(1, getattr(connector, "concurrency", 1))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
         for batch in batches(connector.changed_tickets_since(cursor), FETCH_BATCH):
+            if bound is None:  # the helpdesk's time when this poll began; the local clock if unknown
+                bound = helpdesk_now(connector) or now()
             wanted = needs_reading(factory, connector.kind, batch)
             fetched = dict(zip(
                 [r.remote_id for r in batch if r.remote_id in wanted],
@@ -204,6 +224,10 @@ def collect(
                 strict=True,
             ))
             for remote in batch:
+                if remote.updated_at > bound + CLOCK_TOLERANCE:
+                    log.warning("ticket %s was updated at %s, after the helpdesk's own time %s (clock ahead?); "
+                                "the cursor stops at %s", remote.number, remote.updated_at, bound, bound)
+                stamp = min(remote.updated_at, bound)
                 counts["tickets_seen"] += 1
                 if remote.remote_id not in fetched:
                     counts["tickets_unchanged"] += 1
@@ -211,18 +235,36 @@ def collect(
                         if remote.customer is not None:  # its organization's billing data may have changed
                             upsert_customer(session, connector.kind, remote.customer)
                         if not cursor_blocked:
-                            advance_cursor(session, connector.kind, STREAM, remote.updated_at)
+                            advance_cursor(session, connector.kind, STREAM, stamp)
                     continue
                 got = fetched[remote.remote_id]
                 if isinstance(got.error, NotFound):
-                    counts["tickets_vanished"] += 1
-                    log.info("ticket %s vanished between search and fetch (deleted or merged)", remote.number)
+                    try:
+                        gone = not still_there(connector, remote)
+                    except ConnectorError as again:
+                        errors.append(f"ticket {remote.number}: {got.what} could not be read: {again}")
+                        cursor_blocked = True
+                        continue
+                    if gone:
+                        counts["tickets_vanished"] += 1
+                        log.info("ticket %s vanished between search and fetch (deleted or merged)", remote.number)
+                        continue
+                    # the ticket exists, only its bookings answered 404: remembered, read again next run
+                    reason = (f"the helpdesk did not find the {got.what} of ticket {remote.number} although "
+                              "the ticket exists; read again on the next run")
+                    log.warning("ticket %s: %s (%s)", remote.number, reason, got.error)
+                    with transaction(factory) as session:
+                        flag_unreadable(session, connector.kind, remote, reason, now())
+                        if not cursor_blocked:
+                            advance_cursor(session, connector.kind, STREAM, stamp)
+                    polled.add(remote.remote_id)
+                    counts["tickets_retried_later"] += 1
                     continue
                 if isinstance(got.error, NoAccess):  # a right is missing on this ticket only: flag it, go on
                     with transaction(factory) as session:
                         flag_unreadable(session, connector.kind, remote, str(got.error), now())
                         if not cursor_blocked:
-                            advance_cursor(session, connector.kind, STREAM, remote.updated_at)
+                            advance_cursor(session, connector.kind, STREAM, stamp)
                     polled.add(remote.remote_id)
                     counts["tickets_unreadable"] += 1
                     log.warning("ticket %s: %s", remote.number, got.error)
@@ -235,16 +277,52 @@ def collect(
                     bookings = (got.extras, got.problems) if reads_bookings else None
                     ticket = store_polled(session, connector.kind, remote, got.entries, bookings, now())
                     if not cursor_blocked:
-                        advance_cursor(session, connector.kind, STREAM, remote.updated_at)
+                        advance_cursor(session, connector.kind, STREAM, stamp)
                     seen.add(ticket.id)
                 polled.add(remote.remote_id)
                 counts["entries_seen"] += len(got.entries)
                 if got.extras:
                     counts["extras_seen"] += len(got.extras)
+    if bound is not None:  # a cursor beyond the helpdesk's own time (its clock is behind ours)
+        with transaction(factory) as session:
+            rewind_future_cursor(session, connector.kind, bound)
     seen |= reread_unreadable(factory, connector, now, counts, errors, polled)
     if isinstance(connector, CustomerReader):
         refresh_waiting_customers(factory, connector, errors)
     return seen
+
+
+def rewind_future_cursor(session: Session, helpdesk: str, now: datetime) -> datetime | None:
+    """The stored cursor, moved back to `now` if it lies beyond it.
+
+    Asked with the local clock before the poll and with the helpdesk's own time after it: a
+    cursor stored before the bound existed (or under a wrong clock) would hide every ticket
+    updated until then; polling from `now` costs a few repeated, unchanged tickets.
+    """
+    cursor = read_cursor(session, helpdesk, STREAM)
+    if cursor is not None and cursor > now:
+        log.warning("the %s cursor %s lies in the future; moved back to %s", helpdesk, cursor, now)
+        rewind_cursor(session, helpdesk, STREAM, now)
+        return now
+    return cursor
+
+
+def helpdesk_now(connector: HelpdeskConnector) -> datetime | None:
+    """The helpdesk's own time when its last poll began (`HelpdeskClock`), None if unknown."""
+    return connector.poll_started_at() if isinstance(connector, HelpdeskClock) else None
+
+
+def still_there(connector: HelpdeskConnector, remote: RemoteTicket) -> bool:
+    """Whether a ticket whose bookings answered 404 still exists.
+
+    One 404 on a sub-resource proves nothing (a proxy, a node still starting): only the
+    ticket itself answering 404 lets the sync pass it over.
+    """
+    try:
+        connector.ticket(remote.remote_id)
+    except NotFound:
+        return False
+    return True
 
 
 def refresh_waiting_customers(factory: sessionmaker[Session], connector: CustomerReader, errors: list[str]) -> None:
@@ -287,9 +365,10 @@ def skip_own_writes(factory: sessionmaker[Session], connector: HelpdeskConnector
         for batch in batches(connector.changed_tickets_since(cursor), FETCH_BATCH):
             wanted = needs_reading(factory, connector.kind, batch)
             changed = next((i for i, remote in enumerate(batch) if remote.remote_id in wanted), len(batch))
-            if changed:
+            if changed:  # never beyond the helpdesk's own time (see `collect`)
+                newest = max(r.updated_at for r in batch[:changed])
                 with transaction(factory) as session:
-                    advance_cursor(session, connector.kind, STREAM, max(r.updated_at for r in batch[:changed]))
+                    advance_cursor(session, connector.kind, STREAM, min(newest, helpdesk_now(connector) or newest))
             if changed < len(batch):
                 return
     except ConnectorError as exc:
@@ -351,6 +430,12 @@ def reread_unreadable(
                     flag_unreadable(session, connector.kind, remote, str(exc), now())
                 counts["tickets_unreadable"] += 1
                 continue
+            except NotFound as exc:  # the ticket answered a moment ago: retried next run
+                if still_there(connector, remote):
+                    log.warning("ticket %s: bookings not found although the ticket exists: %s", remote.number, exc)
+                    counts["tickets_retried_later"] += 1
+                    continue
+                raise
         except NotFound:
             with transaction(factory) as session:  # deleted or merged meanwhile: nothing to write to
                 gone = session.execute(select(Ticket).where(
@@ -413,8 +498,14 @@ def bill_pending(
 
 
 def bill_ticket(session: Session, settings: Settings, render: Renderer, ticket: Ticket | None, now: datetime) -> str:
-    """Decide one ticket: invoice its unbilled entries, or record why not. Returns the outcome."""
+    """Decide one ticket: invoice its unbilled entries, or record why not. Returns the outcome.
+
+    The ticket's row is read afresh and locked first: a decision on a stale copy (another
+    process invoiced it a moment ago) would turn an invoiced ticket "closed without booked
+    time" (issue 12, forced overlap).
+    """
     assert ticket is not None
+    session.refresh(ticket, with_for_update=True)
     if ticket.access_problem:  # flagged by collect; its bookings are unknown (and unwritable)
         return "unreadable"
     if ticket.merged_into is not None:  # its time is billed with the ticket it was merged into

@@ -2,7 +2,8 @@
 
 APScheduler runs in exactly one process (the `serve` or `sync` process), never per web
 worker; `max_instances=1` and `coalesce` skip a run that would overlap its predecessor, and
-the database job lock (addon.sync.runs) keeps a second sidecar process from running too.
+the run lock (addon.sync.runs, dying with its holder) keeps a second sidecar process from
+running too.
 A failing run is logged and recorded; the scheduler keeps going.
 
 Beside the sync job the scheduler beats: every `HEARTBEAT_SECONDS` it rewrites its heartbeat
@@ -15,6 +16,7 @@ database migrates it, so a scheduler started before its database catches up by i
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from datetime import UTC, datetime
@@ -27,6 +29,7 @@ from addon.db import make_engine, make_session_factory, migrate, migrated, upgra
 from addon.errors import describe
 from addon.invoicing.issue import pdf_renderer
 from addon.settings import Settings
+from addon.sync import runs
 from addon.sync.jobs import RunResult, run_sync
 
 log = logging.getLogger(__name__)
@@ -164,6 +167,19 @@ def run_forever(settings: Settings) -> None:
         stop_scheduler(scheduler)
 
 
+def _terminate(signum: int, _frame: object) -> None:
+    """SIGTERM to `serve`: a run in progress is marked `aborted` and its lock released at once,
+    then the process ends (everything the run committed stays; the next run continues).
+    Without a run in progress the signal does what it always did."""
+    aborted = runs.abort_active("stopped by SIGTERM (the service was stopped or restarted)", datetime.now(UTC))
+    if aborted:
+        log.warning("SIGTERM during sync run %s: marked aborted, lock released", ", ".join(map(str, aborted)))
+        logging.shutdown()
+        os._exit(128 + signum)
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
 def serve(settings: Settings, host: str, port: int, with_scheduler: bool = True) -> None:
     """The web app under waitress, plus (unless `with_scheduler` is False) the one scheduler.
 
@@ -194,6 +210,8 @@ def serve(settings: Settings, host: str, port: int, with_scheduler: bool = True)
         app.config["TICKETBILL_REQUEST_SYNC"] = lambda: health.request_sync(factory, datetime.now(UTC))
     log.warning("serving on http://%s:%d (public URL %s)%s", host, port, settings.public_url,
                 "" if with_scheduler else " without the scheduler")
+    if with_scheduler:
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         waitress_serve(app, host=host, port=port, threads=4)
     finally:

@@ -9,16 +9,20 @@ for review instead.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import TypeVar
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from addon.customers import apply_helpdesk_details
 from addon.models import BilledEntry, BilledExtra, BookedExtra, Customer, Invoice, SyncCursor, Ticket, TimeEntry
 from connectors.base import BookingProblem, RemoteCustomer, RemoteExtra, RemoteTicket, RemoteTimeEntry
+
+T = TypeVar("T", Customer, Ticket)
 
 
 def _minutes(value: Decimal) -> str:
@@ -76,15 +80,34 @@ def problems_text(problems: Sequence[BookingProblem]) -> str | None:
     return "\n".join(f"{p.line} — {p.reason}" for p in problems) or None
 
 
+def _insert_once(session: Session, row: T, find: Callable[[], T | None]) -> T:
+    """Insert a keyed row, or take the one a concurrent transaction inserted first.
+
+    The insert runs in a savepoint: a duplicate key (another process stored the same helpdesk
+    record a moment ago; issue 12 saw a run crash on `ticket_helpdesk_remote_id_key`) rolls
+    back only the savepoint, and the committed row is read instead.
+    """
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        found = find()
+        if found is None:
+            raise
+        return found
+    return row
+
+
 def upsert_customer(session: Session, helpdesk: str, remote: RemoteCustomer) -> Customer:
-    customer = session.execute(
-        select(Customer).where(Customer.helpdesk == helpdesk, Customer.remote_id == remote.remote_id)
-    ).scalar_one_or_none()
-    if customer is None:
-        customer = Customer(helpdesk=helpdesk, remote_id=remote.remote_id, name=remote.name)
-        session.add(customer)
-        session.flush()
-    elif customer.name != remote.name:
+    def find() -> Customer | None:
+        return session.execute(
+            select(Customer).where(Customer.helpdesk == helpdesk, Customer.remote_id == remote.remote_id)
+        ).scalar_one_or_none()
+
+    customer = find() or _insert_once(session, Customer(helpdesk=helpdesk, remote_id=remote.remote_id,
+                                                         name=remote.name), find)
+    if customer.name != remote.name:
         customer.name = remote.name
     if remote.details is not None:  # billing data kept in the helpdesk; the import wins
         apply_helpdesk_details(customer, remote.details)
@@ -93,12 +116,15 @@ def upsert_customer(session: Session, helpdesk: str, remote: RemoteCustomer) -> 
 
 def upsert_ticket(session: Session, helpdesk: str, remote: RemoteTicket, now: datetime) -> Ticket:
     customer = upsert_customer(session, helpdesk, remote.customer) if remote.customer else None
-    ticket = session.execute(
-        select(Ticket).where(Ticket.helpdesk == helpdesk, Ticket.remote_id == remote.remote_id)
-    ).scalar_one_or_none()
-    if ticket is None:
-        ticket = Ticket(helpdesk=helpdesk, remote_id=remote.remote_id, billing_status="unbilled")
-        session.add(ticket)
+    def find() -> Ticket | None:
+        return session.execute(
+            select(Ticket).where(Ticket.helpdesk == helpdesk, Ticket.remote_id == remote.remote_id)
+        ).scalar_one_or_none()
+
+    ticket = find() or _insert_once(session, Ticket(helpdesk=helpdesk, remote_id=remote.remote_id,
+                                                     billing_status="unbilled", number=remote.number,
+                                                     title=remote.title[:500], state=remote.state,
+                                                     remote_updated_at=remote.updated_at, seen_at=now), find)
     ticket.number = remote.number
     ticket.title = remote.title[:500]
     ticket.customer_id = customer.id if customer else None
@@ -291,4 +317,11 @@ def advance_cursor(session: Session, helpdesk: str, stream: str, value: datetime
     if row is None:
         session.add(SyncCursor(helpdesk=helpdesk, stream=stream, value=value))
     elif value > row.value:
+        row.value = value
+
+
+def rewind_cursor(session: Session, helpdesk: str, stream: str, value: datetime) -> None:
+    """Move the cursor back (only for one found in the future: see `jobs.rewind_future_cursor`)."""
+    row = session.get(SyncCursor, (helpdesk, stream))
+    if row is not None:
         row.value = value

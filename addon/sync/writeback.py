@@ -1,10 +1,12 @@
 """Write-back through the outbox: each external effect is a row, performed after commit, once.
 
 Issuing an invoice (or flagging a ticket) inserts an outbox row in the same transaction. The
-worker below performs pending rows, one write per ticket. A row is claimed (attempts + 1,
-committed) before its helpdesk call; a row tried before may have landed, and for it the
-connector reads the ticket first and skips the write when the row's marker is already there,
-so a crash between the helpdesk call and marking the row done cannot produce a second note.
+worker below performs due pending rows, one write per ticket, a few tickets at a time. Each
+attempt is committed as `in_doubt` before its helpdesk call; an attempt whose outcome is unknown
+(a crash between the helpdesk call and marking the row done, a timeout, a reset, a 5xx) reads
+the ticket back before it writes again, so it cannot produce a second note; the normal path
+writes without reading. Rows never give up: a failure is retried with capped exponential
+backoff, and `ticketbill outbox` shows the backlog.
 
 Rows of kind `email` deliver an issued document to the customer (`perform_deliveries`): the
 stored hybrid PDF (its SHA-256 checked against the invoice row first) and, for public buyers,
@@ -20,11 +22,12 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from addon.db import transaction
@@ -34,13 +37,28 @@ from addon.invoicing.rendered import RenderedFile
 from addon.invoicing.snapshot import InvoiceSnapshot
 from addon.models import Invoice, Outbox, ReviewItem, Ticket
 from addon.settings import Settings
-from connectors.base import ConnectorError, HelpdeskConnector, NotFound, WriteBack, WrittenVersions
+from connectors.base import (
+    AuthError,
+    ConnectorError,
+    HelpdeskConnector,
+    NotFound,
+    RateLimited,
+    ReadBack,
+    RemoteError,
+    WriteBack,
+    WrittenVersions,
+)
 
 log = logging.getLogger(__name__)
 
 WRITE_BACK = "ticket_writeback"
 EMAIL = "email"
-MAX_ATTEMPTS = 8
+#: the first pause after a failed attempt, doubling per attempt up to the cap; never giving up
+BACKOFF_BASE = timedelta(minutes=1)
+BACKOFF_CAP = timedelta(hours=1)
+#: after an uncertain failure the helpdesk may still be completing the write (it finished
+#: after the client's 30 s timeout): the read-back waits this long so that it sees the write
+SETTLE = timedelta(minutes=5)
 #: Extra SMTP attempts within one run, and the first pause between them (seconds, doubling).
 MAIL_RETRIES = 2
 MAIL_BACKOFF = 1.0
@@ -234,20 +252,43 @@ def _queue(
         )
 
 
+def backoff(attempts: int, uncertain: bool = False) -> timedelta:
+    """How long a row waits after its `attempts`-th failure: doubling from `BACKOFF_BASE`,
+    capped at `BACKOFF_CAP`; never less than `SETTLE` when the write may still be landing."""
+    wait = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, min(attempts - 1, 16)))
+    return max(wait, SETTLE) if uncertain else wait
+
+
+def uncertain(exc: ConnectorError) -> bool:
+    """Whether a failed write may have landed: no answer (timeout, reset after sending), a 5xx,
+    or an answer that accepted part of it. A 4xx or 429 says the helpdesk did not process it."""
+    if isinstance(exc, (AuthError, NotFound, RateLimited)):
+        return False
+    return not isinstance(exc, RemoteError) or exc.status == 0 or exc.status >= 500 or exc.status < 400
+
+
 def perform_pending(factory: sessionmaker[Session], connector: HelpdeskConnector, now: datetime) -> dict[str, int]:
-    """Perform this connector's pending write-backs: one write per ticket, a few in flight.
+    """Perform this connector's due write-backs: one write per ticket, a few tickets in flight;
+    a row never gives up for good.
 
     Only rows of tickets from `connector.kind` are touched: tickets that came through the
     push API (or from another helpdesk) are never written to this one. A ticket's pending
     rows (its status in the morning, its invoice at night) become one write with the newest
-    status and all their notes; the rows are claimed (attempts + 1, committed) before the
-    helpdesk call, so a row found tried before may have landed and is performed on its own
-    with `check_first`, the connector looking for its marker. The calls run on
-    `connector.concurrency` threads (HELPDESK_CONCURRENCY; 1 if the connector has none);
-    every database write stays in this thread.
-    Returns counts: written, skipped (marker already present), failed (kept for retry).
+    status and all their notes (each note carries its row's marker). A ticket waits as a
+    whole while one of its rows waits for its backoff, so an older status never lands after a
+    newer one.
+
+    Each attempt is committed as `in_doubt` (attempts + 1, the next attempt after `SETTLE`)
+    *before* the helpdesk call, and its outcome after. A ticket with a row in doubt (a process
+    killed in between, a timeout, a reset, a 5xx) is written row by row, and each row in doubt
+    reads back first (`ReadBack.remainder`): a note that landed is never written twice. A
+    failed row is retried with exponential backoff (`backoff`) forever; a ticket deleted in the
+    helpdesk ends its rows as `gone`. The helpdesk calls run on `connector.concurrency` threads
+    (HELPDESK_CONCURRENCY; 1 if the connector has none), a ticket's writes in order on one of
+    them; every database write stays in this thread.
+    Returns counts: written, already_present, write_failed, write_gone.
     """
-    counts = {"written": 0, "already_present": 0, "write_failed": 0}
+    counts = {"written": 0, "already_present": 0, "write_failed": 0, "write_gone": 0}
     with transaction(factory) as session:
         rows = session.execute(
             select(Outbox, Ticket.remote_id, Ticket.number)
@@ -258,70 +299,162 @@ def perform_pending(factory: sessionmaker[Session], connector: HelpdeskConnector
         groups: dict[int, list[tuple[Outbox, str, str]]] = {}
         for row, remote_id, number in rows:
             groups.setdefault(row.ticket_id, []).append((row, remote_id, number))
-        writes: list[tuple[int, str, str, list[int], WriteBack]] = []
+        tickets: list[TicketWrites] = []
         for ticket_id, group in groups.items():
-            tried = any(row.attempts for row, _, _ in group)
+            if any(row.next_attempt_at is not None and row.next_attempt_at > now for row, _, _ in group):
+                continue  # waits for its backoff, with the rows queued since
+            doubt = any(row.in_doubt for row, _, _ in group)
+            parts = [[row] for row, _, _ in group] if doubt else [[row for row, _, _ in group]]
+            tickets.append(TicketWrites(ticket_id, group[0][1], group[0][2], tuple(
+                ([row.id for row in part], _change(part), any(row.in_doubt for row in part)) for part in parts)))
             for row, _, _ in group:
                 row.attempts += 1
-            parts = [[item] for item in group] if tried else [group]
-            for part in parts:
-                writes.append((ticket_id, part[0][1], part[0][2], [row.id for row, _, _ in part],
-                               _change([row for row, _, _ in part], check_first=tried)))
-
-    def perform(change: tuple[str, WriteBack]) -> bool | ConnectorError:
-        try:
-            return connector.write_back(*change)
-        except ConnectorError as exc:
-            return exc
+                row.in_doubt = True  # until the outcome is committed
+                row.next_attempt_at = now + backoff(row.attempts, uncertain=True)
 
     workers = max(1, getattr(connector, "concurrency", 1))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="writeback") as pool:
-        outcomes = pool.map(perform, [(remote_id, change) for _, remote_id, _, _, change in writes])
-        for (ticket_id, remote_id, number, ids, _), outcome in zip(writes, outcomes, strict=True):
-            with transaction(factory) as session:
-                _record(session, connector, ticket_id, remote_id, number, ids, outcome, now, counts)
+        for writes, outcomes in zip(tickets, pool.map(lambda w: _perform(connector, w), tickets), strict=True):
+            for (ids, _, doubt), outcome in zip(writes.parts, outcomes, strict=True):
+                with transaction(factory) as session:
+                    _record(session, connector, writes, ids, doubt, outcome, now, counts)
     return counts
 
 
-def _change(rows: list[Outbox], *, check_first: bool) -> WriteBack:
+@dataclass(frozen=True)
+class TicketWrites:
+    """One ticket's writes of this run, in order: (outbox ids, the change, whether in doubt)."""
+
+    ticket_id: int
+    remote_id: str
+    number: str
+    parts: tuple[tuple[list[int], WriteBack, bool], ...]
+
+
+Outcome = str | ConnectorError  # "written", "already_present", "gone", or the failure
+
+
+def _perform(connector: HelpdeskConnector, writes: TicketWrites) -> list[Outcome]:
+    """A ticket's writes in order, on a worker thread (no database). After a failure the rest
+    of the ticket's writes wait too: a newer status must not land before an older one."""
+    outcomes: list[Outcome] = []
+    for _ids, change, doubt in writes.parts:
+        if outcomes and isinstance(outcomes[-1], ConnectorError):
+            outcomes.append(outcomes[-1])
+            continue
+        try:
+            rest: WriteBack | None = change
+            if doubt and isinstance(connector, ReadBack):
+                rest = connector.remainder(writes.remote_id, change)
+            outcomes.append("already_present" if rest is None or not connector.write_back(writes.remote_id, rest)
+                            else "written")
+        except NotFound as exc:
+            try:
+                connector.ticket(writes.remote_id)
+                outcomes.append(exc)  # the ticket is there: a passing 404, retried
+            except NotFound:
+                outcomes.append("gone")
+            except ConnectorError as again:
+                outcomes.append(again)
+        except ConnectorError as exc:
+            outcomes.append(exc)
+    return outcomes
+
+
+def _change(rows: list[Outbox]) -> WriteBack:
     """One write for a ticket's pending rows (in id order): the newest status, the newest
-    reference and link, every note in order under the newest row's marker."""
+    reference and link, every note in order (each with its own marker) under the newest row's
+    marker."""
     last = rows[-1].payload
     newest = {key: row.payload[key] for row in rows for key in ("invoice_reference", "invoice_url", "note_subject")
               if row.payload.get(key) is not None}
     notes = "".join(row.payload["note_html"] for row in rows if row.payload.get("note_html"))
     return WriteBack(billing_status=last["billing_status"], marker=rows[-1].marker,
                      invoice_reference=newest.get("invoice_reference"), invoice_url=newest.get("invoice_url"),
-                     note_subject=newest.get("note_subject"), note_html=notes or None, check_first=check_first)
+                     note_subject=newest.get("note_subject"), note_html=notes or None)
 
 
 def _record(
-    session: Session, connector: HelpdeskConnector, ticket_id: int, remote_id: str, number: str, ids: list[int],
-    outcome: bool | ConnectorError, now: datetime, counts: dict[str, int],
+    session: Session, connector: HelpdeskConnector, writes: TicketWrites, ids: list[int], doubt: bool,
+    outcome: Outcome, now: datetime, counts: dict[str, int],
 ) -> None:
-    """Mark the rows of one write done, failed or kept for retry; remember the version written."""
-    rows = session.execute(select(Outbox).where(Outbox.id.in_(ids))).scalars().all()
-    if isinstance(outcome, NotFound):
-        for row in rows:
-            row.status = "failed"
-            row.last_error = f"ticket {number} no longer exists in the helpdesk: {outcome}"
-        counts["write_failed"] += 1
-        return
+    """Mark the rows of one write done, gone or kept for retry; remember the version written."""
+    rows = session.execute(select(Outbox).where(Outbox.id.in_(ids)).with_for_update()).scalars().all()
     if isinstance(outcome, ConnectorError):
         for row in rows:
+            row.in_doubt = doubt or uncertain(outcome)
+            row.next_attempt_at = now + backoff(row.attempts, row.in_doubt)
             row.last_error = str(outcome)
-            if row.attempts >= MAX_ATTEMPTS:
-                row.status = "failed"
         counts["write_failed"] += 1
-        log.warning("write-back to ticket %s failed (attempt %d): %s", number, rows[0].attempts, outcome)
+        log.warning("write-back to ticket %s failed (attempt %d, next at %s): %s",
+                    writes.number, rows[0].attempts, rows[0].next_attempt_at, outcome)
         return
     for row in rows:
-        row.status, row.done_at, row.last_error = "done", now, None
-    counts["written" if outcome else "already_present"] += 1
-    if outcome and isinstance(connector, WrittenVersions):
-        ticket = session.get(Ticket, ticket_id)
+        row.in_doubt, row.next_attempt_at = False, None
+        if outcome == "gone":
+            row.status = "gone"
+            row.last_error = f"ticket {writes.number} no longer exists in the helpdesk; nothing to write to"
+        else:
+            row.status, row.done_at, row.last_error = "done", now, None
+    if outcome == "gone":
+        counts["write_gone"] += 1
+        return
+    counts[outcome] += 1
+    if outcome == "written" and isinstance(connector, WrittenVersions):
+        ticket = session.get(Ticket, writes.ticket_id)
         assert ticket is not None
-        ticket.written_updated_at = connector.written_version(remote_id)
+        ticket.written_updated_at = connector.written_version(writes.remote_id)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What the outbox still owes: counts by state, the oldest open row and the last error."""
+
+    by_status: dict[str, int]
+    in_doubt: int
+    oldest_pending: datetime | None
+    next_attempt: datetime | None
+    last_error: str | None
+
+    @property
+    def pending(self) -> int:
+        return self.by_status.get("pending", 0)
+
+    def lines(self, now: datetime) -> list[str]:
+        """What `ticketbill outbox` prints."""
+        states = ", ".join(f"{n} {status}" for status, n in sorted(self.by_status.items())) or "empty"
+        out = [f"outbox: {states}"]
+        if self.oldest_pending is not None:
+            age = int((now - self.oldest_pending).total_seconds() // 60)
+            out.append(f"oldest pending: {self.oldest_pending:%Y-%m-%d %H:%M} UTC ({age} min ago)")
+        if self.in_doubt:
+            out.append(f"in doubt (read back before the next attempt): {self.in_doubt}")
+        if self.next_attempt is not None:
+            out.append(f"next attempt: {self.next_attempt:%Y-%m-%d %H:%M:%S} UTC")
+        if self.last_error:
+            out.append(f"last error: {self.last_error}")
+        return out
+
+
+def backlog(session: Session) -> Backlog:
+    """The outbox's state, for `ticketbill outbox`, `/readyz` and `ticketbill verify`."""
+    by_status = {status: n for status, n in session.execute(
+        select(Outbox.status, func.count()).group_by(Outbox.status)).all()}
+    pending = Outbox.status == "pending"
+    oldest, upcoming, doubtful = session.execute(
+        select(func.min(Outbox.created_at), func.min(Outbox.next_attempt_at),
+               func.count().filter(Outbox.in_doubt.is_(True))).where(pending)).one()
+    last_error = session.execute(
+        select(Outbox.last_error).where(pending, Outbox.last_error.is_not(None))
+        .order_by(Outbox.next_attempt_at.desc(), Outbox.id.desc()).limit(1)).scalar_one_or_none()
+    return Backlog(by_status, doubtful or 0, oldest, upcoming, last_error)
+
+
+def retry_now(session: Session) -> int:
+    """Make every pending row due now (the helpdesk is back). Rows in doubt still read back
+    first. Returns how many rows were waiting."""
+    return session.execute(update(Outbox).where(Outbox.status == "pending", Outbox.next_attempt_at.is_not(None))
+                           .values(next_attempt_at=None)).rowcount
 
 
 def smtp_settings(settings: Settings) -> SmtpSettings | None:
@@ -399,7 +532,7 @@ def perform_deliveries(
             permanent = result.attempts < MAIL_RETRIES + 1
             row.last_error = result.error
             invoice.delivery_error = result.error
-            if permanent or row.attempts >= MAX_ATTEMPTS:
+            if permanent:  # a transient error is tried again next run, never given up
                 row.status = "failed"
                 invoice.delivery_status = "failed"
             record(session, "send_failed", actor, now, invoice,

@@ -107,7 +107,16 @@ the request path, ``method`` an optional HTTP method filter):
   invalid JSON (status 200, JSON content type).
 - ``delay_next(count=1, seconds=1.0, path=None, method=None)``: sleep before answering.
 - ``repeat_search_page(count=1)``: the next ``count`` ``tickets/search`` requests for page > 1
-  return page 1 again (a paging loop).
+  return page 1 again (a paging loop); ``skip_search_page(count=1)`` answers the page after
+  the one asked for (a skipped page).
+- ``reset_next(count=1, path=None, method=None, after=False)``: close the connection with a
+  TCP reset instead of answering; ``after=True`` executes the request first.
+- ``slow_next(count=1, seconds=1.0, path=None, method=None)``: execute, then answer late (the
+  write lands while the client has timed out).
+- ``vanish_next(ticket_id, path=None, method=None, into=None)``: delete the ticket (or merge
+  it ``into`` another) just before the next matching request.
+- ``after_next(callback, path=None, method=None)`` (Python only): call ``callback`` after the
+  next matching request executed, before it is answered.
 - ``clear_faults()`` (also ends a restart window); ``begin_restart(seconds=None)`` opens the
   503 window by hand; ``restarting()`` tells whether it is open.
 
@@ -125,7 +134,8 @@ at=None, agent_id=None)``, ``reopen_ticket(ticket_id, at=None)``, ``delete_ticke
 
 HTTP control API (for the demo or manual tests; no auth, loopback only), all JSON:
 ``GET /__sandbox__/status``; ``POST /__sandbox__/faults`` ``{"kind": "status"|"malformed"|
-"delay"|"search_loop", "count", "status", "retry_after", "seconds", "path", "method"}``;
+"delay"|"slow"|"reset"|"vanish"|"search_loop"|"search_skip", "count", "status", "retry_after",
+"seconds", "path", "method", "after", "ticket_id", "into"}``;
 ``DELETE /__sandbox__/faults``; ``POST /__sandbox__/clock`` ``{"now": iso|null}`` or
 ``{"advance_seconds": n}``; ``POST /__sandbox__/version`` ``{"version": "6.4"}``;
 ``POST /__sandbox__/switches`` ``{"unstable_ties": true, ...}`` (the behaviour switches);
@@ -148,11 +158,12 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from werkzeug.http import http_date
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
@@ -167,10 +178,18 @@ SWITCHES = ("unstable_ties", "group_access")
 
 
 class _QuietHandler(WSGIRequestHandler):
-    """No access log: tests and the demo print their own output."""
+    """No access log: tests and the demo print their own output. The `Date` header tells the
+    sandbox's clock, as a real Zammad's tells its host's: clients bound their cursor by it."""
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         return
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        app = getattr(self.server, "app", None)
+        sandbox = getattr(app, "sandbox", None)
+        if timestamp is None and sandbox is not None:
+            return http_date(sandbox.now())
+        return super().date_time_string(timestamp)
 
 
 class ZammadSandbox:
@@ -203,6 +222,7 @@ class ZammadSandbox:
         self.requests_seen: deque[tuple[str, str]] = deque(maxlen=10_000)
         self._faults: list[dict[str, Any]] = []
         self._search_loops = 0
+        self._search_skips = 0
         self._restart_until = 0.0
         self._frozen: datetime | None = None
         if self.state_file and self.state_file.exists():
@@ -366,6 +386,44 @@ class ZammadSandbox:
                    method: str | None = None) -> None:
         self._add_fault("delay", count, seconds=seconds, path=path, method=method)
 
+    def reset_next(self, count: int = 1, path: str | None = None, method: str | None = None,
+                   after: bool = False) -> None:
+        """Drop the connection without an answer (TCP reset); `after=True` executes the request
+        first, like a proxy that dies after the helpdesk committed the write."""
+        self._add_fault("reset", count, path=path, method=method, after=after)
+
+    def slow_next(self, count: int = 1, seconds: float = 1.0, path: str | None = None,
+                  method: str | None = None) -> None:
+        """Execute at once, answer after `seconds`: a write that lands while the client has
+        already timed out (``delay_next`` instead waits before executing)."""
+        self._add_fault("slow", count, seconds=seconds, path=path, method=method)
+
+    def vanish_next(self, ticket_id: int, path: str | None = None, method: str | None = None,
+                    into: int | None = None) -> None:
+        """Before the next matching request, delete the ticket (or merge it `into` another):
+        a ticket that disappears between the search and the fetch of its bookings."""
+        self._add_fault("vanish", 1, ticket_id=ticket_id, into=into, path=path, method=method)
+
+    def after_next(self, callback: Callable[[], None], path: str | None = None,
+                   method: str | None = None) -> None:
+        """Call `callback` after the next matching request executed, before it is answered
+        (Python only): a harness kills its client there, between the helpdesk's write and
+        the client's commit."""
+        self._add_fault("hook", 1, callback=callback, path=path, method=method)
+
+    def skip_search_page(self, count: int = 1) -> None:
+        """The next `count` ``tickets/search`` requests for page > 1 answer the page after the
+        one asked for (a page silently skipped, as with an index changing under the pager)."""
+        with self.lock:
+            self._search_skips += count
+
+    def take_search_skip(self) -> bool:
+        with self.lock:
+            if self._search_skips <= 0:
+                return False
+            self._search_skips -= 1
+            return True
+
     def repeat_search_page(self, count: int = 1) -> None:
         with self.lock:
             self._search_loops += count
@@ -374,6 +432,7 @@ class ZammadSandbox:
         with self.lock:
             self._faults.clear()
             self._search_loops = 0
+            self._search_skips = 0
             self._restart_until = 0.0
 
     def take_fault(self, method: str, path: str) -> dict[str, Any] | None:
@@ -602,6 +661,14 @@ class _ControlApi:
                 sb.delay_next(count, float(body.get("seconds", 1.0)), **filters)
             elif kind == "search_loop":
                 sb.repeat_search_page(count)
+            elif kind == "search_skip":
+                sb.skip_search_page(count)
+            elif kind == "reset":
+                sb.reset_next(count, after=bool(body.get("after")), **filters)
+            elif kind == "slow":
+                sb.slow_next(count, float(body.get("seconds", 1.0)), **filters)
+            elif kind == "vanish":
+                sb.vanish_next(int(body["ticket_id"]), into=body.get("into"), **filters)
             else:
                 raise ValueError(f"unknown fault kind {kind!r}")
             return json_response(201, {})

@@ -13,6 +13,8 @@ import binascii
 import json
 import re
 import secrets
+import socket
+import struct
 import sys
 import time
 import traceback
@@ -261,10 +263,23 @@ class ZammadApp:
             return fault_response(fault)
         if fault and fault["kind"] == "delay":
             self.sandbox.sleep(fault["seconds"])
+        if fault and fault["kind"] == "reset" and not fault.get("after"):
+            reset_connection(request)
+        if fault and fault["kind"] == "vanish":
+            if fault.get("into"):
+                self.sandbox.merge_ticket(int(fault["ticket_id"]), int(fault["into"]))
+            else:
+                self.sandbox.delete_ticket(int(fault["ticket_id"]))
         with self.sandbox.lock:
             response = self._dispatch(request)
             if request.method in ("POST", "PUT", "DELETE") and response.status_code < 400:
                 self.sandbox.persist()
+        if fault and fault["kind"] == "hook":
+            fault["callback"]()
+        if fault and fault["kind"] == "reset":
+            reset_connection(request)
+        if fault and fault["kind"] == "slow":
+            self.sandbox.sleep(fault["seconds"])
         if fault and fault["kind"] == "malformed":
             body = response.get_data()
             response.set_data(body[: max(1, len(body) // 2)] + b'",<!-- upstream reset')
@@ -618,6 +633,8 @@ class ZammadApp:
         results = self._visible_tickets(actor, results)
         if page_number > 1 and self.sandbox.take_search_loop():
             offset = 0  # fault injection: the backend repeats the first page
+        elif self.sandbox.take_search_skip():
+            offset += limit  # fault injection: the backend answers the next page instead
         page = results[offset:offset + limit]
         expand = to_bool(params.get("expand", False))
         full = to_bool(params.get("full", False))
@@ -959,6 +976,21 @@ class ZammadApp:
 def json_response(status: int, body: Any) -> Response:
     return Response(json.dumps(body, ensure_ascii=False, separators=(",", ":")), status=status,
                     content_type=JSON_TYPE)
+
+
+class ConnectionReset(ConnectionError):
+    """Raised after the socket was reset; werkzeug takes a `ConnectionError` for a dropped
+    client and ends the request quietly."""
+
+
+def reset_connection(request: Request) -> None:
+    """Abort the client's connection with a TCP RST (SO_LINGER 0), as a dying proxy would."""
+    sock = request.environ.get("werkzeug.socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+    raise ConnectionReset
 
 
 def fault_response(fault: dict[str, Any]) -> Response:

@@ -6,6 +6,7 @@ import logging
 import socket
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -84,13 +85,74 @@ def test_ticket_deleted_between_search_and_fetch(sidecar: Sidecar, tmp_path: Pat
     sidecar.import_customers(tmp_path, [1])
     gone = closed_ticket(sb, "Weg", 1, [(30, 3, REMOTE)])
     closed_ticket(sb, "Da", 1, [(30, 3, REMOTE)])
-    sb.fail_next(count=1, status=404, path=f"/tickets/{gone}/time_accountings")
+    sb.vanish_next(gone, path=f"/tickets/{gone}/time_accountings")
 
     result = sidecar.run()
 
     assert result.ok, result.error
     assert result.counts["tickets_vanished"] == 1
     assert invoices(sidecar) == 1
+
+
+def test_one_404_on_the_time_entries_does_not_lose_the_ticket(sidecar: Sidecar, tmp_path: Path) -> None:
+    """Issue 12: a 404 on one ticket's time entries counted it "vanished", the cursor passed it
+    and its minutes were never stored. The ticket exists, so it is flagged and read again."""
+    sb = sidecar.sandbox
+    sidecar.import_customers(tmp_path, [1])
+    flaky = closed_ticket(sb, "Einmal 404", 1, [(115, 3, REMOTE)])
+    closed_ticket(sb, "Danach", 1, [(30, 3, REMOTE)])
+    sb.fail_next(count=1, status=404, path=f"/tickets/{flaky}/time_accountings")
+
+    first = sidecar.run()
+
+    assert first.counts.get("tickets_vanished", 0) == 0
+    assert invoices(sidecar) == 1
+    with sidecar.factory() as session:
+        ticket = session.execute(select(Ticket).where(Ticket.remote_id == str(flaky))).scalar_one()
+        assert ticket.billing_status == "needs_attention"
+        assert "read again on the next run" in (ticket.attention_reason or "")
+
+    second = sidecar.run()
+
+    assert second.ok, second.error
+    assert invoices(sidecar) == 2
+    with sidecar.factory() as session:
+        ticket = session.execute(select(Ticket).where(Ticket.remote_id == str(flaky))).scalar_one()
+        assert ticket.billing_status == "invoiced"
+        assert sum(e.minutes for e in ticket.entries) == 115
+
+
+def test_a_ticket_dated_in_the_future_does_not_hide_later_tickets(sidecar: Sidecar, tmp_path: Path) -> None:
+    """Issue 12: one `updated_at` three days ahead moved the cursor there, and tickets closed
+    afterwards were never polled. The cursor stops at the helpdesk's own time (its Date)."""
+    sb = sidecar.sandbox
+    sidecar.import_customers(tmp_path, [1])
+    present = sb.now()
+    sb.set_now(present + timedelta(days=3))
+    closed_ticket(sb, "Aus der Zukunft", 1, [(30, 3, REMOTE)])
+    sb.set_now(present)
+
+    assert sidecar.run().ok
+    stored = cursor(sidecar)
+    assert isinstance(stored, datetime) and stored <= present
+
+    closed_ticket(sb, "Später geschlossen", 1, [(45, 3, REMOTE)])
+    assert sidecar.run().ok
+    assert invoices(sidecar) == 2
+
+
+def test_a_cursor_in_the_future_is_rewound(sidecar: Sidecar, tmp_path: Path) -> None:
+    """A cursor stored in the future by an older version is moved back to now, not trusted."""
+    sb = sidecar.sandbox
+    sidecar.import_customers(tmp_path, [1])
+    with sidecar.factory.begin() as session:
+        session.add(SyncCursor(helpdesk="zammad", stream=STREAM, value=datetime.now(UTC) + timedelta(days=3)))
+    sb.set_now(datetime.now(UTC))
+    closed_ticket(sb, "Nach dem Fehler", 1, [(30, 3, REMOTE)])
+    assert sidecar.run().ok
+    assert invoices(sidecar) == 1
+    stored = cursor(sidecar)
+    assert isinstance(stored, datetime) and stored <= sb.now()
 
 
 def test_bad_token_gives_one_clear_error(sidecar: Sidecar) -> None:

@@ -89,10 +89,11 @@ def test_crash_after_the_helpdesk_write_does_not_write_twice(sidecar: Sidecar, t
     sidecar.import_customers(tmp_path, [1])
     ticket_id = closed_ticket(sb, "Kassensystem startet nicht", 1, [(40, 3, REMOTE)])
     assert sidecar.run().ok
-    # the helpdesk call went through, but the commit marking the outbox row done was lost
+    # the helpdesk call went through, but the commit marking the outbox row done was lost: the
+    # row is left as the claim before the call committed it (in doubt), its settle time over
     with sidecar.factory() as session, session.begin():
         for row in session.execute(select(Outbox)).scalars():
-            row.status, row.done_at = "pending", None
+            row.status, row.done_at, row.in_doubt, row.next_attempt_at = "pending", None, True, None
 
     result = sidecar.run()
 

@@ -140,6 +140,11 @@ def write_release_data(engine: Engine, invoice_dir: Path) -> None:
             attempts=1, created_at=ISSUED, done_at=ISSUED)
 
 
+#: first-release tables a later revision drops on purpose: 0011 replaced the lease rows of
+#: `job_lock` by locks that die with their holder (nothing in them outlives a run)
+DROPPED = {"job_lock"}
+
+
 def all_rows(engine: Engine, columns: dict[str, list[str]]) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of the first release's tables, in its columns only."""
     tables = MetaData()
@@ -167,7 +172,8 @@ def test_first_release_database_upgrades_and_keeps_working(
     applied = upgrade(engine)  # what `ticketbill init` (and so ./install.sh) runs
 
     assert FIRST_RELEASE not in applied and pending_migrations(engine) == []
-    assert all_rows(engine, columns) == before
+    kept = {name: cols for name, cols in columns.items() if name not in DROPPED}
+    assert all_rows(engine, kept) == {name: rows for name, rows in before.items() if name in kept}
     with pytest.raises(DatabaseError, match="GoBD"), engine.begin() as db:
         db.execute(text("UPDATE invoice SET gross = 0 WHERE number = 'RE-2026-00001'"))
 

@@ -15,7 +15,7 @@ TERMS = {
     "issued": _l("issued"), "sent": _l("sent"), "paid": _l("paid"), "partly_paid": _l("partly paid"),
     "pending": _l("pending"), "failed": _l("failed"),
     # runs
-    "running": _l("running"), "succeeded": _l("succeeded"),
+    "running": _l("running"), "succeeded": _l("succeeded"), "aborted": _l("aborted"),
     # roles
     "admin": _l("Admin"), "team_lead": _l("Team lead"), "accountant": _l("Accountant"), "viewer": _l("Viewer"),
     # contracts and series

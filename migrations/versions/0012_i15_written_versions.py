@@ -9,14 +9,14 @@
 Plain `add_column` / `create_index`: neither table carries the GoBD triggers of 0002.
 
 Revision ID: i15_written_versions
-Revises: i14_helpdesk_data
+Revises: i12a_locks
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "i15_written_versions"
-down_revision = "i14_helpdesk_data"
+down_revision = "i12a_locks"
 branch_labels = None
 depends_on = None
 
