@@ -155,3 +155,33 @@ def test_a_write_back_to_a_deleted_ticket_ends_gone_and_verify_says_so(sidecar: 
     report = verify(sidecar.factory, sidecar.settings)
     assert report.ok, report.lines()
     assert any("not written" in notice for notice in report.notices)
+
+
+def test_a_ticket_waits_as_a_whole_while_one_of_its_rows_backs_off(sidecar: Sidecar, tmp_path: Path) -> None:
+    """A newer status queued while an older write of the same ticket waits for its retry must
+    not land first (the older one would then overwrite it): both go out together, in one PUT,
+    with the newest status and both notes, once the backoff has passed."""
+    sb = sidecar.sandbox
+    sidecar.import_customers(tmp_path, [1])
+    ticket = closed_ticket(sb, "Reihenfolge", 1, [(30, 3, 1)])
+    sb.fail_next(count=1, status=422, method="PUT", path=f"/tickets/{ticket}")
+    assert sidecar.run().counts["write_failed"] == 1
+    invoice = invoice_row(sidecar)
+    later = "needs_attention:9:ordertest"
+    with sidecar.factory() as session, session.begin():
+        session.add(Outbox(kind=WRITE_BACK, ticket_id=invoice.ticket_id, marker=later, created_at=datetime.now(UTC),
+                           payload={"billing_status": "needs_attention",
+                                    "note_html": f"<p>Bitte prüfen</p><p><small>ticketbill ref {later}</small></p>"}))
+    puts = lambda: sum(1 for m, p in list(sb.requests_seen) if m == "PUT" and p.endswith(f"/tickets/{ticket}"))  # noqa: E731
+    before = puts()
+
+    assert perform_pending(sidecar.factory, sidecar.connector, datetime.now(UTC))["written"] == 0  # not due yet
+    assert puts() == before
+
+    counts = perform_pending(sidecar.factory, sidecar.connector, datetime.now(UTC) + timedelta(hours=2))
+
+    assert counts["written"] == 1 and puts() == before + 1
+    assert sb.ticket(ticket)["billing_status"] == "needs_attention"
+    assert invoice_notes(sidecar, ticket, invoice.marker) == 1 and invoice_notes(sidecar, ticket, later) == 1
+    with sidecar.factory() as session:
+        assert set(session.execute(select(Outbox.status).where(Outbox.kind == WRITE_BACK)).scalars()) == {"done"}
