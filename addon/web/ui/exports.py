@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Callable
 from datetime import date
 
 from flask import Blueprint, flash, redirect, render_template, request, send_file, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from addon.exports.period import ExportError, csv_export, datev_export, gdpdu_export
+from addon.invoicing.rendered import RenderedFile
 from addon.models import AuditLog
 from addon.reports import day_in
 from addon.web.ui.access import actor, requires
@@ -47,60 +50,50 @@ def _period() -> tuple[date, date] | None:
         return None
 
 
-@bp.post("/datev")
-@requires("exports")
-def datev() -> ResponseReturnValue:
-    """Download the DATEV EXTF file of the documents issued in the period."""
+def _download(make: Callable[[Session, date, date], RenderedFile], mimetype: str | None = None) -> ResponseReturnValue:
+    """Run one period export for the form's period and send its file; a refusal (missing setting,
+    empty period) comes back as a message on the form."""
     period = _period()
     if period is None:
         flash(_("Choose the first and the last day."), "error")
         return redirect(url_for("exports.index"))
     try:
         with writing() as db:
-            rendered, _numbers = datev_export(db, settings(), *period, actor(), now(), {"via": "web"})
+            rendered = make(db, *period)
     except (ExportError, ValueError) as exc:
         flash(str(exc), "error")
         return redirect(url_for("exports.index"))
-    return send_file(io.BytesIO(rendered.content), mimetype="text/csv; charset=windows-1252", as_attachment=True,
+    return send_file(io.BytesIO(rendered.content), mimetype=mimetype or rendered.mimetype, as_attachment=True,
                      download_name=rendered.filename)
+
+
+@bp.post("/datev")
+@requires("exports")
+def datev() -> ResponseReturnValue:
+    """Download the DATEV EXTF file of the documents issued in the period."""
+    return _download(lambda db, first, last: datev_export(db, settings(), first, last, actor(), now(),
+                                                          {"via": "web"})[0],
+                     "text/csv; charset=windows-1252")
 
 
 @bp.post("/csv")
 @requires("exports")
 def csv() -> ResponseReturnValue:
     """Download both CSV files (invoices, lines) of the period as one ZIP."""
-    period = _period()
-    if period is None:
-        flash(_("Choose the first and the last day."), "error")
-        return redirect(url_for("exports.index"))
-    try:
-        with writing() as db:
-            files, _numbers = csv_export(db, *period, actor(), now(), {"via": "web"})
-    except ExportError as exc:
-        flash(str(exc), "error")
-        return redirect(url_for("exports.index"))
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for rendered in files:
-            archive.writestr(rendered.filename, rendered.content)
-    buffer.seek(0)
-    return send_file(buffer, mimetype="application/zip", as_attachment=True,
-                     download_name=f"ticketbill_{period[0]:%Y%m%d}-{period[1]:%Y%m%d}.zip")
+    def zipped(db: Session, first: date, last: date) -> RenderedFile:
+        files, _numbers = csv_export(db, first, last, actor(), now(), {"via": "web"})
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for rendered in files:
+                archive.writestr(rendered.filename, rendered.content)
+        return RenderedFile(f"ticketbill_{first:%Y%m%d}-{last:%Y%m%d}.zip", "application/zip", buffer.getvalue())
+
+    return _download(zipped)
 
 
 @bp.post("/gdpdu")
 @requires("exports")
 def gdpdu() -> ResponseReturnValue:
     """Download the GDPdU archive (index.xml, tables, documents) of the period."""
-    period = _period()
-    if period is None:
-        flash(_("Choose the first and the last day."), "error")
-        return redirect(url_for("exports.index"))
-    try:
-        with writing() as db:
-            rendered, _numbers = gdpdu_export(db, settings(), *period, actor(), now(), {"via": "web"})
-    except ExportError as exc:
-        flash(str(exc), "error")
-        return redirect(url_for("exports.index"))
-    return send_file(io.BytesIO(rendered.content), mimetype=rendered.mimetype, as_attachment=True,
-                     download_name=rendered.filename)
+    return _download(lambda db, first, last: gdpdu_export(db, settings(), first, last, actor(), now(),
+                                                          {"via": "web"})[0])
