@@ -16,11 +16,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from empty_sandbox import empty_sandbox
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -48,27 +48,10 @@ CUSTOMERS = [
 NOTE_REF = re.compile(r"ticketbill (?:ref )?([^<\s]+)")
 
 
-def empty_sandbox() -> ZammadSandbox:
-    """The seeded sandbox without its tickets (each harness books its own), running."""
-    sandbox = ZammadSandbox(restart_seconds=0, seed_reference_date=date(2026, 11, 1))
-    sandbox.start()
-    sandbox.set_now(datetime(2026, 11, 2, 9, 0, tzinfo=UTC))
-    with sandbox.lock:
-        ticket_ids = list(sandbox.state.data["tickets"])
-        for org in sandbox.state.data["organizations"].values():
-            org.update({key: None for key in org if key.startswith("billing_")})
-    for ticket_id in ticket_ids:
-        sandbox.delete_ticket(ticket_id)
-    return sandbox
-
-
 @pytest.fixture
 def sandbox() -> Iterator[ZammadSandbox]:
-    sandbox = empty_sandbox()
-    try:
-        yield sandbox
-    finally:
-        sandbox.stop()
+    with empty_sandbox() as emptied:
+        yield emptied
 
 
 def book_closed(sandbox: ZammadSandbox, title: str, org: int, minutes: list[int]) -> int:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from empty_sandbox import empty_sandbox
 from sqlalchemy.orm import Session, sessionmaker
 
 from addon.customers import import_customers
@@ -88,14 +88,7 @@ def sandbox() -> Iterator[ZammadSandbox]:
     The organizations' billing fields are emptied too: billing data comes from each test's
     customer import, or from the fields a test fills in itself.
     """
-    with ZammadSandbox.running(restart_seconds=0, seed_reference_date=date(2026, 11, 1)) as sb:
-        sb.set_now(datetime(2026, 11, 2, 9, 0, tzinfo=UTC))
-        with sb.lock:
-            ticket_ids = list(sb.state.data["tickets"])
-            for org in sb.state.data["organizations"].values():
-                org.update({key: None for key in org if key.startswith("billing_")})
-        for ticket_id in ticket_ids:
-            sb.delete_ticket(ticket_id)
+    with empty_sandbox() as sb:
         yield sb
 
 
