@@ -705,3 +705,33 @@ class ReviewItem(Base):
     resolved_by: Mapped[str | None] = mapped_column(String(200))
 
     ticket: Mapped[Ticket] = relationship()
+
+
+class BillingChange(Base):
+    """One committed transaction that changed something billing reads (i15).
+
+    `addon.change_log` adds a row to every transaction that writes a billing input (tickets,
+    entries, extras, contracts, customers, invoices, …, but not runs, cursors, the outbox or
+    the audit log), so `(count, max id)` of this table changes whenever the inputs of a
+    monthly billing pass may have. `writer` names the pass that wrote it, if one did.
+    """
+
+    __tablename__ = "billing_change"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    writer: Mapped[str | None] = mapped_column(String(64))
+
+
+class BillingPassMark(Base):
+    """What a complete billing pass saw (i15): the change log's fingerprint, the period, the
+    settings, the schema. An equal fingerprint at the next run means the pass would decide the
+    same again, so it is skipped (an idle poll rates nothing)."""
+
+    __tablename__ = "billing_pass_mark"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(500))
+
+# every session that can write these tables logs its billing changes (addon.change_log); imported
+# last, since the log's listener needs the classes above
+from addon import change_log as _change_log  # noqa: E402,F401

@@ -146,7 +146,16 @@ def flow(args: argparse.Namespace) -> None:
                 finally:
                     render_cpu[0] += time.process_time() - cpu
 
+            profiler = None
+            if args.profile:
+                import cProfile
+
+                profiler = cProfile.Profile()
+                profiler.enable()
             first = measure_run(factory, connector, settings, render, sql)
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(args.profile)
             first_render = render_cpu[0]
             second = measure_run(factory, connector, settings, render, sql)
             with factory() as session:
@@ -220,6 +229,7 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temporary directory")
     parser.add_argument("--quick", action="store_true", help="500 tickets, 3,000 entries, 30 customers")
+    parser.add_argument("--profile", type=Path, help="write a cProfile of the first run to this file")
     parser.add_argument("--skip-flow", action="store_true", help="only rating and the 20-page render")
     parser.add_argument("--serve-sandbox", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--build-workload", type=Path, help=argparse.SUPPRESS)

@@ -11,13 +11,16 @@ unless entries arrived late, and then it issues exactly those.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from addon import change_log
 from addon.billing.periods import period_of_instant, shift_period
 from addon.contracts.state import encode_documents, record_ledger
 from addon.db import transaction
@@ -29,6 +32,9 @@ from addon.settings import Settings
 from addon.sync.writeback import queue_status, set_status
 
 log = logging.getLogger(__name__)
+
+#: the change-log mark of the scheduled monthly pass
+PASS = "monthly"
 
 
 @dataclass(frozen=True)
@@ -141,9 +147,33 @@ def previous_period(now: datetime, timezone: str) -> str:
 
 
 def bill_due_periods(factory: sessionmaker[Session], settings: Settings, render: Renderer, now: datetime,
-                     counts: Counter[str], errors: list[str]) -> None:
-    """The scheduled part of a sync run: bill the previous month for monthly contracts."""
-    for outcome in invoice_period(factory, settings, render, previous_period(now, settings.timezone), now):
-        counts[f"period_{outcome.outcome}"] += 1
-        if outcome.outcome == "failed":
-            errors.append(f"monthly invoice for {outcome.customer} failed: {outcome.detail}")
+                     counts: Counter[str], errors: list[str],
+                     after: Callable[[], None] = lambda: None) -> None:
+    """The scheduled part of a sync run: bill the previous month for monthly contracts.
+
+    Skipped when nothing billing reads changed since the last complete pass (`addon.change_log`):
+    then every customer would come out the same again. `after` runs as part of the pass (its
+    writes are the pass's own).
+    """
+    period = previous_period(now, settings.timezone)
+    with transaction(factory) as session:
+        context = change_log.context_digest(session, settings, period, now, settings.timezone)
+        if change_log.marked(session, PASS) == f"{change_log.log_state(session)}|{context}":
+            counts["period_unchanged"] += 1
+            return
+        change_log.prune(session)
+    with factory() as session:
+        before = change_log.log_state(session)
+    writer = f"pass:{uuid.uuid4().hex}"
+    complete = True
+    with change_log.writing_as(writer):
+        for outcome in invoice_period(factory, settings, render, period, now):
+            counts[f"period_{outcome.outcome}"] += 1
+            if outcome.outcome == "failed":
+                complete = False
+                errors.append(f"monthly invoice for {outcome.customer} failed: {outcome.detail}")
+        after()
+        with transaction(factory) as session:
+            # someone else's change during the pass may have come too late for a customer
+            unchanged = complete and change_log.log_state(session, excluding=writer) == before
+            change_log.mark(session, PASS, f"{change_log.log_state(session)}|{context}" if unchanged else None)

@@ -131,8 +131,8 @@ def run_sync(
             seen = set()
         bill_pending(factory, settings, render, seen, now, counts, errors)
         newest = latest_invoice_id(factory)
-        bill_due_periods(factory, settings, render, now(), counts, errors)
-        link_period_extras(factory, newest)
+        bill_due_periods(factory, settings, render, now(), counts, errors,
+                         after=lambda: link_period_extras(factory, newest))
         counts.update(perform_pending(factory, connector, now()))
         if counts["written"]:
             skip_own_writes(factory, connector)

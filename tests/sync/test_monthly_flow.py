@@ -80,7 +80,7 @@ def test_month_is_invoiced_once_after_it_ends(sidecar: Sidecar, tmp_path: Path) 
             ("2026-10", "allowance", 120, 120, 0, 30)]
 
     again = run_at(sidecar, NOVEMBER)
-    assert again.ok and again.counts["period_nothing_due"] == 1
+    assert again.ok and again.counts["period_unchanged"] == 1  # nothing changed: not rated again
     assert len(invoices(sidecar)) == 1
 
 
@@ -102,7 +102,7 @@ def test_late_booking_goes_on_a_new_invoice_with_its_service_date(sidecar: Sidec
     assert [(line.description, line.net) for line in second.lines] == [
         ("Remote (Anna Becker), über Kontingent", Decimal("86.25"))]  # 45 min overage; no second fee
     assert " ".join(pdf_text(second.pdf_path or "").split()).count("30.10.2026") == 2  # line and annex
-    assert run_at(sidecar, datetime(2026, 11, 3, 13, 0, tzinfo=UTC)).counts["period_nothing_due"] == 1
+    assert run_at(sidecar, datetime(2026, 11, 3, 13, 0, tzinfo=UTC)).counts["period_unchanged"] == 1
 
 
 def test_cancelled_invoice_is_billed_again(sidecar: Sidecar, tmp_path: Path) -> None:
