@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -86,13 +87,17 @@ def socket_port() -> Iterator[int]:
 
 
 class SqlCounter:
-    """Counts statements sent to the database (every `execute`, including executemany)."""
+    """Counts statements sent to the database (every `execute`, including executemany); with
+    `--sql-top N` also by statement text, to print the N most frequent ones."""
 
-    def __init__(self) -> None:
+    def __init__(self, by_text: bool = False) -> None:
         self.count = 0
+        self.texts: Counter[str] | None = Counter() if by_text else None
 
-    def __call__(self, *_args: object) -> None:
+    def __call__(self, _conn: object, _cursor: object, statement: str, *_args: object) -> None:
         self.count += 1
+        if self.texts is not None:
+            self.texts[" ".join(statement.split())[:160]] += 1
 
 
 def measure_run(factory, connector: ZammadConnector, settings, render, sql: SqlCounter) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -128,7 +133,7 @@ def flow(args: argparse.Namespace) -> None:
                 settings = dataclasses.replace(settings, database_url=args.database_url)
             engine = make_engine(settings.database_url)
             upgrade(engine)
-            sql = SqlCounter()
+            sql = SqlCounter(by_text=bool(args.sql_top))
             event.listen(engine, "before_cursor_execute", sql)
             factory = make_session_factory(engine)
             with transaction(factory) as session:
@@ -157,6 +162,9 @@ def flow(args: argparse.Namespace) -> None:
                 profiler.disable()
                 profiler.dump_stats(args.profile)
             first_render = render_cpu[0]
+            if sql.texts is not None:
+                for text, count in sql.texts.most_common(args.sql_top):
+                    print(f"# {count:7d}  {text}", file=sys.stderr)
             second = measure_run(factory, connector, settings, render, sql)
             with factory() as session:
                 invoices = session.execute(select(func.count(Invoice.id))).scalar_one()
@@ -230,6 +238,7 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temporary directory")
     parser.add_argument("--quick", action="store_true", help="500 tickets, 3,000 entries, 30 customers")
     parser.add_argument("--profile", type=Path, help="write a cProfile of the first run to this file")
+    parser.add_argument("--sql-top", type=int, default=0, help="print the N most frequent statements")
     parser.add_argument("--skip-flow", action="store_true", help="only rating and the 20-page render")
     parser.add_argument("--serve-sandbox", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--build-workload", type=Path, help=argparse.SUPPRESS)
