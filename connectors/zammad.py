@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import html
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,7 @@ from connectors.base import (
     TIME_UNITS,
     AuthError,
     BookingProblem,
+    ConnectorError,
     CustomerDetails,
     NoAccess,
     NotFound,
@@ -66,6 +68,10 @@ ORGANIZATION_PAGE_SIZE = 1000  # the generic index maximum
 SEARCH_PAGE_SIZE = 200  # Zammad's maximum for */search; larger requests are clamped silently.
 MAX_SEARCH_PAGES = 5_000  # a million tickets; beyond that something is wrong
 TIME_PAGE_SIZE = 500  # generic index maximum is 1000; one request covers almost every ticket.
+LISTING_PAGE_SIZE = 1000  # the global time accounting list: the generic index maximum
+MAX_LISTING_PAGES = 50  # 50,000 rows; past them only the newer rows count as listed
+LISTING_MIN_TICKETS = 3  # fewer polled tickets are read one by one: cheaper than the listing
+LISTING_CLOCK_MARGIN = timedelta(seconds=1)  # the Date header has whole seconds
 
 FIELD_STATUS = "billing_status"
 FIELD_REFERENCE = "billing_invoice_ref"  # `*_id` names are rejected by Zammad.
@@ -225,6 +231,31 @@ ORGANIZATION_ATTRIBUTES: tuple[dict[str, Any], ...] = (
 )
 
 
+@dataclass
+class TimeListing:
+    """One poll's `GET /time_accountings` (Zammad 6.1+), newest update first, by ticket.
+
+    `started` is Zammad's clock (a `Date` header received before the first page was asked
+    for, less a margin): a ticket updated after it may have rows the listing lacks.
+    `covers_from`: every row updated at or after it is listed (None: every row at all).
+    """
+
+    started: datetime
+    covers_from: datetime | None
+    rows: dict[int, list[Mapping[str, Any]]] = field(default_factory=dict)
+    pages: int = 0
+
+
+def _changes_group(grants: Any, group_id: int) -> bool:
+    """Whether a `group_ids` access map (`{"1": ["full"], "2": ["read", "change"]}`, as
+    `HasGroups#group_ids_access_map` renders it) grants change on the group."""
+    if not isinstance(grants, Mapping):
+        return False
+    access = grants.get(str(group_id), grants.get(group_id))
+    access = [access] if isinstance(access, str) else access
+    return isinstance(access, list) and ("full" in access or "change" in access)
+
+
 def _label(spec: Mapping[str, Any]) -> str:
     """How the registration report names a field: ticket fields bare, others with object."""
     return spec["name"] if spec["object"] == "Ticket" else f"{spec['object'].lower()}.{spec['name']}"
@@ -353,6 +384,19 @@ class ZammadConnector:
         #: remote id → the `updated_at` Zammad answered to our last write (`WrittenVersions`)
         self._written: dict[str, datetime] = {}
         self._poll_started: datetime | None = None
+        # The global time accounting list (see `time_entries`), one per poll.
+        self._listing_lock = threading.Lock()
+        self._users_lock = threading.Lock()
+        #: why the listing is off for this connector (403: no admin.time_accounting; 404: < 6.1)
+        self._listing_off: str | None = None
+        self._polling = False  # a search began: the listing may answer for its tickets
+        #: the start of the poll's window (the cursor less the overlap); None: since ever
+        self._window: datetime | None = None
+        self._listing: TimeListing | None = None
+        self._listing_tried = False
+        #: this poll's `GET /users/me` (its group rights) and the groups its roles may change
+        self._me_record: Mapping[str, Any] | None = None
+        self._role_groups: set[int] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ZammadConnector:
@@ -734,6 +778,7 @@ class ZammadConnector:
         ticket; an idle poll costs two (states, search).
         """
         self._reset_caches()
+        self._begin_poll(cursor)
         states = self.state_types()
         self._poll_started = self.http.server_date  # before the search: nothing later is missed
         names = {state_id: name for state_id, (name, _kind) in states.items()}
@@ -804,10 +849,12 @@ class ZammadConnector:
         millisecond precision (`limit: 3`), so the keyset then continues 1 ms later.
         """
         self._reset_caches()
+        self._begin_poll(cursor)
         closed = self.closed_state_ids()
         if not closed:
             raise RemoteError("Zammad reports no ticket state of type 'closed'")
         for record in self._keyset_search(closed, format_time(cursor - self.overlap) if cursor else None):
+            self._records[str(record.get("id"))] = record
             yield self._ticket_record(record, closed)
 
     def _keyset_search(
@@ -908,12 +955,23 @@ class ZammadConnector:
     def time_entries(self, ticket_remote_id: str) -> Sequence[RemoteTimeEntry]:
         """All bookings of a ticket, converted to minutes; `NotFound` if the ticket is gone.
 
-        Zammad shows a ticket's time accountings only to a user who may *change* the ticket
-        (`TicketPolicy#update?`: group access `change` or `full`; `admin.time_accounting` does
-        not replace it), while the search lists every ticket it may read. Such a ticket
-        raises `NoAccess` naming the group, not the bare 403.
+        For a ticket the current poll's search listed, the answer may come from the poll's one
+        global list of time accountings (`_listed_rows`: no request of its own); otherwise,
+        and whenever that list cannot prove it holds all of the ticket's rows, from
+        `GET /tickets/{id}/time_accountings`.
+
+        The sidecar bills only tickets the API user may *change* (the write-back needs it).
+        The sandbox, like the Zammad these rules were written against, shows a ticket's time
+        accountings only with change access (`TicketPolicy#update?`, group access `change`
+        or `full`), while the search lists every ticket it may read; such a ticket raises
+        `NoAccess` naming the group, not the bare 403. (Zammad 6.1+ lets a user with
+        `admin.time_accounting` list any ticket's rows; the global list therefore answers
+        only for tickets in groups the user may change.)
         """
         ticket_id = int(ticket_remote_id)
+        listed = self._listed_rows(ticket_id)
+        if listed is not None:
+            return [self._time_entry(row, ticket_id) for row in listed]
         try:
             return self._time_entries(ticket_id)
         except AuthError as exc:
@@ -955,6 +1013,176 @@ class ZammadConnector:
 
         return [self._time_entry(row, ticket_id)
                 for row in self.http.paginate(fetch, per_page=TIME_PAGE_SIZE)]
+
+    # -- the global time accounting list -------------------------------------------------
+
+    def _begin_poll(self, cursor: datetime | None) -> None:
+        """A search begins: its window is the listing's (the listing itself comes lazily)."""
+        self._polling = True
+        self._window = cursor - self.overlap if cursor is not None else None
+
+    def _listed_rows(self, ticket_id: int) -> list[Mapping[str, Any]] | None:
+        """The ticket's rows from this poll's global list, oldest id first, or None when that
+        list cannot prove it holds all of them (then the ticket's own list is read).
+
+        Proof needs all of: the ticket's record from this poll's search (or `ticket`), updated
+        no later than the listing started (a row saved or deleted later moves the ticket's
+        `updated_at` whenever it changes the total: `Ticket::TimeAccounting.update_ticket`);
+        the listing holding each of the record's `ticket_time_accounting_ids` and no other
+        row (a record without them: the ticket created inside the listed window, so that all
+        its rows were saved inside it); the rows adding up to the record's `time_unit`
+        (which catches a row the offset paging skipped while another was deleted); and
+        change access to the ticket's group.
+        """
+        if not self._polling or self._listing_off is not None:
+            return None
+        record = self._records.get(str(ticket_id))
+        if record is None:
+            return None
+        listing = self._time_listing()
+        if listing is None:
+            return None
+        rows = listing.rows.get(ticket_id, [])
+        if not self._listing_complete(record, rows, listing) or not self._may_change(record):
+            return None
+        return sorted(rows, key=lambda row: int(row.get("id") or 0))
+
+    @staticmethod
+    def _listing_complete(record: Mapping[str, Any], rows: Sequence[Mapping[str, Any]],
+                          listing: TimeListing) -> bool:
+        try:
+            updated = parse_time(record.get("updated_at"))
+            created = parse_time(record.get("created_at"))
+        except RemoteError:
+            return False
+        if updated is None or updated > listing.started:
+            return False
+        ids = record.get("ticket_time_accounting_ids")
+        if isinstance(ids, list):
+            try:
+                if {int(i) for i in ids} != {int(row.get("id") or 0) for row in rows}:
+                    return False
+            except (TypeError, ValueError):
+                return False
+        elif listing.covers_from is not None and (created is None or created < listing.covers_from):
+            return False
+        if "time_unit" not in record:
+            return False
+        try:
+            total = sum((Decimal(str(row.get("time_unit"))) for row in rows), Decimal(0))
+            return Decimal(str(record.get("time_unit") or 0)) == total
+        except InvalidOperation:
+            return False
+
+    def _time_listing(self) -> TimeListing | None:
+        """This poll's listing, made at the first call (on one thread; the others wait)."""
+        with self._listing_lock:
+            if not self._listing_tried:
+                self._listing_tried = True
+                if len(self._records) >= LISTING_MIN_TICKETS:
+                    self._listing = self._list_time_accountings()
+                    if self._listing is not None and self._me_record is None:
+                        self._me_record = self._fetch_me()
+            return self._listing
+
+    def _list_time_accountings(self) -> TimeListing | None:
+        """`GET /time_accountings` (admin.time_accounting), `updated_at` descending, page by
+        page until a row is older than the poll's window (a first run: to the end, at most
+        MAX_LISTING_PAGES). There is no date filter; paging is by offset, so a row deleted
+        meanwhile shifts the rest, which the checks in `_listed_rows` catch."""
+        started = self.http.server_date  # of a response before the first page: no later
+        if started is None:
+            return None  # no Date header: nothing to bound the listing by
+        listing = TimeListing(started - LISTING_CLOCK_MARGIN, self._window)
+        window, seen, last = self._window, set(), None
+        path = f"{API}/time_accountings"
+        try:
+            for page in range(1, MAX_LISTING_PAGES + 1):
+                rows = self.http.get_json(path, {
+                    "page": page, "per_page": LISTING_PAGE_SIZE, "expand": "true",
+                    "sort_by": "updated_at,id", "order_by": "desc,desc"})
+                if not isinstance(rows, list):
+                    raise RemoteError(f"GET {path}: expected a list of time accountings")
+                listing.pages = page
+                for row in rows:
+                    if not isinstance(row, Mapping) or row.get("id") is None:
+                        raise RemoteError(f"GET {path}: a row without id")
+                    stamp = parse_time(row.get("updated_at"))
+                    if stamp is None:
+                        raise RemoteError(f"GET {path}: time accounting {row['id']} has no updated_at")
+                    if window is not None and stamp < window:
+                        return listing
+                    last = stamp
+                    if row["id"] in seen or row.get("ticket_id") is None:
+                        continue  # a row shifted onto the next page by a newer one
+                    seen.add(row["id"])
+                    listing.rows.setdefault(int(row["ticket_id"]), []).append(row)
+                if len(rows) < LISTING_PAGE_SIZE:
+                    listing.covers_from = None
+                    return listing
+        except (AuthError, NotFound) as exc:
+            self._listing_off = str(exc)
+            log.info("Zammad's global time accounting list is not available (%s: needs Zammad 6.1 "
+                     "and admin.time_accounting); each ticket's time accountings are read on "
+                     "their own", exc)
+            return None
+        except (ConnectorError, TypeError, ValueError) as exc:
+            log.warning("the global time accounting list failed (%s); this poll reads each "
+                        "ticket's time accountings on their own", exc)
+            return None
+        assert last is not None
+        log.info("the global time accounting list stops after %d pages: tickets with rows "
+                 "updated before %s are read on their own", MAX_LISTING_PAGES, format_time(last))
+        listing.covers_from = last + timedelta(milliseconds=1)
+        return listing
+
+    def _fetch_me(self) -> Mapping[str, Any] | None:
+        try:
+            me = self.http.get_json(f"{API}/users/me")
+        except ConnectorError as exc:
+            log.warning("GET %s/users/me failed (%s): this poll reads each ticket's time "
+                        "accountings on their own", API, exc)
+            return None
+        if not isinstance(me, Mapping) or "id" not in me:
+            return None
+        self._me = int(me["id"])
+        return me
+
+    def _may_change(self, record: Mapping[str, Any]) -> bool:
+        """Change access to the ticket's group, as `HasGroups#group_access?` decides it: the
+        user's own group rights (`GET /users/me`, once a poll), else those of its roles
+        (`GET /roles`, once a poll and only when needed). Unsure means no."""
+        try:
+            group_id = int(record["group_id"])
+        except (KeyError, TypeError, ValueError):
+            return False
+        me = self._me_record
+        if me is None:
+            return False
+        if _changes_group(me.get("group_ids"), group_id):
+            return True
+        with self._listing_lock:
+            if self._role_groups is None:
+                self._role_groups = self._groups_of_roles(me)
+            return group_id in self._role_groups
+
+    def _groups_of_roles(self, me: Mapping[str, Any]) -> set[int]:
+        role_ids = {int(r) for r in me.get("role_ids") or [] if str(r).isdigit()}
+        if not role_ids:
+            return set()
+        try:
+            roles = self.http.get_json(f"{API}/roles", {"page": 1, "per_page": LISTING_PAGE_SIZE}) or []
+        except ConnectorError as exc:
+            log.info("the API user's roles could not be read (%s): their group rights are not "
+                     "used to answer from the time accounting list", exc)
+            return set()
+        groups: set[int] = set()
+        for role in roles if isinstance(roles, list) else []:
+            if (isinstance(role, Mapping) and role.get("id") in role_ids
+                    and role.get("active", True) and isinstance(role.get("group_ids"), Mapping)):
+                groups.update(int(g) for g in role["group_ids"]
+                              if str(g).isdigit() and _changes_group(role["group_ids"], int(g)))
+        return groups
 
     def extras(
         self, ticket_remote_id: str
@@ -1038,6 +1266,8 @@ class ZammadConnector:
         if self._me is None:
             me = self.http.get_json(f"{API}/users/me")
             self._me = int(me["id"]) if isinstance(me, Mapping) and "id" in me else -1
+            if isinstance(me, Mapping) and "id" in me and self._polling:
+                self._me_record = me  # this poll's group rights, for the listing
         return self._me
 
     def ticket_url(self, ticket_remote_id: str) -> str:
@@ -1152,6 +1382,9 @@ class ZammadConnector:
         self._records.clear()
         self._activity_types = None
         self._groups = None
+        with self._listing_lock:
+            self._listing, self._listing_tried = None, False
+            self._me_record, self._role_groups = None, None
 
     def _search_records(self, answer: Any) -> list[Mapping[str, Any]]:
         """Both search shapes: a plain array (6.5+, or any `expand`) and `{tickets, assets}`."""
@@ -1270,8 +1503,11 @@ class ZammadConnector:
         return CustomerDetails(**values)
 
     def _user(self, user_id: int) -> Mapping[str, Any]:
+        """One read per user and run, also when several threads want the same agent at once."""
         if user_id not in self._users:
-            self._users[user_id] = self.http.get_json(f"{API}/users/{user_id}") or {}
+            with self._users_lock:
+                if user_id not in self._users:
+                    self._users[user_id] = self.http.get_json(f"{API}/users/{user_id}") or {}
         return self._users[user_id]
 
     def _group_name(self, group_id: int) -> str | None:

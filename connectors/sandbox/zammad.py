@@ -71,6 +71,9 @@ Behaviour choices worth knowing (details in ``zammad_api``/``zammad_state``):
 - Migrated custom columns start as null on existing rows (booleans: their default).
 - Generic lists (states, organizations, users, time accountings, types): default 500, max
   1000, ``sort_by``/``order_by``; ``/tickets`` 100/100; search 50/200; articles unpaged.
+- ``GET /time_accountings`` (6.1+; 404 before): every ticket's rows for ``admin.time_accounting``
+  only (else 403 ``Not authorized``), generic paging and sorting, no date filter. A row saved
+  or deleted re-sums its ticket (see ``strict_resum``).
 
 Behaviour switches (attributes, settable at run time; constructor arguments of the same
 name). Each imitates something real Zammad does that a test must be able to turn on:
@@ -88,7 +91,15 @@ name). Each imitates something real Zammad does that a test must be able to turn
   lists a ticket's time accountings only with ``change`` (``admin.time_accounting`` does not
   replace it): otherwise 403 ``Not authorized``. ``full`` covers every access. The seed gives
   every agent ``full`` on both groups; ``set_group_access(user_id, group_id, ["read"])``
-  narrows it. False: every agent may do everything.
+  narrows it, ``set_role_group_access(role_id, group_id, [...])`` grants through a role (as
+  ``GET /roles`` shows it). False: every agent may do everything. (Zammad 6.1+ itself lets
+  ``admin.time_accounting`` list any ticket's rows, per ticket too: the sandbox keeps the
+  stricter per-ticket rule the sidecar's NoAccess handling was written against.)
+- ``strict_resum`` (default False): as Zammad's ``Ticket::TimeAccounting.update_ticket``, a
+  time accounting row saved or deleted saves its ticket (``updated_at`` and ``time_unit``
+  move) only when the ticket's total changes: a booking of 0 or an edit of the activity type
+  alone leaves the ticket untouched, so a poll by ``updated_at`` does not see it; the total
+  after the last row is deleted is ``"0.0"``. Off, every row change bumps the ticket.
 
 Webhooks and triggers (``zammad_webhooks``): ``/webhooks`` and ``/triggers`` as Zammad
 validates them; a ticket change runs the triggers and delivers their webhooks from a worker
@@ -174,7 +185,7 @@ from connectors.sandbox.zammad_values import ApiError, parse_time
 from connectors.sandbox.zammad_webhooks import DEFAULT_WAITS, Dispatcher, changed_attributes
 
 #: the behaviour switches the control API may set (``POST /__sandbox__/switches``)
-SWITCHES = ("unstable_ties", "group_access")
+SWITCHES = ("unstable_ties", "group_access", "strict_resum")
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -199,7 +210,7 @@ class ZammadSandbox:
                  version: str = "6.5", seed_reference_date: date | None = None,
                  rng_seed: int = zammad_seed.RNG_SEED, restart_seconds: float = 1.0,
                  host: str = "127.0.0.1", port: int = 0, unstable_ties: bool = False,
-                 group_access: bool = True,
+                 group_access: bool = True, strict_resum: bool = False,
                  webhook_retry_waits: tuple[float, ...] = DEFAULT_WAITS,
                  latency_ms: float | None = None) -> None:
         self.lock = threading.RLock()
@@ -234,6 +245,7 @@ class ZammadSandbox:
             self.state = SandboxState(data, self.now)
             self.persist()
         self.state.on_ticket_change = self._fire_triggers
+        self.strict_resum = strict_resum
         self.app = ZammadApp(self)
         self.control = _ControlApi(self)
         self._server: BaseWSGIServer | None = None
@@ -510,6 +522,15 @@ class ZammadSandbox:
         with self.lock:
             return random.Random(self._ties.random())
 
+    @property
+    def strict_resum(self) -> bool:
+        """The behaviour switch ``strict_resum`` (kept on the state, which applies it)."""
+        return self.state.strict_resum
+
+    @strict_resum.setter
+    def strict_resum(self, value: bool) -> None:
+        self.state.strict_resum = bool(value)
+
     def version_at_least(self, major: int, minor: int) -> bool:
         parts = [int(p) for p in str(self.version).split(".")[:2] if p.isdigit()]
         parts += [0] * (2 - len(parts))
@@ -601,6 +622,17 @@ class ZammadSandbox:
         None removes it. As Zammad's *Group permissions* on the user."""
         with self.lock:
             groups = self.state.data["users"][user_id].setdefault("group_ids", {})
+            if access is None:
+                groups.pop(str(group_id), None)
+            else:
+                groups[str(group_id)] = list(access)
+            self.persist()
+
+    def set_role_group_access(self, role_id: int, group_id: int, access: list[str] | None) -> None:
+        """A role's access to one group, as *Group permissions* on the role in Zammad; every
+        active member of the role has it too (``HasRoles#role_access?``)."""
+        with self.lock:
+            groups = self.state.data["roles"][role_id].setdefault("group_ids", {})
             if access is None:
                 groups.pop(str(group_id), None)
             else:

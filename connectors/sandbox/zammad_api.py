@@ -166,6 +166,7 @@ class ZammadApp:
             Rule(f"{API}/users/me", endpoint="users_me", methods=["GET"]),
             Rule(f"{API}/users", endpoint="users_index", methods=["GET"]),
             Rule(f"{API}/users/<rid>", endpoint="users_show", methods=["GET"]),
+            Rule(f"{API}/roles", endpoint="roles_index", methods=["GET"]),
             Rule(f"{API}/organizations", endpoint="organizations_index", methods=["GET"]),
             Rule(f"{API}/organizations/<rid>", endpoint="organizations_show",
                  methods=["GET"]),
@@ -415,8 +416,7 @@ class ZammadApp:
             return False
         if not self.sandbox.group_access:
             return True
-        granted = (actor.user.get("group_ids") or {}).get(str(ticket["group_id"])) or []
-        return "full" in granted or access in granted
+        return self.state.group_access(actor.user, ticket["group_id"], access)
 
     def _customer_sees(self, actor: Actor, ticket: dict[str, Any]) -> bool:
         if ticket["customer_id"] == actor.id:
@@ -464,6 +464,13 @@ class ZammadApp:
 
     def do_users_me(self, actor: Actor, params: dict[str, Any]) -> tuple[int, Any]:
         return 200, self.state.user_json(actor.user, to_bool(params.get("expand", False)))
+
+    def do_roles_index(self, actor: Actor, params: dict[str, Any]) -> tuple[int, Any]:
+        """``RolesController#index`` (``model_index_render``): ticket.agent, admin.role or
+        ticket.customer; each role with its ``group_ids`` access map (``HasGroups``)."""
+        actor.require("ticket.agent", "admin.role", "ticket.customer")
+        return 200, self._generic_index(list(self.state.data["roles"].values()), params,
+                                        self.state.role_json, "roles")
 
     def do_users_index(self, actor: Actor, params: dict[str, Any]) -> tuple[int, Any]:
         actor.require("ticket.agent", "admin.user")
@@ -761,8 +768,21 @@ class ZammadApp:
         self.state.delete_booking(self._booking(rid, tid))
         return 200, {}
 
+    def _global_bookings(self, actor: Actor, request: str) -> None:
+        """The global routes (6.1+, ``config/routes/time_accounting.rb``) and their policy:
+        ``Controllers::TimeAccountingsControllerPolicy#index?``/``#show?`` is
+        ``admin_access? || agent_access?``, and without a ``ticket_id`` only the first can
+        hold; ``permissions?`` swallows the reason, so Pundit answers its plain 403."""
+        if not self.sandbox.version_at_least(6, 1):
+            raise ApiError(404, f"No route matches [GET] {API}/{request}")
+        if not actor.has("admin.time_accounting"):
+            raise ForbiddenError("Not authorized")
+
     def do_ta_index(self, actor: Actor, params: dict[str, Any]) -> tuple[int, Any]:
-        actor.require("admin.time_accounting")
+        """``model_index_render`` over every row: default 500, max 1000, ``sort_by``/
+        ``order_by`` lists (``updated_at,id`` + ``desc,desc``), ``id asc`` by default; no date
+        filter. ``expand`` adds ``created_by`` and ``type`` as the per-ticket list does."""
+        self._global_bookings(actor, "time_accountings")
         expand = to_bool(params.get("expand", False))
         rows = list(self.state.data["time_accountings"].values())
         return 200, self._generic_index(rows, params,
@@ -770,7 +790,7 @@ class ZammadApp:
                                         "ticket_time_accountings")
 
     def do_ta_show(self, actor: Actor, params: dict[str, Any], rid: str) -> tuple[int, Any]:
-        actor.require("admin.time_accounting")
+        self._global_bookings(actor, f"time_accountings/{rid}")
         return 200, self.state.booking_json(self._booking(rid),
                                             to_bool(params.get("expand", False)))
 

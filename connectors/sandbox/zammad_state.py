@@ -68,6 +68,8 @@ class SandboxState:
         self.on_ticket_change: Callable[[dict[str, Any], set[str]], None] | None = None
         #: bumped when rows move between tickets (a merge): the per-ticket index is rebuilt
         self._moves = 0
+        #: the ``strict_resum`` switch (see ``resum``)
+        self.strict_resum = False
         self._index: dict[str, tuple[tuple[int, int, int, int], dict[Any, list[dict[str, Any]]]]] = {}
 
     # -- per-ticket lookups --------------------------------------------------------------
@@ -218,6 +220,23 @@ class SandboxState:
             result["organizations"] = [self.data["organizations"][o]["name"]
                                        for o in user["organization_ids"]]
         return result
+
+    def role_json(self, role: dict[str, Any]) -> dict[str, Any]:
+        """``attributes_with_association_ids`` of a role: its columns and its ``group_ids``
+        access map (``HasGroups``: empty while the role is inactive)."""
+        result = self.columns(role)
+        result["group_ids"] = dict(role.get("group_ids") or {}) if role.get("active", True) else {}
+        return result
+
+    def group_access(self, user: dict[str, Any], group_id: int, access: str) -> bool:
+        """``HasGroups#group_access?``: the user's own group permissions, then those of its
+        active roles (``HasRoles#role_access?``); ``full`` covers every access."""
+        grants = [(user.get("group_ids") or {}).get(str(group_id)) or []]
+        for role_id in user.get("role_ids") or []:
+            role = self.data["roles"].get(role_id) or {}
+            if role.get("active", True):
+                grants.append((role.get("group_ids") or {}).get(str(group_id)) or [])
+        return any("full" in granted or access in granted for granted in grants)
 
     def organization_json(self, org: dict[str, Any], expand: bool = False) -> dict[str, Any]:
         result = self.columns(org)
@@ -628,6 +647,8 @@ class SandboxState:
         return booking
 
     def update_booking(self, booking: dict[str, Any], params: dict[str, Any]) -> None:
+        """``update!``: ``updated_at`` moves only when a value changed; ``after_save`` re-sums."""
+        before = dict(booking)
         if "time_unit" in params:
             booking["time_unit"] = decimal_string(parse_decimal(params["time_unit"], "time_unit"))
         if "type_id" in params:
@@ -635,7 +656,8 @@ class SandboxState:
             if type_id is not None and int(type_id) not in self.data["time_accounting_types"]:
                 raise ApiError(422, f"Invalid value for param 'type_id': {type_id}")
             booking["type_id"] = None if type_id is None else int(type_id)
-        booking["updated_at"] = self.now_iso()
+        if booking != before:
+            booking["updated_at"] = self.now_iso()
         self.resum(self.data["tickets"][booking["ticket_id"]])
 
     def delete_booking(self, booking: dict[str, Any]) -> None:
@@ -645,9 +667,22 @@ class SandboxState:
             self.resum(ticket)
 
     def resum(self, ticket: dict[str, Any]) -> None:
-        """Recalculate the ticket's cached total; the update bumps ``updated_at``."""
+        """Recalculate the ticket's cached total after a row was saved or deleted.
+
+        Zammad (``Ticket::TimeAccounting.update_ticket``, ``after_save``/``after_destroy``)
+        saves the ticket, moving its ``updated_at``, only when the sum of its rows differs from
+        its ``time_unit`` (nil counting as 0): a booking of 0, or a change of the activity type
+        alone, leaves the ticket as it was, and after its last row is deleted the total is
+        "0.0". That is the ``strict_resum`` switch; by default the sandbox bumps the ticket on
+        every row change (and a ticket without rows has no total), as its tests expect."""
         rows = [Decimal(b["time_unit"]) for b in self.rows_of("time_accountings", "ticket_id", ticket["id"])]
-        ticket["time_unit"] = decimal_string(sum(rows, Decimal(0))) if rows else None
+        total = sum(rows, Decimal(0))
+        if self.strict_resum:
+            if Decimal(ticket["time_unit"] or 0) == total:
+                return
+            ticket["time_unit"] = decimal_string(total)
+        else:
+            ticket["time_unit"] = decimal_string(total) if rows else None
         self.touch(ticket)
 
     # -- search ------------------------------------------------------------------------
