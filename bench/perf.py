@@ -39,7 +39,10 @@ from addon.contracts import import_document
 from addon.customers import import_customers
 from addon.db import make_engine, make_session_factory, transaction, upgrade
 from addon.demo import demo_settings
-from addon.invoicing.issue import pdf_renderer
+from addon.invoicing import prerender
+from addon.invoicing.issue import Renderer, pdf_renderer
+from addon.invoicing.rendered import RenderedFile
+from addon.invoicing.snapshot import InvoiceSnapshot
 from addon.models import Invoice
 from addon.sync.jobs import run_sync
 from bench import workload
@@ -100,6 +103,22 @@ class SqlCounter:
             self.texts[" ".join(statement.split())[:160]] += 1
 
 
+class TimedRenderer:
+    """The deployment's renderer, counting the CPU it spends in this process; picklable, so
+    the monthly pass may still hand it to its render pool (whose CPU the pool reports)."""
+
+    def __init__(self, renderer: Renderer) -> None:
+        self.renderer = renderer
+        self.cpu = 0.0
+
+    def __call__(self, snapshot: InvoiceSnapshot) -> RenderedFile:
+        cpu = time.process_time()
+        try:
+            return self.renderer(snapshot)
+        finally:
+            self.cpu += time.process_time() - cpu
+
+
 def measure_run(factory, connector: ZammadConnector, settings, render, sql: SqlCounter) -> dict[str, float]:  # type: ignore[no-untyped-def]
     """One sync run: wall, CPU, requests and statements it cost."""
     requests_before, sql_before = connector.http.request_count, sql.count
@@ -141,15 +160,7 @@ def flow(args: argparse.Namespace) -> None:
                 import_document(session, "zammad", workload.contract_document(month))
             connector = ZammadConnector.from_settings(settings)
             connector.register()
-            render_cpu = [0.0]
-            renderer = pdf_renderer(settings)
-
-            def render(snapshot):  # type: ignore[no-untyped-def]
-                cpu = time.process_time()
-                try:
-                    return renderer(snapshot)
-                finally:
-                    render_cpu[0] += time.process_time() - cpu
+            render = TimedRenderer(pdf_renderer(settings))
 
             profiler = None
             if args.profile:
@@ -161,7 +172,9 @@ def flow(args: argparse.Namespace) -> None:
             if profiler is not None:
                 profiler.disable()
                 profiler.dump_stats(args.profile)
-            first_render = render_cpu[0]
+            # documents rendered in this process, and ahead in the pool's workers (PDF + XML)
+            first_render = render.cpu + prerender.totals["worker_cpu"]
+            emit("documents_rendered_ahead", prerender.totals["used"], "invoices")
             if sql.texts is not None:
                 for text, count in sql.texts.most_common(args.sql_top):
                     print(f"# {count:7d}  {text}", file=sys.stderr)
@@ -186,7 +199,10 @@ def flow(args: argparse.Namespace) -> None:
     emit("idle_run_requests", second["requests"], "requests")
     emit("idle_run_seconds", second["wall"], "s")
     emit("idle_run_sql_statements", second["sql"], "statements")
-    emit("peak_rss", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "MiB")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    emit("peak_rss", peak, "MiB")
+    emit("peak_rss_render_worker", prerender.totals["worker_rss"] / 1024, "MiB")
+    emit("peak_rss_whole_run", peak + prerender.totals["workers"] * prerender.totals["worker_rss"] / 1024, "MiB")
 
 
 def rating(entries: int) -> None:

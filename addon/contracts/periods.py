@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,8 +26,19 @@ from addon.billing.periods import period_of_instant, shift_period
 from addon.contracts.state import encode_documents, record_ledger
 from addon.db import transaction
 from addon.errors import describe_error
-from addon.invoicing.issue import Renderer, issue_invoice, store_draft
+from addon.invoicing.issue import (
+    ACTIVITY_REPORT_SERIES,
+    SERIES,
+    Renderer,
+    build_snapshot,
+    issue_invoice,
+    store_draft,
+    with_vat_treatment,
+)
+from addon.invoicing.numbering import peek_number
+from addon.invoicing.prerender import rendering_ahead
 from addon.invoicing.rating import CUSTOMER, Rating, rate_customer
+from addon.invoicing.snapshot import InvoiceSnapshot
 from addon.models import BilledEntry, Contract, Customer, Invoice, Ticket, TimeEntry
 from addon.settings import Settings
 from addon.sync.writeback import queue_status, set_status
@@ -125,20 +137,49 @@ def invoice_customer_period(session: Session, settings: Settings, render: Render
 
 def invoice_period(factory: sessionmaker[Session], settings: Settings, render: Renderer, period: str,
                    now: datetime, remote_id: str | None = None) -> list[PeriodOutcome]:
-    """Collective invoices of `period` for every monthly customer, each in its own transaction."""
+    """Collective invoices of `period` for every monthly customer, each in its own transaction;
+    their documents are rendered ahead on the other cores (`addon.invoicing.prerender`)."""
     with factory() as session:
         customer_ids = [c.id for c in monthly_customers(session, remote_id)]
     outcomes = []
-    for customer_id in customer_ids:
-        try:
-            with transaction(factory) as session:
-                customer = session.get(Customer, customer_id)
-                assert customer is not None
-                outcomes.append(invoice_customer_period(session, settings, render, customer, period, now))
-        except Exception as exc:  # the shell boundary: one customer's failure never stops the others
-            log.exception("monthly invoice of customer id %s failed", customer_id)
-            outcomes.append(PeriodOutcome(str(customer_id), "failed", detail=describe_error(exc)))
+    with rendering_ahead(render, predicted_snapshots(factory, settings, customer_ids, period, now)):
+        for customer_id in customer_ids:
+            try:
+                with transaction(factory) as session:
+                    customer = session.get(Customer, customer_id)
+                    assert customer is not None
+                    outcomes.append(invoice_customer_period(session, settings, render, customer, period, now))
+            except Exception as exc:  # the shell boundary: one customer's failure never stops the others
+                log.exception("monthly invoice of customer id %s failed", customer_id)
+                outcomes.append(PeriodOutcome(str(customer_id), "failed", detail=describe_error(exc)))
     return outcomes
+
+
+def predicted_snapshots(factory: sessionmaker[Session], settings: Settings, customer_ids: list[int], period: str,
+                        now: datetime) -> Iterator[tuple[InvoiceSnapshot, bool]]:
+    """The invoices `invoice_customer_period` will issue, as it will: the same rating and draft,
+    the series' next numbers in customer order. Read only, one short session per customer;
+    a customer that cannot be predicted (it fails, needs approval) is left out."""
+    taken: Counter[tuple[str, int]] = Counter()
+    for customer_id in customer_ids:
+        with factory() as session:
+            customer = session.get(Customer, customer_id)
+            if customer is None or not customer.configured or customer.approval_required:
+                continue
+            try:
+                rating = rate_customer(session, settings, customer, trigger="monthly", period=period)
+            except Exception:  # the real pass reports it
+                continue
+            if rating.draft is None or not rating.draft.lines:
+                continue
+            draft = with_vat_treatment(settings, customer, rating.draft)
+            issue_date = now.astimezone(ZoneInfo(customer.timezone or settings.timezone)).date()
+            series, pattern = ((ACTIVITY_REPORT_SERIES, settings.activity_report_number_pattern)
+                               if draft.no_charge_only else (SERIES, settings.invoice_number_pattern))
+            year = issue_date.year if "{YY" in pattern else 0
+            number = peek_number(session, series, pattern, issue_date, taken[series, year])
+            taken[series, year] += 1
+            yield build_snapshot(settings, customer, rating.tickets, draft, number, issue_date), customer.xrechnung
 
 
 def previous_period(now: datetime, timezone: str) -> str:

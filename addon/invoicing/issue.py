@@ -31,7 +31,10 @@ from babel.numbers import format_currency
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from addon.invoicing import immutability  # noqa: F401  (registers the GoBD flush guard)
+from addon.invoicing import (
+    immutability,  # noqa: F401  (registers the GoBD flush guard)
+    prerender,
+)
 from addon.invoicing.audit import record
 from addon.invoicing.einvoice import embed_facturx, xml_file
 from addon.invoicing.numbering import next_number
@@ -285,7 +288,11 @@ def invoice_url(settings: Settings, invoice: Invoice) -> str:
 def document_files(snapshot: InvoiceSnapshot, render: Renderer, *, xrechnung: bool = False) -> list[RenderedFile]:
     """The files of one issued document: the Factur-X hybrid PDF, its CII XML and, for public
     buyers, the XRechnung XML. Every XML is validated (XSD + EN 16931 Schematron) before it is
-    embedded; an invalid one raises `InvalidEInvoice` and nothing is stored."""
+    embedded; an invalid one raises `InvalidEInvoice` and nothing is stored. Files a worker
+    rendered ahead for an equal snapshot (`addon.invoicing.prerender`) are taken as they are."""
+    ahead = prerender.take(snapshot, xrechnung)
+    if ahead is not None:
+        return ahead
     pdf = render(snapshot)
     if snapshot.type_code == ACTIVITY_REPORT:  # not an invoice: no e-invoice, nothing to book
         return [pdf]

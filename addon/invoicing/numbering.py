@@ -45,6 +45,15 @@ def next_number(session: Session, series: str, pattern: str, issue_date: date) -
     return format_number(pattern, issue_date, seq)
 
 
+def peek_number(session: Session, series: str, pattern: str, issue_date: date, ahead: int = 0) -> str:
+    """The number `next_number` will give after `ahead` more, without taking or locking any:
+    a prediction (addon.invoicing.prerender), never a number to print."""
+    year = issue_date.year if "{YY" in pattern else 0
+    row = session.execute(select(NumberSeries).where(NumberSeries.name == series, NumberSeries.year == year)
+                          ).scalar_one_or_none()
+    return format_number(pattern, issue_date, (row.next_value if row is not None else 1) + ahead)
+
+
 def _create_counter(session: Session, series: str, year: int) -> NumberSeries:
     """Insert the counter row; if a concurrent issuer inserted it first, lock theirs."""
     try:

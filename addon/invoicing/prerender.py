@@ -1,0 +1,143 @@
+"""Documents rendered ahead, in a process pool, for the monthly pass's invoices (issue 15).
+
+A monthly invoice's PDF, CII XML, validation and Factur-X embedding take about 0.3 s of CPU
+(300 customers: 100 s), and an invoice is numbered, rendered and stored in one transaction,
+so one process renders them one after another on one core. Here the pass first predicts
+every invoice it will issue — the same rating, the same draft, the next numbers of the
+series in order — and hands those snapshots to worker processes; issuing then takes the
+files of an *equal* snapshot (`document_files` asks `take`) instead of rendering. A prediction
+that turns out different (a customer failed, someone issued an invoice meanwhile, so the
+numbers moved) is simply not used: that invoice renders in the transaction as before. The
+files an invoice gets are always those of its own snapshot.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import pickle
+import resource
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from addon.invoicing.issue import Renderer
+    from addon.invoicing.rendered import RenderedFile
+    from addon.invoicing.snapshot import InvoiceSnapshot
+
+log = logging.getLogger(__name__)
+
+#: fewer predicted invoices than this render in the transaction (a pool costs ~1 s to start)
+MIN_INVOICES = 4
+
+
+def _render(snapshot: InvoiceSnapshot, render: Renderer, xrechnung: bool
+            ) -> tuple[list[RenderedFile], float, int]:
+    """In a worker: the invoice's files, the CPU seconds they took, the worker's peak RSS (KiB)."""
+    from addon.invoicing.issue import document_files
+
+    cpu = time.process_time()
+    files = document_files(snapshot, render, xrechnung=xrechnung)
+    return files, time.process_time() - cpu, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+class Prerendered:
+    """Snapshots submitted to the pool, by number; `take` hands out an equal one's files once."""
+
+    def __init__(self, render: Renderer, workers: int) -> None:
+        self.render = render
+        self.workers = workers
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        self.pending: dict[str, tuple[InvoiceSnapshot, bool, Future[tuple[list[RenderedFile], float, int]]]] = {}
+        #: CPU seconds the workers spent on documents that were used
+        self.worker_cpu = 0.0
+        #: the largest worker's peak RSS in KiB
+        self.worker_rss = 0
+        self.used = 0
+        self.submitted = 0
+
+    def submit(self, snapshot: InvoiceSnapshot, xrechnung: bool) -> None:
+        self.submitted += 1
+        self.pending[snapshot.number] = (snapshot, xrechnung, self.pool.submit(_render, snapshot, self.render,
+                                                                               xrechnung))
+
+    def take(self, snapshot: InvoiceSnapshot, xrechnung: bool) -> list[RenderedFile] | None:
+        """The files rendered for an equal snapshot, or None (then the caller renders)."""
+        ahead = self.pending.pop(snapshot.number, None)
+        if ahead is None or ahead[0] != snapshot or ahead[1] != xrechnung:
+            return None
+        files, cpu, rss = ahead[2].result()  # an error in the worker raises here, as it would inline
+        self.worker_cpu += cpu
+        self.worker_rss = max(self.worker_rss, rss)
+        self.used += 1
+        return files
+
+    def close(self) -> None:
+        for _snapshot, _x, future in self.pending.values():
+            future.cancel()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+_current: ContextVar[Prerendered | None] = ContextVar("prerendered", default=None)
+
+
+def take(snapshot: InvoiceSnapshot, xrechnung: bool) -> list[RenderedFile] | None:
+    """What `document_files` asks first: files rendered ahead for this very snapshot."""
+    ahead = _current.get()
+    return ahead.take(snapshot, xrechnung) if ahead is not None else None
+
+
+def picklable(render: Renderer) -> bool:
+    try:
+        pickle.dumps(render)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return False
+    return True
+
+
+#: documents rendered ahead and used, and their workers' CPU seconds, in this process so far
+#: (for the benchmark and the log)
+totals: dict[str, float] = {"used": 0, "worker_cpu": 0.0, "worker_rss": 0, "workers": 0}
+
+
+@contextmanager
+def rendering_ahead(render: Renderer, snapshots: Iterator[tuple[InvoiceSnapshot, bool]],
+                    workers: int | None = None) -> Iterator[Prerendered | None]:
+    """Hand the predicted `snapshots` (with their XRechnung flag) to a pool as they come, while
+    the block issues; None (nothing ahead) for a renderer a worker cannot receive, one core, or
+    fewer than MIN_INVOICES predictions."""
+    cores = workers or os.cpu_count() or 1
+    if cores < 2 or not picklable(render):
+        yield None
+        return
+    first: list[tuple[InvoiceSnapshot, bool]] = []
+    ahead: Prerendered | None = None
+    for predicted in snapshots:
+        if ahead is None:
+            first.append(predicted)
+            if len(first) < MIN_INVOICES:
+                continue
+            ahead = Prerendered(render, cores)
+            for each in first:
+                ahead.submit(*each)
+        else:
+            ahead.submit(*predicted)
+    if ahead is None:
+        yield None
+        return
+    token = _current.set(ahead)
+    try:
+        yield ahead
+    finally:
+        _current.reset(token)
+        ahead.close()
+        totals["used"] += ahead.used
+        totals["worker_cpu"] += ahead.worker_cpu
+        totals["worker_rss"] = max(totals["worker_rss"], ahead.worker_rss)
+        totals["workers"] = max(totals["workers"], ahead.workers)
+        log.info("monthly pass: %d of %d documents rendered ahead", ahead.used, ahead.submitted)
