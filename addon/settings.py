@@ -95,6 +95,9 @@ class Settings:
     rt_queues: tuple[str, ...] = ()
     rt_timezone: str = "UTC"
     rt_closed_statuses: tuple[str, ...] = ("resolved",)
+    #: processes that render the monthly pass's documents ahead (RENDER_WORKERS; 0: the cores
+    #: but one, the issuing process keeps one); about 95 MiB each
+    render_workers: int = 0
     otrs_webservice: str | None = None
     otrs_routes: str = "auto"
     otrs_auth: str = "session"
@@ -461,6 +464,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         rt_queues=_names(env, "RT_QUEUES", ()),
         rt_timezone=_timezone(env, "RT_TIMEZONE", "UTC"),
         rt_closed_statuses=_names(env, "RT_CLOSED_STATUSES", ("resolved",)),
+        render_workers=_int(env, "RENDER_WORKERS", 0, 0),
         otrs_webservice=_optional(env, "HELPDESK_OTRS_WEBSERVICE"),
         otrs_routes=_choice(env, "HELPDESK_OTRS_ROUTES", ("auto", "examples", "classic"), "auto"),
         otrs_auth=_choice(env, "HELPDESK_OTRS_AUTH", ("session", "header"), "session"),

@@ -142,7 +142,8 @@ def invoice_period(factory: sessionmaker[Session], settings: Settings, render: R
     with factory() as session:
         customer_ids = [c.id for c in monthly_customers(session, remote_id)]
     outcomes = []
-    with rendering_ahead(render, predicted_snapshots(factory, settings, customer_ids, period, now)):
+    with rendering_ahead(render, predicted_snapshots(factory, settings, customer_ids, period, now),
+                         settings.render_workers):
         for customer_id in customer_ids:
             try:
                 with transaction(factory) as session:

@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import secrets
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -36,7 +35,7 @@ from addon.invoicing import (
     prerender,
 )
 from addon.invoicing.audit import record
-from addon.invoicing.einvoice import embed_facturx, xml_file
+from addon.invoicing.documents import Renderer, build_files
 from addon.invoicing.numbering import next_number
 from addon.invoicing.rendered import RenderedFile
 from addon.invoicing.snapshot import (
@@ -112,7 +111,6 @@ class Draft:
         return self.gross == 0 and not self.allowances and all(line.net == 0 for line in self.lines)
 
 
-Renderer = Callable[[InvoiceSnapshot], RenderedFile]
 
 
 def pdf_renderer(settings: Settings) -> Renderer:
@@ -286,24 +284,15 @@ def invoice_url(settings: Settings, invoice: Invoice) -> str:
 
 
 def document_files(snapshot: InvoiceSnapshot, render: Renderer, *, xrechnung: bool = False) -> list[RenderedFile]:
-    """The files of one issued document: the Factur-X hybrid PDF, its CII XML and, for public
-    buyers, the XRechnung XML. Every XML is validated (XSD + EN 16931 Schematron) before it is
-    embedded; an invalid one raises `InvalidEInvoice` and nothing is stored. Files a worker
-    rendered ahead for an equal snapshot (`addon.invoicing.prerender`) are taken as they are."""
-    ahead = prerender.take(snapshot, xrechnung)
-    if ahead is not None:
-        return ahead
-    pdf = render(snapshot)
-    if snapshot.type_code == ACTIVITY_REPORT:  # not an invoice: no e-invoice, nothing to book
-        return [pdf]
-    xml = xml_file(snapshot)
-    ensure_valid(xml.content, snapshot.number)
-    lang = "de-DE" if snapshot.language == "de" else "en-GB"
-    files = [RenderedFile(pdf.filename, pdf.mimetype, embed_facturx(pdf.content, xml.content, lang=lang)), xml]
-    if xrechnung:
-        public = xml_file(snapshot, xrechnung=True)
-        ensure_valid(public.content, snapshot.number, xrechnung=True)
-        files.append(public)
+    """The files of one issued document (`addon.invoicing.documents`), every XML validated (XSD
+    + EN 16931 Schematron): an invalid one raises `InvalidEInvoice` and nothing is stored.
+    Files a worker built ahead for an equal snapshot (`addon.invoicing.prerender`) are taken
+    as they are and validated here, where the Schematron processor already lives."""
+    files = prerender.take(snapshot, xrechnung) or build_files(snapshot, render, xrechnung=xrechnung)
+    if snapshot.type_code != ACTIVITY_REPORT:
+        ensure_valid(files[1].content, snapshot.number)
+        if xrechnung:
+            ensure_valid(files[2].content, snapshot.number, xrechnung=True)
     return files
 
 

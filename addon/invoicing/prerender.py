@@ -8,7 +8,10 @@ series in order — and hands those snapshots to worker processes; issuing then 
 files of an *equal* snapshot (`document_files` asks `take`) instead of rendering. A prediction
 that turns out different (a customer failed, someone issued an invoice meanwhile, so the
 numbers moved) is simply not used: that invoice renders in the transaction as before. The
-files an invoice gets are always those of its own snapshot.
+files an invoice gets are always those of its own snapshot. Workers build the files only
+(`addon.invoicing.documents`, ~95 MiB each); the issuer validates them, so the Schematron
+processor (~130 MiB) lives in one process. The pool has RENDER_WORKERS processes (default:
+the cores but one, which the issuing process keeps).
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
+from addon.invoicing.documents import Renderer, build_files
+
 if TYPE_CHECKING:
-    from addon.invoicing.issue import Renderer
     from addon.invoicing.rendered import RenderedFile
     from addon.invoicing.snapshot import InvoiceSnapshot
 
@@ -39,10 +43,8 @@ MIN_INVOICES = 4
 def _render(snapshot: InvoiceSnapshot, render: Renderer, xrechnung: bool
             ) -> tuple[list[RenderedFile], float, int]:
     """In a worker: the invoice's files, the CPU seconds they took, the worker's peak RSS (KiB)."""
-    from addon.invoicing.issue import document_files
-
     cpu = time.process_time()
-    files = document_files(snapshot, render, xrechnung=xrechnung)
+    files = build_files(snapshot, render, xrechnung=xrechnung)
     return files, time.process_time() - cpu, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
@@ -109,10 +111,10 @@ totals: dict[str, float] = {"used": 0, "worker_cpu": 0.0, "worker_rss": 0, "work
 def rendering_ahead(render: Renderer, snapshots: Iterator[tuple[InvoiceSnapshot, bool]],
                     workers: int | None = None) -> Iterator[Prerendered | None]:
     """Hand the predicted `snapshots` (with their XRechnung flag) to a pool as they come, while
-    the block issues; None (nothing ahead) for a renderer a worker cannot receive, one core, or
-    fewer than MIN_INVOICES predictions."""
-    cores = workers or os.cpu_count() or 1
-    if cores < 2 or not picklable(render):
+    the block issues, on `workers` processes (0: the cores but one); None (nothing ahead) for a
+    renderer a worker cannot receive or fewer than MIN_INVOICES predictions."""
+    cores = workers or max(1, (os.cpu_count() or 1) - 1)
+    if not picklable(render):
         yield None
         return
     first: list[tuple[InvoiceSnapshot, bool]] = []

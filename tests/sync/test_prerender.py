@@ -103,3 +103,24 @@ def test_take_hands_out_an_equal_snapshots_files_once() -> None:
         assert ahead.take(snapshot, False) is None  # once
     finally:
         ahead.close()
+
+
+def test_files_from_a_worker_are_validated_by_the_issuer(three_monthly_customers: Sidecar,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers build, the issuer validates: an invalid XML from the pool stores nothing. The
+    next customers' predicted numbers are then one too high, so they render in their own
+    transactions, and the numbers stay gapless."""
+    sidecar = three_monthly_customers
+    take = prerender.take
+
+    def broken_xml(snapshot, xrechnung):  # type: ignore[no-untyped-def]
+        files = take(snapshot, xrechnung)
+        return files and [files[0], dataclasses.replace(files[1], content=b"<rsm:CrossIndustryInvoice/>")]
+
+    monkeypatch.setattr(prerender, "take", broken_xml)
+
+    result = run_at(sidecar, NOVEMBER)
+
+    assert result.counts["period_failed"] == 1 and result.counts["period_invoiced"] == 2
+    assert "RE-2026-00001" in (result.error or "")
+    assert [i.number for i in issued(sidecar)] == ["RE-2026-00001", "RE-2026-00002"]
