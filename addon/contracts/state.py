@@ -11,7 +11,7 @@ rewritten from the engine's `ContingentSnapshot`s whenever a retainer is rated.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, replace
+from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from addon import billing
 from addon.billing.periods import shift_period
 from addon.models import ContingentLedger, Contract, Invoice
+from addon.plain import plain
 
 DEFAULT_CONTRACT = "default"  # key of the implicit T&M contract of a customer without contracts
 
@@ -52,7 +53,7 @@ def _totals(data: dict[str, Any]) -> billing.Totals:
 
 def document_to_json(document: billing.Document) -> dict[str, Any]:
     """A JSON-safe dict (decimals and dates as strings) of an engine document."""
-    return json.loads(json.dumps(asdict(document), default=str))
+    return json.loads(json.dumps(plain(document), default=str))
 
 
 def document_from_json(data: dict[str, Any]) -> billing.Document:

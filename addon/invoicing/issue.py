@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 import secrets
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -52,6 +52,7 @@ from addon.invoicing.snapshot import (
 from addon.invoicing.validate import ensure_valid
 from addon.invoicing.vat import vat_category
 from addon.models import BilledEntry, BillingHistory, Customer, Invoice, InvoiceLine, Ticket, TimeEntry
+from addon.plain import plain
 from addon.settings import Settings
 from addon.sync.writeback import queue_email, queue_invoiced
 
@@ -123,7 +124,7 @@ def pdf_renderer(settings: Settings) -> Renderer:
 
 def draft_to_json(draft: Draft, ticket_ids: list[int]) -> str:
     """A draft as stored on a draft invoice row until it is approved."""
-    return json.dumps({"draft": asdict(draft), "tickets": ticket_ids}, default=str, sort_keys=True)
+    return json.dumps({"draft": plain(draft), "tickets": ticket_ids}, default=str, sort_keys=True)
 
 
 def draft_from_json(text: str) -> tuple[Draft, list[int]]:
@@ -358,29 +359,15 @@ def store_draft(
     )
     session.add(invoice)
     session.flush()
-    for position, line in enumerate(draft.lines, start=1):
-        row = InvoiceLine(
-            invoice_id=invoice.id,
-            position=position,
-            description=line.description,
-            quantity=line.quantity,
-            unit=line.unit,
-            unit_price=line.unit_price,
-            net=line.net,
-            explanation=line.explanation,
-        )
-        session.add(row)
-        session.flush()
-        for link in line.entries:
-            session.add(
-                BilledEntry(
-                    entry_id=link.entry_id,
-                    invoice_id=invoice.id,
-                    line_id=row.id,
-                    raw_minutes=link.raw_minutes,
-                    billed_minutes=link.billed_minutes,
-                )
-            )
+    rows = [InvoiceLine(invoice_id=invoice.id, position=position, description=line.description,
+                        quantity=line.quantity, unit=line.unit, unit_price=line.unit_price, net=line.net,
+                        explanation=line.explanation)
+            for position, line in enumerate(draft.lines, start=1)]
+    session.add_all(rows)
+    session.flush()  # one batch of INSERTs for all lines (a flush per line cost ~3 ms each)
+    session.add_all([BilledEntry(entry_id=link.entry_id, invoice_id=invoice.id, line_id=row.id,
+                                 raw_minutes=link.raw_minutes, billed_minutes=link.billed_minutes)
+                     for row, line in zip(rows, draft.lines, strict=True) for link in line.entries])
     session.flush()
     return invoice
 

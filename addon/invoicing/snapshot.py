@@ -8,10 +8,12 @@ renderer (PDF, CII XML, DATEV, e-mail) works from this object alone.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import date
 from decimal import Decimal
 from typing import Any
+
+from addon.plain import plain
 
 INVOICE = "380"
 CANCELLATION = "381"
@@ -157,7 +159,7 @@ class InvoiceSnapshot:
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys, decimals and dates as strings) for storage and hashing."""
-        return json.dumps(asdict(self), sort_keys=True, default=str, ensure_ascii=False)
+        return json.dumps(plain(self), sort_keys=True, default=str, ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str) -> InvoiceSnapshot:
