@@ -120,18 +120,39 @@ def _coverage_class(coverage: str) -> str:
 
 
 def diff_allocations(new: Iterable[Allocation], old: Iterable[Allocation]) -> tuple[Allocation, ...]:
-    """What is still to bill: new minus already billed, per allocation key (may be negative)."""
+    """What is still to bill: new minus already billed, per allocation key (may be negative).
+
+    An outstanding balance equal to the minutes of the first allocation seen with its key is that
+    allocation itself (same fields), so it is passed on instead of being built again.
+    """
     balance: dict[AllocationKey, int] = {}
     template: dict[AllocationKey, Allocation] = {}
     for a in new:
-        key = allocation_key(a)
-        balance[key] = balance.get(key, 0) + a.minutes
-        template.setdefault(key, a)
+        key = (a.entry_id, a.ticket, a.activity, a.period, a.unit_price, a.coverage, a.surcharge)
+        if key in balance:
+            balance[key] += a.minutes
+        else:
+            balance[key] = a.minutes
+            template[key] = a
     for a in old:
-        key = allocation_key(a)
-        balance[key] = balance.get(key, 0) - a.minutes
-        template.setdefault(key, a)
-    return tuple(Allocation(*k, minutes) for k, minutes in sorted(balance.items(), key=lambda kv: kv[0]) if minutes)
+        key = (a.entry_id, a.ticket, a.activity, a.period, a.unit_price, a.coverage, a.surcharge)
+        if key in balance:
+            balance[key] -= a.minutes
+        else:
+            balance[key] = -a.minutes
+            template[key] = a
+    out: list[Allocation] = []
+    for key in sorted(balance):
+        minutes = balance[key]
+        if minutes:
+            first = template[key]
+            out.append(first if first.minutes == minutes else Allocation(*key, minutes))
+    return tuple(out)
+
+
+def _group_order(key: tuple) -> tuple[str, ...]:
+    """Lines are ordered by the text of their group key."""
+    return (str(key[0]), str(key[1]), str(key[2]), str(key[3]), str(key[4]), str(key[5]), str(key[6]))
 
 
 def build_time_lines(todo: Iterable[Allocation], priced: Mapping[str, PricedEntry],
@@ -139,51 +160,111 @@ def build_time_lines(todo: Iterable[Allocation], priced: Mapping[str, PricedEntr
     """Group outstanding allocations into lines with their explanation."""
     groups: dict[tuple, list[Allocation]] = {}
     for a in todo:
-        kind = _kind(a.coverage, a.unit_price)
-        if kind is None:
+        coverage = a.coverage
+        if coverage == NO_CHARGE:
+            kind: LineKind = "no_charge"
+        elif coverage == TIME_AND_MATERIAL:
+            kind = "time"
+        elif coverage == OVERAGE:
+            kind = "overage"
+        elif a.unit_price != 0:
+            kind, coverage = "surcharge_share", "covered"
+        else:
             continue
-        key = (kind, a.ticket, a.activity, a.unit_price, _coverage_class(a.coverage), a.period,
-               a.entry_id in billed_before)
-        groups.setdefault(key, []).append(a)
+        key = (kind, a.ticket, a.activity, a.unit_price, coverage, a.period, a.entry_id in billed_before)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [a]
+        else:
+            group.append(a)
     lines: list[Line] = []
-    for key in sorted(groups, key=lambda k: tuple(str(x) for x in k)):
+    vat_rate = contract.vat_rate
+    hours: dict[int, Decimal] = {}
+    nets: dict[tuple[int, Decimal], Decimal] = {}
+    for key in sorted(groups, key=_group_order):
         kind, ticket, activity, price, _covered_as, period, correction = key
         items = groups[key]
-        minutes = sum(a.minutes for a in items)
-        if minutes == 0:
-            continue
-        per_entry: dict[str, int] = {}
-        for a in items:
-            per_entry[a.entry_id] = per_entry.get(a.entry_id, 0) + a.minutes
-        infos = [priced[e] for e in sorted(per_entry) if e in priced]
-        days = [i.prepared.day for i in infos] or [first_day(period), last_day(period)]
-        refs = tuple(EntryRef(e, priced[e].prepared.minutes if e in priced else 0, m)
-                     for e, m in sorted(per_entry.items()))
+        if len(items) == 1:
+            only = items[0]
+            minutes = only.minutes
+            if minutes == 0:
+                continue
+            per_entry = {only.entry_id: minutes}
+            labels = {only.surcharge}
+            surcharges = [only.surcharge] if only.surcharge else []
+            coverages = [only.coverage]
+        else:
+            minutes = sum(a.minutes for a in items)
+            if minutes == 0:
+                continue
+            per_entry = {}
+            for a in items:
+                per_entry[a.entry_id] = per_entry.get(a.entry_id, 0) + a.minutes
+            labels = {a.surcharge for a in items}
+            surcharges = sorted(label for label in labels if label)
+            coverages = sorted({a.coverage for a in items})
+        infos: list[PricedEntry] = []
+        refs: list[EntryRef] = []
+        described: list[dict[str, object]] = []
+        raw_total = 0
+        for entry_id in sorted(per_entry) if len(per_entry) > 1 else per_entry:
+            info = priced.get(entry_id)
+            raw = 0 if info is None else info.prepared.minutes
+            billed = per_entry[entry_id]
+            raw_total += raw
+            refs.append(EntryRef(entry_id, raw, billed))
+            described.append({"id": entry_id, "raw_minutes": raw, "billed_minutes": billed,
+                              "derived_start": False if info is None else info.prepared.derived})
+            if info is not None:
+                infos.append(info)
+        if len(infos) == 1:
+            info = infos[0]
+            days = [info.prepared.day]
+            rate_rules = [info.rate_rule] if info.rate_rule else []
+            base_rates = [] if info.base_rate is None else [str(info.base_rate)]
+            rounding = [dict(info.rounding)] if info.rounding else []
+            corrections = sorted(set(info.corrections)) if info.corrections else []
+            agents: tuple[str, ...] = (info.prepared.agent,)
+        else:
+            days = [i.prepared.day for i in infos] or [first_day(period), last_day(period)]
+            rate_rules = sorted({i.rate_rule for i in infos if i.rate_rule})
+            base_rates = sorted({str(i.base_rate) for i in infos if i.base_rate is not None})
+            rounding = [dict(i.rounding) for i in infos if i.rounding]
+            corrections = sorted({c for i in infos for c in i.corrections})
+            agents = tuple(sorted({i.prepared.agent for i in infos}))
         explanation: dict[str, object] = {
-            "entries": [{"id": r.entry_id, "raw_minutes": r.raw_minutes, "billed_minutes": r.billed_minutes,
-                         "derived_start": priced[r.entry_id].prepared.derived if r.entry_id in priced else False}
-                        for r in refs],
-            "raw_minutes": sum(r.raw_minutes for r in refs),
+            "entries": described,
+            "raw_minutes": raw_total,
             "billed_minutes": minutes,
-            "rate_rule": sorted({i.rate_rule for i in infos if i.rate_rule}),
-            "base_rate": sorted({str(i.base_rate) for i in infos if i.base_rate is not None}),
+            "rate_rule": rate_rules,
+            "base_rate": base_rates,
             "unit_price": str(price),
-            "surcharge": sorted({a.surcharge for a in items if a.surcharge}),
+            "surcharge": surcharges,
             "surcharge_percent": {label: str(i.percents[label]) for i in infos for label in i.percents
-                                  if any(a.surcharge == label for a in items)},
-            "coverage": sorted({a.coverage for a in items}),
-            "rounding": [dict(i.rounding) for i in infos if i.rounding],
-            "corrections_netted": sorted({c for i in infos for c in i.corrections}),
+                                  if label in labels},
+            "coverage": coverages,
+            "rounding": rounding,
+            "corrections_netted": corrections,
         }
         if correction:
             explanation["correction"] = "difference to minutes billed on an earlier invoice, at its unit price"
+        quantity = hours.get(minutes)
+        if quantity is None:
+            quantity = hours[minutes] = minutes_to_hours(minutes)
+        if kind == "no_charge":
+            net = _ZERO_PRICE
+        elif not price:  # a zero price keeps its sign in the net (-0.00): not memoised by value
+            net = time_net(minutes, price)
+        else:
+            net = nets.get((minutes, price))
+            if net is None:
+                net = nets[(minutes, price)] = time_net(minutes, price)
         lines.append(Line(
             kind=kind, ticket=ticket, activity=activity, label=activity,
-            quantity=minutes_to_hours(minutes), unit="HUR", unit_price=price,
-            net=_ZERO_PRICE if kind == "no_charge" else time_net(minutes, price),
-            vat_rate=contract.vat_rate, service_period=period,
+            quantity=quantity, unit="HUR", unit_price=price, net=net,
+            vat_rate=vat_rate, service_period=period,
             service_start=min(days), service_end=max(days),
-            entries=refs, agents=tuple(sorted({i.prepared.agent for i in infos})), correction=correction,
+            entries=tuple(refs), agents=agents, correction=correction,
             explanation=explanation,
         ))
     return tuple(lines)
