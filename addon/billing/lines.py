@@ -51,19 +51,42 @@ class PricedEntry:
     percents: Mapping[str, Decimal] = field(default_factory=dict)
 
 
-def _price(piece: Piece, rated: RatedEntry, contract: Contract) -> Decimal | None:
-    """Unit price of one piece, or None when a rate is needed and none was found."""
-    pct = piece.segment.percent
-    rate = rated.rate.rate if rated.rate else None
-    if piece.coverage == TIME_AND_MATERIAL:
-        return None if rate is None else surcharged_rate(rate, pct)
-    if piece.coverage == OVERAGE:
+class _Prices:
+    """Unit prices of pieces, the Decimal arithmetic done once per (rate, percentage) of a run.
+
+    T&M minutes cost `rate × (1 + pct/100)`, overage minutes the same on the overage rate (else
+    the rate), covered minutes in a window `rate × pct/100` and outside windows 0.00. None when a
+    rate is needed and none was found. Both prices are quantized, so equal rates and percentages
+    give equal prices; a zero rate is computed every time (its sign would survive into the price).
+    """
+
+    def __init__(self, contract: Contract) -> None:
         retainer = contract.retainer
-        base = retainer.overage_rate if retainer and retainer.overage_rate is not None else rate
-        return None if base is None else surcharged_rate(base, pct)
-    if pct == 0:
-        return _ZERO_PRICE
-    return None if rate is None else surcharge_share(rate, pct)
+        self.overage = retainer.overage_rate if retainer and retainer.overage_rate is not None else None
+        self.full: dict[tuple[Decimal, Decimal], Decimal] = {}
+        self.share: dict[tuple[Decimal, Decimal], Decimal] = {}
+
+    def price(self, coverage: str, pct: Decimal, rate: Decimal | None) -> Decimal | None:
+        if coverage in (TIME_AND_MATERIAL, OVERAGE):
+            base = self.overage if coverage == OVERAGE and self.overage is not None else rate
+            if base is None:
+                return None
+            if not base:
+                return surcharged_rate(base, pct)
+            found = self.full.get((base, pct))
+            if found is None:
+                found = self.full[(base, pct)] = surcharged_rate(base, pct)
+            return found
+        if pct == 0:
+            return _ZERO_PRICE
+        if rate is None:
+            return None
+        if not rate:
+            return surcharge_share(rate, pct)
+        found = self.share.get((rate, pct))
+        if found is None:
+            found = self.share[(rate, pct)] = surcharge_share(rate, pct)
+        return found
 
 
 def price_entries(rated: Iterable[RatedEntry], pieces: Mapping[str, tuple[Piece, ...]],
@@ -71,29 +94,36 @@ def price_entries(rated: Iterable[RatedEntry], pieces: Mapping[str, tuple[Piece,
     """Turn pieces into allocations; an entry that needs a missing rate is held with `no rate`."""
     priced: list[PricedEntry] = []
     problems: list[Problem] = []
+    prices = _Prices(contract)
     for item in rated:
-        p = item.split.rounded.netted.prepared
+        rounded = item.split.rounded
+        p = rounded.netted.prepared
+        entry = p.entry
+        choice = item.rate
+        rate = choice.rate if choice else None
         merged: dict[tuple[Decimal, str, str], int] = {}
         percents: dict[str, Decimal] = {}
         missing = False
-        for piece in pieces.get(item.id, ()):
-            price = _price(piece, item, contract)
+        for piece in pieces.get(entry.id, ()):
+            segment = piece.segment
+            price = prices.price(piece.coverage, segment.percent, rate)
             if price is None:
                 missing = True
                 break
-            key = (price, piece.coverage, piece.segment.label)
+            label = segment.label
+            key = (price, piece.coverage, label)
             merged[key] = merged.get(key, 0) + piece.minutes
-            if piece.segment.label:
-                percents[piece.segment.label] = piece.segment.percent
+            if label:
+                percents[label] = segment.percent
         if missing:
             problems.append(Problem("no rate", f"no rate found for activity {p.activity!r} of agent {p.agent!r}",
                                     entry_ids=(p.id,), ticket=p.ticket))
             continue
-        allocations = tuple(Allocation(p.id, p.ticket, p.activity, p.period, price, coverage, label, minutes)
+        allocations = tuple(Allocation(entry.id, entry.ticket, entry.activity, p.period, price, coverage, label,
+                                       minutes)
                             for (price, coverage, label), minutes in merged.items() if minutes)
-        priced.append(PricedEntry(p, allocations, item.rate.rule if item.rate else None,
-                                  item.rate.rate if item.rate else None, item.split.rounded.rounding,
-                                  item.split.rounded.netted.corrections, percents))
+        priced.append(PricedEntry(p, allocations, choice.rule if choice else None, rate, rounded.rounding,
+                                  rounded.netted.corrections, percents))
     return tuple(priced), tuple(problems)
 
 
@@ -105,20 +135,6 @@ def no_charge_entries(entries: Iterable[PreparedEntry]) -> tuple[PricedEntry, ..
         for p in entries if p.minutes > 0)
 
 
-def _kind(coverage: str, unit_price: Decimal) -> LineKind | None:
-    if coverage == NO_CHARGE:
-        return "no_charge"
-    if coverage == TIME_AND_MATERIAL:
-        return "time"
-    if coverage == OVERAGE:
-        return "overage"
-    return "surcharge_share" if unit_price != 0 else None
-
-
-def _coverage_class(coverage: str) -> str:
-    return coverage if coverage in (TIME_AND_MATERIAL, OVERAGE, NO_CHARGE) else "covered"
-
-
 def diff_allocations(new: Iterable[Allocation], old: Iterable[Allocation]) -> tuple[Allocation, ...]:
     """What is still to bill: new minus already billed, per allocation key (may be negative).
 
@@ -128,7 +144,7 @@ def diff_allocations(new: Iterable[Allocation], old: Iterable[Allocation]) -> tu
     balance: dict[AllocationKey, int] = {}
     template: dict[AllocationKey, Allocation] = {}
     for a in new:
-        key = (a.entry_id, a.ticket, a.activity, a.period, a.unit_price, a.coverage, a.surcharge)
+        key = (a.entry_id, a.ticket, a.activity, a.period, a.unit_price, a.coverage, a.surcharge)  # allocation_key
         if key in balance:
             balance[key] += a.minutes
         else:
@@ -160,6 +176,7 @@ def build_time_lines(todo: Iterable[Allocation], priced: Mapping[str, PricedEntr
     """Group outstanding allocations into lines with their explanation."""
     groups: dict[tuple, list[Allocation]] = {}
     for a in todo:
+        # the line kind of a coverage, and the coverage class ("covered" for any bucket)
         coverage = a.coverage
         if coverage == NO_CHARGE:
             kind: LineKind = "no_charge"
@@ -170,7 +187,7 @@ def build_time_lines(todo: Iterable[Allocation], priced: Mapping[str, PricedEntr
         elif a.unit_price != 0:
             kind, coverage = "surcharge_share", "covered"
         else:
-            continue
+            continue  # covered minutes outside windows: billed (by the fee), on no line
         key = (kind, a.ticket, a.activity, a.unit_price, coverage, a.period, a.entry_id in billed_before)
         group = groups.get(key)
         if group is None:

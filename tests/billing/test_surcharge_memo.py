@@ -88,7 +88,8 @@ def test_dst_switch_days_in_berlin() -> None:
 def test_fall_back_night_is_paid_twice_with_a_shared_calendar() -> None:
     contract = berlin((NIGHT, SAT, Surcharge("Sonntag", "sunday", Decimal("100"))))
     calendar = _Calendar(contract)
-    start, end = datetime.fromisoformat("2026-10-24T19:30:00+02:00"), datetime.fromisoformat("2026-10-25T03:30:00+01:00")
+    start = datetime.fromisoformat("2026-10-24T19:30:00+02:00")
+    end = datetime.fromisoformat("2026-10-25T03:30:00+01:00")
     for _ in range(2):  # the second call is served from the memo
         segments = split_interval(start, end, contract, calendar)
         assert [(s.minutes, s.percent, s.windows) for s in segments] == [
