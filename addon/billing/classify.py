@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from .model import Agent, Contract, Period, TimeEntry
@@ -21,8 +22,7 @@ from .results import Exclusion, Problem
 MAX_ENTRY_MINUTES = 24 * 60
 
 
-@dataclass(frozen=True)
-class PreparedEntry:
+class PreparedEntry(NamedTuple):
     """An entry with a resolved interval (UTC instants, whole minutes) and its local period.
 
     For a correction (negative minutes) `end == start` and `minutes < 0`.

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple
 
 from .model import Period, Retainer
 from .periods import first_day, last_day, periods_between, shift_period
@@ -27,8 +28,7 @@ OVERAGE = "overage"
 _ORDER = {"rollover": 0, "block": 1, "allowance": 2}
 
 
-@dataclass(frozen=True)
-class Piece:
+class Piece(NamedTuple):
     """Minutes of one segment with one coverage: "tm", "overage" or a bucket name."""
 
     segment: Segment

@@ -15,8 +15,8 @@ the June invoice gets a correction line −0.2500 h × 100.00 = −25.00.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import NamedTuple
 
 from .classify import PreparedEntry
 from .contingents import OVERAGE, TIME_AND_MATERIAL, Piece
@@ -37,8 +37,7 @@ def allocation_key(a: Allocation) -> AllocationKey:
     return a.entry_id, a.ticket, a.activity, a.period, a.unit_price, a.coverage, a.surcharge
 
 
-@dataclass(frozen=True)
-class PricedEntry:
+class PricedEntry(NamedTuple):
     """All allocations of one entry plus the facts the explanation needs."""
 
     prepared: PreparedEntry
@@ -48,7 +47,7 @@ class PricedEntry:
     rounding: Mapping[str, object]
     corrections: tuple[str, ...]
     #: surcharge label ("Nachtzuschlag") → its percentage, so a line can name "25 %"
-    percents: Mapping[str, Decimal] = field(default_factory=dict)
+    percents: Mapping[str, Decimal]
 
 
 class _Prices:
@@ -131,7 +130,7 @@ def no_charge_entries(entries: Iterable[PreparedEntry]) -> tuple[PricedEntry, ..
     """No-charge entries: their raw minutes at 0.00, no rounding, no minimum, no consumption."""
     return tuple(
         PricedEntry(p, (Allocation(p.id, p.ticket, p.activity, p.period, _ZERO_PRICE, NO_CHARGE, "", p.minutes),),
-                    "no charge", _ZERO_PRICE, {}, ())
+                    "no charge", _ZERO_PRICE, {}, (), {})
         for p in entries if p.minutes > 0)
 
 

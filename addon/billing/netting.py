@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .classify import PreparedEntry
 from .results import Exclusion, Problem
 
 
-@dataclass(frozen=True)
-class NettedEntry:
+class NettedEntry(NamedTuple):
     """A positive entry after netting: `net_minutes` ≤ its raw minutes; `corrections` names the
     negative bookings netted into it."""
 

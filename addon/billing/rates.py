@@ -10,8 +10,8 @@ onsite -> 120 ("contract: activity"), on remote -> 105 ("contract: role").
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from .model import Contract, RateRule
 from .surcharges import SplitEntry
@@ -19,16 +19,14 @@ from .surcharges import SplitEntry
 TABLES = ("contract", "customer", "global")
 
 
-@dataclass(frozen=True)
-class RateChoice:
+class RateChoice(NamedTuple):
     """The hourly rate before surcharges and the rule that gave it (for the explanation)."""
 
     rate: Decimal
     rule: str
 
 
-@dataclass(frozen=True)
-class RatedEntry:
+class RatedEntry(NamedTuple):
     split: SplitEntry
     rate: RateChoice | None
 

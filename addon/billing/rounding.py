@@ -11,7 +11,8 @@ scope ticket: 28 -> 30, the latest entry is billed 7 + 2 = 9, the others 7 each.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from .model import Rounding
 from .money import round_minutes
@@ -19,13 +20,12 @@ from .netting import NettedEntry
 from .results import Exclusion
 
 
-@dataclass(frozen=True)
-class RoundedEntry:
+class RoundedEntry(NamedTuple):
     """A netted entry with its billed minutes and how the rounding unit came to them."""
 
     netted: NettedEntry
     billed_minutes: int
-    rounding: Mapping[str, object] = field(default_factory=dict)
+    rounding: Mapping[str, object]
 
     @property
     def id(self) -> str:

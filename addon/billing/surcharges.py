@@ -13,10 +13,10 @@ twice that night and is paid twice.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from functools import lru_cache
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -27,8 +27,7 @@ from .rounding import RoundedEntry
 NO_SURCHARGE = Decimal(0)
 
 
-@dataclass(frozen=True)
-class Segment:
+class Segment(NamedTuple):
     """A piece of an entry with one surcharge situation. `minutes` are billed minutes."""
 
     start: datetime
@@ -43,8 +42,7 @@ class Segment:
         return "+".join(self.windows)
 
 
-@dataclass(frozen=True)
-class SplitEntry:
+class SplitEntry(NamedTuple):
     rounded: RoundedEntry
     segments: tuple[Segment, ...]
 
