@@ -142,6 +142,7 @@ class _Calendar:
         self._states: dict[int, tuple[tuple[time, State], ...]] = {}
         self._cuts: dict[int, tuple[tuple[datetime, State], ...]] = {}
         self._combined: dict[tuple[int, ...], State] = {}
+        self._windows: dict[tuple[int, int], tuple[tuple[datetime, State], ...]] = {}
 
     def _combine(self, applying: tuple[int, ...]) -> State:
         """The situation when the windows at these indexes of `contract.surcharges` apply."""
@@ -194,9 +195,23 @@ class _Calendar:
             self._cuts[ordinal] = cuts
         return cuts
 
+    def _window(self, first: int, last: int) -> tuple[tuple[datetime, State], ...]:
+        """The boundary instants of the local days first-1 .. last+1 (ordinals), deduplicated and
+        in order, each with the situation starting there."""
+        key = (first, last)
+        window = self._windows.get(key)
+        if window is None:
+            found: dict[datetime, State] = {}
+            for ordinal in range(first - 1, last + 2):
+                found.update(self.day_cuts(ordinal))
+            window = self._windows[key] = tuple(sorted(found.items(), key=_instant))
+        return window
+
     def pieces(self, start: datetime, end: datetime) -> list[Piece]:
         """[start, end) (UTC, start < end) cut at the boundary instants of the local days from the
-        day before its start to the day after its end, merged where the situation stays.
+        day before its start to the day after its end, merged where the situation stays (the
+        minutes of a merged piece are the sum of its parts' whole minutes, its situation the
+        last part's).
 
         Like the cut list always did, an empty interval has no piece and a reversed one is the
         single piece [end, start)."""
@@ -204,22 +219,31 @@ class _Calendar:
             return [] if start == end else [(end, start, int((start - end).total_seconds() // 60),
                                               self.state_at(end))]
         first = start.astimezone(self.zone)
-        inner: dict[datetime, State] = {}
-        for ordinal in range(first.toordinal() - 1, end.astimezone(self.zone).toordinal() + 2):
-            for instant, state in self.day_cuts(ordinal):
-                if start < instant < end:
-                    inner[instant] = state
-        edges = [(start, self.state_local(first))]
-        edges += inner.items() if len(inner) < 2 else sorted(inner.items(), key=_instant)
+        state = self.state_local(first)
         out: list[Piece] = []
-        for index, (left, state) in enumerate(edges):
-            right = edges[index + 1][0] if index + 1 < len(edges) else end
-            minutes = int((right - left).total_seconds() // 60)
-            if out and out[-1][3] == state:
-                out[-1] = (out[-1][0], right, out[-1][2] + minutes, state)
-            else:
-                out.append((left, right, minutes, state))
+        left = begin = start
+        minutes = 0
+        for instant, following in self._window(first.toordinal(), end.astimezone(self.zone).toordinal()):
+            if instant <= start:
+                continue
+            if instant >= end:
+                break
+            minutes += int((instant - left).total_seconds() // 60)
+            left = instant
+            if not (following[0] == state[0] and following[1] == state[1]):
+                out.append((begin, instant, minutes, state))
+                begin, minutes = instant, 0
+            state = following
+        out.append((begin, end, minutes + int((end - left).total_seconds() // 60), state))
         return out
+
+    def segments(self, start: datetime, end: datetime, delta: int) -> tuple[Segment, ...]:
+        """`apply_delta(split_interval(start, end), delta)` for UTC instants."""
+        pieces = self.pieces(start, end)
+        if len(pieces) == 1 and delta >= 0:
+            left, right, minutes, (percent, names) = pieces[0]
+            return (Segment(left, right, minutes + delta, percent, names),)
+        return _segments(pieces, delta)
 
 
 def _instant(item: tuple[datetime, State]) -> datetime:
@@ -299,7 +323,6 @@ def split_at_surcharges(entries: Iterable[RoundedEntry], contract: Contract) -> 
         if calendar is None:
             segments = apply_delta(split_interval(prepared.start, prepared.end, contract), delta)
         else:
-            segments = _segments(calendar.pieces(prepared.start.astimezone(UTC), prepared.end.astimezone(UTC)),
-                                 delta)
+            segments = calendar.segments(prepared.start.astimezone(UTC), prepared.end.astimezone(UTC), delta)
         out.append(SplitEntry(item, segments))
     return tuple(out)

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from addon.billing import Contract, Surcharge
-from addon.billing.surcharges import Segment, _Calendar, split_interval, surcharge_at
+from addon.billing.surcharges import Segment, _Calendar, apply_delta, split_interval, surcharge_at
 
 ZONES = ("Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "America/Santiago", "Pacific/Apia",
          "Asia/Kolkata", "UTC")
@@ -125,7 +125,9 @@ def windows(draw: st.DrawFn) -> tuple[Surcharge, ...]:
         timed = kind == "night" or draw(st.booleans())
         start = draw(times_of_day) if timed else None
         end = draw(times_of_day) if timed and draw(st.integers(0, 9)) else None
-        out.append(Surcharge(f"w{index}", kind, Decimal(draw(st.sampled_from(["10", "25", "25.0", "50", "100"]))),
+        # equal names: a merged piece keeps the last part's percent text ("25" or "25.0")
+        name = draw(st.sampled_from([f"w{index}", "same"]))
+        out.append(Surcharge(name, kind, Decimal(draw(st.sampled_from(["10", "25", "25.0", "50", "100"]))),
                              start, end))
     return tuple(out)
 
@@ -158,3 +160,21 @@ def test_calendar_equals_cutting_afresh(zone: str, region: str | None, policy: s
             continue  # no windows: one plain segment, not cut at all (split_interval's own branch)
         assert shape(split_interval(start, end, contract, calendar)) == expected
         assert calendar.state_at(start) == surcharge_at(start, contract)
+        if start < end:  # the run's path: the rounding delta applied while building the segments
+            for delta in (0, 7, -1, -minutes // 2, -minutes - 3):
+                got = calendar.segments(start.astimezone(UTC), end.astimezone(UTC), delta)
+                assert shape(got) == shape(apply_delta(reference_split(start, end, contract), delta))
+
+
+def test_a_merged_piece_keeps_the_last_parts_percent() -> None:
+    # Two windows of one name at 25 and 25.0 %: equal situations, so the pieces merge, and the
+    # merged segment carries the later part's percentage (its text is "25.0").
+    contract = berlin((Surcharge("Zuschlag", "night", Decimal("25"), time(20), time(6)),
+                       Surcharge("Zuschlag", "saturday", Decimal("25.0"))))
+    start = datetime.fromisoformat("2026-05-16T05:00:00+02:00")  # a Saturday
+    end = start + timedelta(hours=2)
+    expected = shape(reference_split(start, end, contract))
+    assert expected == [(start.astimezone(UTC), end.astimezone(UTC), 120, "25.0", ("Zuschlag",))]
+    assert shape(split_interval(start, end, contract)) == expected
+    assert shape(_Calendar(contract).segments(start.astimezone(UTC), end.astimezone(UTC), 5)) == [
+        (start.astimezone(UTC), end.astimezone(UTC), 125, "25.0", ("Zuschlag",))]
