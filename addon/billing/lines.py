@@ -200,68 +200,74 @@ def build_time_lines(todo: Iterable[Allocation], priced: Mapping[str, PricedEntr
     for key in sorted(groups, key=_group_order):
         kind, ticket, activity, price, _covered_as, period, correction = key
         items = groups[key]
-        if len(items) == 1:
-            only = items[0]
+        only = items[0] if len(items) == 1 else None
+        info = None if only is None else priced.get(only.entry_id)
+        if only is not None and info is not None:
+            # one allocation of one priced entry (almost every line): the general branch below
+            # with its one-element sets and sorts written out
             minutes = only.minutes
             if minutes == 0:
                 continue
-            per_entry = {only.entry_id: minutes}
-            labels = {only.surcharge}
-            surcharges = [only.surcharge] if only.surcharge else []
-            coverages = [only.coverage]
+            prepared = info.prepared
+            raw = prepared.minutes
+            label = only.surcharge
+            refs: tuple[EntryRef, ...] = (EntryRef(only.entry_id, raw, minutes),)
+            explanation: dict[str, object] = {
+                "entries": [{"id": only.entry_id, "raw_minutes": raw, "billed_minutes": minutes,
+                             "derived_start": prepared.derived}],
+                "raw_minutes": raw,
+                "billed_minutes": minutes,
+                "rate_rule": [info.rate_rule] if info.rate_rule else [],
+                "base_rate": [] if info.base_rate is None else [str(info.base_rate)],
+                "unit_price": str(price),
+                "surcharge": [label] if label else [],
+                "surcharge_percent": {label: str(info.percents[label])} if label in info.percents else {},
+                "coverage": [only.coverage],
+                "rounding": [dict(info.rounding)] if info.rounding else [],
+                "corrections_netted": sorted(set(info.corrections)) if info.corrections else [],
+            }
+            first = last = prepared.day
+            agents: tuple[str, ...] = (prepared.agent,)
         else:
             minutes = sum(a.minutes for a in items)
             if minutes == 0:
                 continue
-            per_entry = {}
+            per_entry: dict[str, int] = {}
             for a in items:
                 per_entry[a.entry_id] = per_entry.get(a.entry_id, 0) + a.minutes
             labels = {a.surcharge for a in items}
-            surcharges = sorted(label for label in labels if label)
-            coverages = sorted({a.coverage for a in items})
-        infos: list[PricedEntry] = []
-        refs: list[EntryRef] = []
-        described: list[dict[str, object]] = []
-        raw_total = 0
-        for entry_id in sorted(per_entry) if len(per_entry) > 1 else per_entry:
-            info = priced.get(entry_id)
-            raw = 0 if info is None else info.prepared.minutes
-            billed = per_entry[entry_id]
-            raw_total += raw
-            refs.append(EntryRef(entry_id, raw, billed))
-            described.append({"id": entry_id, "raw_minutes": raw, "billed_minutes": billed,
-                              "derived_start": False if info is None else info.prepared.derived})
-            if info is not None:
-                infos.append(info)
-        if len(infos) == 1:
-            info = infos[0]
-            days = [info.prepared.day]
-            rate_rules = [info.rate_rule] if info.rate_rule else []
-            base_rates = [] if info.base_rate is None else [str(info.base_rate)]
-            rounding = [dict(info.rounding)] if info.rounding else []
-            corrections = sorted(set(info.corrections)) if info.corrections else []
-            agents: tuple[str, ...] = (info.prepared.agent,)
-        else:
+            infos: list[PricedEntry] = []
+            references: list[EntryRef] = []
+            described: list[dict[str, object]] = []
+            raw_total = 0
+            for entry_id in sorted(per_entry):
+                found = priced.get(entry_id)
+                raw = 0 if found is None else found.prepared.minutes
+                billed = per_entry[entry_id]
+                raw_total += raw
+                references.append(EntryRef(entry_id, raw, billed))
+                described.append({"id": entry_id, "raw_minutes": raw, "billed_minutes": billed,
+                                  "derived_start": False if found is None else found.prepared.derived})
+                if found is not None:
+                    infos.append(found)
+            refs = tuple(references)
             days = [i.prepared.day for i in infos] or [first_day(period), last_day(period)]
-            rate_rules = sorted({i.rate_rule for i in infos if i.rate_rule})
-            base_rates = sorted({str(i.base_rate) for i in infos if i.base_rate is not None})
-            rounding = [dict(i.rounding) for i in infos if i.rounding]
-            corrections = sorted({c for i in infos for c in i.corrections})
+            first, last = min(days), max(days)
             agents = tuple(sorted({i.prepared.agent for i in infos}))
-        explanation: dict[str, object] = {
-            "entries": described,
-            "raw_minutes": raw_total,
-            "billed_minutes": minutes,
-            "rate_rule": rate_rules,
-            "base_rate": base_rates,
-            "unit_price": str(price),
-            "surcharge": surcharges,
-            "surcharge_percent": {label: str(i.percents[label]) for i in infos for label in i.percents
-                                  if label in labels},
-            "coverage": coverages,
-            "rounding": rounding,
-            "corrections_netted": corrections,
-        }
+            explanation = {
+                "entries": described,
+                "raw_minutes": raw_total,
+                "billed_minutes": minutes,
+                "rate_rule": sorted({i.rate_rule for i in infos if i.rate_rule}),
+                "base_rate": sorted({str(i.base_rate) for i in infos if i.base_rate is not None}),
+                "unit_price": str(price),
+                "surcharge": sorted(label for label in labels if label),
+                "surcharge_percent": {label: str(i.percents[label]) for i in infos for label in i.percents
+                                      if label in labels},
+                "coverage": sorted({a.coverage for a in items}),
+                "rounding": [dict(i.rounding) for i in infos if i.rounding],
+                "corrections_netted": sorted({c for i in infos for c in i.corrections}),
+            }
         if correction:
             explanation["correction"] = "difference to minutes billed on an earlier invoice, at its unit price"
         quantity = hours.get(minutes)
@@ -279,8 +285,8 @@ def build_time_lines(todo: Iterable[Allocation], priced: Mapping[str, PricedEntr
             kind=kind, ticket=ticket, activity=activity, label=activity,
             quantity=quantity, unit="HUR", unit_price=price, net=net,
             vat_rate=vat_rate, service_period=period,
-            service_start=min(days), service_end=max(days),
-            entries=tuple(refs), agents=agents, correction=correction,
+            service_start=first, service_end=last,
+            entries=refs, agents=agents, correction=correction,
             explanation=explanation,
         ))
     return tuple(lines)
