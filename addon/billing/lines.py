@@ -100,10 +100,23 @@ def price_entries(rated: Iterable[RatedEntry], pieces: Mapping[str, tuple[Piece,
         entry = p.entry
         choice = item.rate
         rate = choice.rate if choice else None
+        own = pieces.get(entry.id, ())
+        if len(own) == 1:  # one piece (the usual case): the loop below without its dict
+            piece = own[0]
+            segment = piece.segment
+            price = prices.price(piece.coverage, segment.percent, rate)
+            if price is not None:
+                label = segment.label
+                priced.append(PricedEntry(
+                    p, (Allocation(entry.id, entry.ticket, entry.activity, p.period, price, piece.coverage, label,
+                                   piece.minutes),) if piece.minutes else (),
+                    choice.rule if choice else None, rate, rounded.rounding, rounded.netted.corrections,
+                    {label: segment.percent} if label else {}))
+                continue
         merged: dict[tuple[Decimal, str, str], int] = {}
         percents: dict[str, Decimal] = {}
         missing = False
-        for piece in pieces.get(entry.id, ()):
+        for piece in own:
             segment = piece.segment
             price = prices.price(piece.coverage, segment.percent, rate)
             if price is None:
