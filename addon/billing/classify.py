@@ -12,16 +12,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import NamedTuple
+from zoneinfo import ZoneInfo
 
 from .model import Agent, Contract, Period, TimeEntry
-from .periods import local_date, period_of_day
+from .periods import period_of_day
 from .results import Exclusion, Problem
 
 MAX_ENTRY_MINUTES = 24 * 60
 
 
-@dataclass(frozen=True)
-class PreparedEntry:
+class PreparedEntry(NamedTuple):
     """An entry with a resolved interval (UTC instants, whole minutes) and its local period.
 
     For a correction (negative minutes) `end == start` and `minutes < 0`.
@@ -65,7 +66,12 @@ class Classified:
 
 
 def _to_minute(instant: datetime) -> datetime:
-    """UTC instant truncated to the whole minute (helpdesks book minutes; seconds are noise)."""
+    """UTC instant truncated to the whole minute (helpdesks book minutes; seconds are noise).
+
+    A UTC datetime already on the minute is its own result (astimezone(UTC) returns it, replace()
+    would build an equal copy)."""
+    if instant.tzinfo is UTC and not instant.second and not instant.microsecond and type(instant) is datetime:
+        return instant
     return instant.astimezone(UTC).replace(second=0, microsecond=0)
 
 
@@ -158,6 +164,8 @@ def classify(entries: Iterable[TimeEntry], contract: Contract, agents: Mapping[s
     held: list[Exclusion] = []
     problems: list[Problem] = []
     entries = tuple(entries)
+    zone = ZoneInfo(contract.timezone)
+    periods: dict[date, Period] = {}
     seen: dict[str, int] = {}
     for entry in entries:
         seen[entry.id] = seen.get(entry.id, 0) + 1
@@ -180,9 +188,12 @@ def classify(entries: Iterable[TimeEntry], contract: Contract, agents: Mapping[s
             held.append(Exclusion(entry.id, problem.code))
             continue
         start, end, minutes, derived = resolved
-        day = local_date(start, contract.timezone)
+        day = start.astimezone(zone).date()  # local_date(start, contract.timezone)
+        period = periods.get(day)
+        if period is None:
+            period = periods[day] = period_of_day(day)
         agent = agents[entry.agent]
-        prepared = PreparedEntry(entry, start, end, minutes, derived, period_of_day(day), day, agent.role)
+        prepared = PreparedEntry(entry, start, end, minutes, derived, period, day, agent.role)
         if is_internal:
             internal.append(prepared)
         elif entry.no_charge:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from typing import NamedTuple
 
 from .model import Period, Retainer
 from .periods import first_day, last_day, periods_between, shift_period
@@ -27,8 +28,7 @@ OVERAGE = "overage"
 _ORDER = {"rollover": 0, "block": 1, "allowance": 2}
 
 
-@dataclass(frozen=True)
-class Piece:
+class Piece(NamedTuple):
     """Minutes of one segment with one coverage: "tm", "overage" or a bucket name."""
 
     segment: Segment
@@ -58,6 +58,10 @@ def _tm(item: RatedEntry) -> tuple[Piece, ...]:
     return tuple(Piece(s, s.minutes, TIME_AND_MATERIAL) for s in item.split.segments)
 
 
+def _start_and_id(item: tuple[datetime, str, date, tuple[Segment, ...]]) -> tuple[datetime, str]:
+    return item[0], item[1]
+
+
 def allocate_contingents(entries: Iterable[RatedEntry], retainer: Retainer | None,
                          up_to: Period | None) -> ContingentResult:
     """Split every entry's segments into covered/overage pieces and compute each period's ledger.
@@ -69,13 +73,21 @@ def allocate_contingents(entries: Iterable[RatedEntry], retainer: Retainer | Non
     if retainer is None:
         return ContingentResult({e.id: _tm(e) for e in entries}, ())
     pieces: dict[str, tuple[Piece, ...]] = {}
-    by_period: dict[Period, list[RatedEntry]] = {}
+    # per period: (local start, entry id, local day, segments) of the entries that consume buckets
+    by_period: dict[Period, list[tuple[datetime, str, date, tuple[Segment, ...]]]] = {}
+    start_period = retainer.start_period
     for item in entries:
         prepared = item.split.rounded.netted.prepared
-        if prepared.period < retainer.start_period or not retainer.covers(prepared.activity):
-            pieces[item.id] = _tm(item)
+        entry = prepared.entry
+        if prepared.period < start_period or not retainer.covers(entry.activity):
+            pieces[entry.id] = _tm(item)
         else:
-            by_period.setdefault(prepared.period, []).append(item)
+            consuming = (prepared.start, entry.id, prepared.day, item.split.segments)
+            group = by_period.get(prepared.period)
+            if group is None:
+                by_period[prepared.period] = [consuming]
+            else:
+                group.append(consuming)
     last = up_to or max(by_period, default=retainer.start_period)
     blocks = {b.id: _Bucket(f"block:{b.id}", b.valid_until, b.minutes, b.valid_until)
               for b in retainer.prepaid_blocks}
@@ -90,13 +102,13 @@ def allocate_contingents(entries: Iterable[RatedEntry], retainer: Retainer | Non
         usable.sort(key=lambda b: b.sort_key)
         start_left = {b.name: b.left for b in usable}
         overage = 0
-        ordered = sorted(by_period.get(period, ()), key=lambda e: (e.split.rounded.netted.prepared.start, e.id))
-        for item in ordered:
-            day = item.split.rounded.netted.prepared.day
+        ordered = sorted(by_period.get(period, ()), key=_start_and_id)
+        active = [b for b in usable if b.left > 0]  # a bucket drained in this period stays empty
+        for _start, entry_id, day, segments in ordered:
             out: list[Piece] = []
-            for segment in item.split.segments:
+            for segment in segments:
                 need = segment.minutes
-                for bucket in usable:
+                for bucket in active:
                     if need == 0:
                         break
                     if bucket.left == 0 or (bucket.valid_until is not None and day > bucket.valid_until):
@@ -108,7 +120,9 @@ def allocate_contingents(entries: Iterable[RatedEntry], retainer: Retainer | Non
                 if need:
                     overage += need
                     out.append(Piece(segment, need, OVERAGE))
-            pieces[item.id] = tuple(out)
+            pieces[entry_id] = tuple(out)
+            if active and out and out[-1].coverage == OVERAGE:  # took all it could: drop drained buckets
+                active = [b for b in active if b.left > 0]
         rollover_out = 0
         if retainer.rollover is not None:
             rollover_out = min(allowance.left, retainer.rollover.max_minutes)

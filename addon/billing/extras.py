@@ -17,6 +17,9 @@ from .money import marked_up_price, quantity_net, round_quantity
 from .periods import period_of_day
 from .results import Line
 
+_ONE = Decimal(1)
+_ONE_PIECE = Decimal("1.0000")
+
 
 @dataclass(frozen=True)
 class Visit:
@@ -80,7 +83,7 @@ def visit_line(visit: Visit, contract: Contract) -> Line:
     fee = contract.travel.flat_per_visit
     return Line(
         kind="travel_visit", ticket=visit.ticket, activity=None, label="travel flat fee",
-        quantity=Decimal("1.0000"), unit="C62", unit_price=fee, net=quantity_net(Decimal(1), fee),
+        quantity=_ONE_PIECE, unit="C62", unit_price=fee, net=quantity_net(_ONE, fee),
         vat_rate=contract.vat_rate, service_period=period_of_day(visit.day), service_start=visit.day,
         service_end=visit.day,
         explanation={"visit": visit.key, "entries": list(visit.entry_ids),

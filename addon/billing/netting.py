@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .classify import PreparedEntry
 from .results import Exclusion, Problem
 
 
-@dataclass(frozen=True)
-class NettedEntry:
+class NettedEntry(NamedTuple):
     """A positive entry after netting: `net_minutes` ≤ its raw minutes; `corrections` names the
     negative bookings netted into it."""
 
@@ -37,12 +37,21 @@ def net_corrections(billable: Iterable[PreparedEntry]) -> NettingResult:
     """Net negatives per (ticket, agent, activity, period), latest positive start first."""
     groups: dict[tuple[str, str, str, str], list[PreparedEntry]] = {}
     for item in billable:
-        groups.setdefault((item.ticket, item.agent, item.activity, item.period), []).append(item)
+        entry = item.entry
+        key = (entry.ticket, entry.agent, entry.activity, item.period)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [item]
+        else:
+            group.append(item)
     netted: list[NettedEntry] = []
     excluded: list[Exclusion] = []
     problems: list[Problem] = []
     for key in sorted(groups):
         items = groups[key]
+        if len(items) == 1 and items[0].minutes > 0:  # a lone positive entry: nothing to net
+            netted.append(NettedEntry(items[0], items[0].minutes))
+            continue
         positives = sorted((p for p in items if p.minutes > 0), key=lambda p: (p.start, p.id))
         negatives = sorted((p for p in items if p.minutes < 0), key=lambda p: (p.start, p.id))
         if not negatives:

@@ -203,12 +203,12 @@ def step_extras(run: Run) -> Run:
                    if x.id not in billed_extras and run.in_tickets(x.ticket)
                    and run.in_period(f"{x.date.year:04d}-{x.date.month:02d}"))
     lines = [extra_line(x, request.contract) for x in extras]
-    visits = [v for v in find_visits(((r.id, r.netted.prepared.ticket, r.netted.prepared.day,
-                                       r.netted.prepared.activity) for r in run.rounded), request.contract)
-              if v.key not in billed_visits]
-    lines += [visit_line(v, request.contract) for v in visits]
+    billed = ((p.entry.id, p.entry.ticket, p.day, p.entry.activity) for p in (r.netted.prepared for r in run.rounded))
+    visits = [(v.key, v) for v in find_visits(billed, request.contract)]
+    visits = [(key, v) for key, v in visits if key not in billed_visits]
+    lines += [visit_line(v, request.contract) for _key, v in visits]
     return replace(run, extra_lines=tuple(lines), extra_ids=tuple(x.id for x in extras),
-                   visits=tuple(v.key for v in visits))
+                   visits=tuple(key for key, _v in visits))
 
 
 def _fee_lines(run: Run) -> tuple[tuple[Line, ...], tuple[Period, ...]]:

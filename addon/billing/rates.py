@@ -10,8 +10,8 @@ onsite -> 120 ("contract: activity"), on remote -> 105 ("contract: role").
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from .model import Contract, RateRule
 from .surcharges import SplitEntry
@@ -19,16 +19,14 @@ from .surcharges import SplitEntry
 TABLES = ("contract", "customer", "global")
 
 
-@dataclass(frozen=True)
-class RateChoice:
+class RateChoice(NamedTuple):
     """The hourly rate before surcharges and the rule that gave it (for the explanation)."""
 
     rate: Decimal
     rule: str
 
 
-@dataclass(frozen=True)
-class RatedEntry:
+class RatedEntry(NamedTuple):
     split: SplitEntry
     rate: RateChoice | None
 
@@ -86,9 +84,24 @@ def find_rate(rules: Iterable[RateRule], activity: str, agent: str, role: str | 
 
 def rate_entries(entries: Iterable[SplitEntry], contract: Contract) -> tuple[RatedEntry, ...]:
     """Attach the rate to every entry. A missing rate is not yet a problem: minutes fully covered
-    by a retainer outside windows need no price; pricing raises `no rate` when one is needed."""
+    by a retainer outside windows need no price; pricing raises `no rate` when one is needed.
+
+    The tables are searched once per (activity, agent, role) of the run; entries sharing it share
+    the choice. An entry's own override is taken as it is (never looked up in the memo: 77.7 and
+    77.70 are equal keys but print differently)."""
     out: list[RatedEntry] = []
+    rules = tuple(contract.rates)
+    chosen: dict[tuple[str, str, str | None], RateChoice | None] = {}
     for item in entries:
         p = item.rounded.netted.prepared
-        out.append(RatedEntry(item, find_rate(contract.rates, p.activity, p.agent, p.role, p.entry.rate_override)))
+        entry = p.entry
+        if entry.rate_override is not None:
+            out.append(RatedEntry(item, RateChoice(entry.rate_override, "entry override")))
+            continue
+        key = (entry.activity, entry.agent, p.role)
+        if key in chosen:
+            choice = chosen[key]
+        else:
+            choice = chosen[key] = find_rate(rules, *key)
+        out.append(RatedEntry(item, choice))
     return tuple(out)

@@ -11,7 +11,8 @@ scope ticket: 28 -> 30, the latest entry is billed 7 + 2 = 9, the others 7 each.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from .model import Rounding
 from .money import round_minutes
@@ -19,13 +20,12 @@ from .netting import NettedEntry
 from .results import Exclusion
 
 
-@dataclass(frozen=True)
-class RoundedEntry:
+class RoundedEntry(NamedTuple):
     """A netted entry with its billed minutes and how the rounding unit came to them."""
 
     netted: NettedEntry
     billed_minutes: int
-    rounding: Mapping[str, object] = field(default_factory=dict)
+    rounding: Mapping[str, object]
 
     @property
     def id(self) -> str:
@@ -59,10 +59,19 @@ def round_entries(entries: Iterable[NettedEntry], rule: Rounding) -> RoundingRes
     """Apply the contract's rounding; entries billed at 0 minutes are excluded."""
     rounded: list[RoundedEntry] = []
     if rule.scope == "entry":
+        minimums: dict[str, int] = {}
+        scope, mode, increment = rule.scope, rule.mode, rule.increment
         for item in entries:
-            billed = billed_minutes(item.net_minutes, rule, item.prepared.activity)
-            rounded.append(RoundedEntry(item, billed, _describe(rule, item.prepared.id, item.net_minutes, billed,
-                                                                item.prepared.activity)))
+            entry = item.prepared.entry
+            raw = item.net_minutes
+            minimum = minimums.get(entry.activity)
+            if minimum is None:
+                minimum = minimums[entry.activity] = rule.minimum_for(entry.activity)
+            # billed_minutes() and _describe(), inlined: this loop runs once per entry
+            billed = 0 if raw <= 0 else max(minimum, round_minutes(raw, increment, mode))
+            rounded.append(RoundedEntry(item, billed, {
+                "scope": scope, "unit": entry.id, "mode": mode, "increment": increment, "minimum": minimum,
+                "raw_minutes": raw, "billed_minutes": billed}))
     else:
         groups: dict[tuple[str, str, str], list[NettedEntry]] = {}
         for item in entries:
@@ -83,9 +92,11 @@ def round_entries(entries: Iterable[NettedEntry], rule: Rounding) -> RoundingRes
             info = _describe(rule, "|".join(key), raw, billed, key[1])
             rounded.extend(RoundedEntry(n, max(share, 0), info) for n, share in zip(items, shares, strict=True))
     kept = tuple(r for r in rounded if r.billed_minutes > 0)
-    zeroed = tuple(r for r in rounded if r.billed_minutes <= 0)
+    zeroed = tuple(r for r in rounded if r.billed_minutes <= 0) if len(kept) < len(rounded) else ()
     # A correction netted only into entries that round to zero ends on no line: say so.
-    orphaned = {c for r in zeroed for c in r.netted.corrections} - {c for r in kept for c in r.netted.corrections}
+    orphaned = {c for r in zeroed for c in r.netted.corrections}
+    if orphaned:
+        orphaned -= {c for r in kept for c in r.netted.corrections}
     excluded = tuple(Exclusion(r.id, "rounded to zero") for r in zeroed) + tuple(
         Exclusion(c, "netted into an entry rounded to zero") for c in sorted(orphaned)
     )

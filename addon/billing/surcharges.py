@@ -13,11 +13,10 @@ twice that night and is paid twice.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from functools import lru_cache
-from itertools import pairwise
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -28,8 +27,7 @@ from .rounding import RoundedEntry
 NO_SURCHARGE = Decimal(0)
 
 
-@dataclass(frozen=True)
-class Segment:
+class Segment(NamedTuple):
     """A piece of an entry with one surcharge situation. `minutes` are billed minutes."""
 
     start: datetime
@@ -44,8 +42,7 @@ class Segment:
         return "+".join(self.windows)
 
 
-@dataclass(frozen=True)
-class SplitEntry:
+class SplitEntry(NamedTuple):
     rounded: RoundedEntry
     segments: tuple[Segment, ...]
 
@@ -102,20 +99,155 @@ def window_applies(window: Surcharge, local: datetime, region: str | None) -> bo
     return _in_time_range(local.time().replace(tzinfo=None), window.start, window.end)
 
 
-def _boundaries(start: datetime, end: datetime, contract: Contract, zone: ZoneInfo) -> list[datetime]:
+def _boundary_times(contract: Contract) -> tuple[time, ...]:
+    """Local wall-clock times where the surcharge situation can change: midnight and window edges."""
     times = {time(0, 0)}
     for window in contract.surcharges:
         times.update(t for t in (window.start, window.end) if t is not None)
-    day = start.astimezone(zone).date() - timedelta(days=1)
-    last = end.astimezone(zone).date() + timedelta(days=1)
-    cuts = {start, end}
-    while day <= last:
-        for moment in times:
-            instant = datetime.combine(day, moment, tzinfo=zone).astimezone(UTC)
-            if start < instant < end:
-                cuts.add(instant)
-        day += timedelta(days=1)
-    return sorted(cuts)
+    return tuple(sorted(times))
+
+
+def _day_applies(window: Surcharge, day: date, region: str | None) -> bool:
+    """The day part of `window_applies`: whether the window can apply at all on a local day."""
+    if window.kind == "saturday" and day.weekday() != 5:
+        return False
+    if window.kind == "sunday" and day.weekday() != 6:
+        return False
+    if window.kind == "holiday" and not is_holiday(day, region):
+        return False
+    return not (window.kind == "night" and (window.start is None or window.end is None))
+
+
+#: A surcharge situation: the percentage and the names of the windows that give it.
+State = tuple[Decimal, tuple[str, ...]]
+#: A piece of an interval with one situation: (left, right, real minutes, situation).
+Piece = tuple[datetime, datetime, int, State]
+
+
+class _Calendar:
+    """The surcharge situations of one contract, memoised per local day (one per split run).
+
+    Between two consecutive boundary times of a local day (`_boundary_times`) every window's time
+    test is constant, so the situation at local (day, t) is the one at the last boundary time <= t;
+    it is computed once per (day, boundary time), not per entry. The cut instants of a local day
+    (`datetime.combine` of its boundary times on the zone, as UTC instants) are computed once per
+    day too, each with the situation that starts there. The results are those of `surcharge_at`
+    and of cutting each entry afresh; tests/billing/test_surcharge_memo.py pins that.
+    """
+
+    def __init__(self, contract: Contract) -> None:
+        self.contract = contract
+        self.zone = ZoneInfo(contract.timezone)
+        self.times = _boundary_times(contract)
+        self._states: dict[int, tuple[tuple[time, State], ...]] = {}
+        self._cuts: dict[int, tuple[tuple[datetime, State], ...]] = {}
+        self._combined: dict[tuple[int, ...], State] = {}
+        self._windows: dict[tuple[int, int], tuple[tuple[datetime, State], ...]] = {}
+
+    def _combine(self, applying: tuple[int, ...]) -> State:
+        """The situation when the windows at these indexes of `contract.surcharges` apply."""
+        found = self._combined.get(applying)
+        if found is None:
+            windows = [self.contract.surcharges[i] for i in applying]
+            if not windows:
+                found = NO_SURCHARGE, ()
+            elif self.contract.surcharge_policy == "additive":
+                found = sum((w.percent for w in windows), NO_SURCHARGE), tuple(w.name for w in windows)
+            else:
+                best = max(windows, key=lambda w: w.percent)  # first listed wins a tie
+                found = best.percent, (best.name,)
+            self._combined[applying] = found
+        return found
+
+    def _day_states(self, ordinal: int) -> tuple[tuple[time, State], ...]:
+        """(boundary time, situation from then on) of a local day, latest boundary first."""
+        table = self._states.get(ordinal)
+        if table is None:
+            day = date.fromordinal(ordinal)
+            region = self.contract.holiday_region
+            windows = [(i, w) for i, w in enumerate(self.contract.surcharges) if _day_applies(w, day, region)]
+            table = tuple((moment, self._combine(tuple(i for i, w in windows
+                                                          if _in_time_range(moment, w.start, w.end))))
+                          for moment in reversed(self.times))
+            self._states[ordinal] = table
+        return table
+
+    def state_local(self, local: datetime) -> State:
+        """The situation at a moment given in the contract's zone."""
+        moment = local.time()
+        for boundary, state in self._day_states(local.toordinal()):
+            if moment >= boundary:
+                return state
+        raise AssertionError("midnight is a boundary of every day")  # pragma: no cover
+
+    def state_at(self, instant: datetime) -> State:
+        """The situation at an instant, `surcharge_at(instant, contract)`."""
+        return self.state_local(instant.astimezone(self.zone))
+
+    def day_cuts(self, ordinal: int) -> tuple[tuple[datetime, State], ...]:
+        """The boundary instants (UTC) of a local day, in order, with the situation starting at each."""
+        cuts = self._cuts.get(ordinal)
+        if cuts is None:
+            day = date.fromordinal(ordinal)
+            instants = sorted({datetime.combine(day, moment, tzinfo=self.zone).astimezone(UTC)
+                               for moment in self.times})
+            cuts = tuple((instant, self.state_at(instant)) for instant in instants)
+            self._cuts[ordinal] = cuts
+        return cuts
+
+    def _window(self, first: int, last: int) -> tuple[tuple[datetime, State], ...]:
+        """The boundary instants of the local days first-1 .. last+1 (ordinals), deduplicated and
+        in order, each with the situation starting there."""
+        key = (first, last)
+        window = self._windows.get(key)
+        if window is None:
+            found: dict[datetime, State] = {}
+            for ordinal in range(first - 1, last + 2):
+                found.update(self.day_cuts(ordinal))
+            window = self._windows[key] = tuple(sorted(found.items(), key=_instant))
+        return window
+
+    def pieces(self, start: datetime, end: datetime) -> list[Piece]:
+        """[start, end) (UTC, start < end) cut at the boundary instants of the local days from the
+        day before its start to the day after its end, merged where the situation stays (the
+        minutes of a merged piece are the sum of its parts' whole minutes, its situation the
+        last part's).
+
+        Like the cut list always did, an empty interval has no piece and a reversed one is the
+        single piece [end, start)."""
+        if not start < end:
+            return [] if start == end else [(end, start, int((start - end).total_seconds() // 60),
+                                              self.state_at(end))]
+        first = start.astimezone(self.zone)
+        state = self.state_local(first)
+        out: list[Piece] = []
+        left = begin = start
+        minutes = 0
+        for instant, following in self._window(first.toordinal(), end.astimezone(self.zone).toordinal()):
+            if instant <= start:
+                continue
+            if instant >= end:
+                break
+            minutes += int((instant - left).total_seconds() // 60)
+            left = instant
+            if not (following[0] == state[0] and following[1] == state[1]):
+                out.append((begin, instant, minutes, state))
+                begin, minutes = instant, 0
+            state = following
+        out.append((begin, end, minutes + int((end - left).total_seconds() // 60), state))
+        return out
+
+    def segments(self, start: datetime, end: datetime, delta: int) -> tuple[Segment, ...]:
+        """`apply_delta(split_interval(start, end), delta)` for UTC instants."""
+        pieces = self.pieces(start, end)
+        if len(pieces) == 1 and delta >= 0:
+            left, right, minutes, (percent, names) = pieces[0]
+            return (Segment(left, right, minutes + delta, percent, names),)
+        return _segments(pieces, delta)
+
+
+def _instant(item: tuple[datetime, State]) -> datetime:
+    return item[0]
 
 
 def surcharge_at(moment: datetime, contract: Contract) -> tuple[Decimal, tuple[str, ...]]:
@@ -130,27 +262,34 @@ def surcharge_at(moment: datetime, contract: Contract) -> tuple[Decimal, tuple[s
     return best.percent, (best.name,)
 
 
-def split_interval(start: datetime, end: datetime, contract: Contract) -> tuple[Segment, ...]:
+def _segments(pieces: list[Piece], delta: int) -> tuple[Segment, ...]:
+    """`apply_delta` on raw pieces, building each Segment once."""
+    minutes = [p[2] for p in pieces]
+    if not pieces:
+        return ()
+    if delta >= 0:
+        minutes[-1] += delta
+        return tuple(Segment(p[0], p[1], m, *p[3]) for p, m in zip(pieces, minutes, strict=True))
+    remove = -delta
+    for index in range(len(minutes) - 1, -1, -1):
+        taken = min(minutes[index], remove)
+        minutes[index] -= taken
+        remove -= taken
+    return tuple(Segment(p[0], p[1], m, *p[3]) for p, m in zip(pieces, minutes, strict=True) if m > 0)
+
+
+def split_interval(start: datetime, end: datetime, contract: Contract,
+                   calendar: _Calendar | None = None) -> tuple[Segment, ...]:
     """Cut [start, end) into segments of constant surcharge (real minutes on instants).
 
     Inputs are normalised to UTC first: Python subtracts two datetimes of the *same* zone as wall
-    clock times, which would give a DST night the wrong length.
+    clock times, which would give a DST night the wrong length. `calendar` is the memo of a run
+    over many entries (`split_at_surcharges`); without it one is made for this interval.
     """
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     if not contract.surcharges:
         return (Segment(start, end, int((end - start).total_seconds() // 60)),)
-    zone = ZoneInfo(contract.timezone)
-    cuts = _boundaries(start, end, contract, zone)
-    merged: list[Segment] = []
-    for left, right in pairwise(cuts):
-        percent, names = surcharge_at(left, contract)
-        minutes = int((right - left).total_seconds() // 60)
-        if merged and merged[-1].percent == percent and merged[-1].windows == names:
-            prev = merged[-1]
-            merged[-1] = Segment(prev.start, right, prev.minutes + minutes, percent, names)
-        else:
-            merged.append(Segment(left, right, minutes, percent, names))
-    return tuple(merged)
+    return _segments((calendar or _Calendar(contract)).pieces(start, end), 0)
 
 
 def apply_delta(segments: tuple[Segment, ...], delta: int) -> tuple[Segment, ...]:
@@ -177,8 +316,13 @@ def apply_delta(segments: tuple[Segment, ...], delta: int) -> tuple[Segment, ...
 def split_at_surcharges(entries: Iterable[RoundedEntry], contract: Contract) -> tuple[SplitEntry, ...]:
     """Segments per entry, carrying the entry's billed minutes in total."""
     out: list[SplitEntry] = []
+    calendar = _Calendar(contract) if contract.surcharges else None
     for item in entries:
         prepared = item.netted.prepared
-        segments = split_interval(prepared.start, prepared.end, contract)
-        out.append(SplitEntry(item, apply_delta(segments, item.billed_minutes - prepared.minutes)))
+        delta = item.billed_minutes - prepared.minutes
+        if calendar is None:
+            segments = apply_delta(split_interval(prepared.start, prepared.end, contract), delta)
+        else:
+            segments = calendar.segments(prepared.start.astimezone(UTC), prepared.end.astimezone(UTC), delta)
+        out.append(SplitEntry(item, segments))
     return tuple(out)
