@@ -95,8 +95,8 @@ class Settings:
     rt_queues: tuple[str, ...] = ()
     rt_timezone: str = "UTC"
     rt_closed_statuses: tuple[str, ...] = ("resolved",)
-    #: processes that render the monthly pass's documents ahead (RENDER_WORKERS; 0: the cores
-    #: but one, the issuing process keeps one); about 95 MiB each
+    #: processes that render the monthly pass's documents ahead (RENDER_WORKERS; 0: one per
+    #: core); 100-170 MiB each
     render_workers: int = 0
     otrs_webservice: str | None = None
     otrs_routes: str = "auto"

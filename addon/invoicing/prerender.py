@@ -11,7 +11,7 @@ numbers moved) is simply not used: that invoice renders in the transaction as be
 files an invoice gets are always those of its own snapshot. Workers build the files only
 (`addon.invoicing.documents`, ~95 MiB each); the issuer validates them, so the Schematron
 processor (~130 MiB) lives in one process. The pool has RENDER_WORKERS processes (default:
-the cores but one, which the issuing process keeps).
+one per core; the issuing process mostly waits for them meanwhile), 100-170 MiB each.
 """
 
 from __future__ import annotations
@@ -111,9 +111,9 @@ totals: dict[str, float] = {"used": 0, "worker_cpu": 0.0, "worker_rss": 0, "work
 def rendering_ahead(render: Renderer, snapshots: Iterator[tuple[InvoiceSnapshot, bool]],
                     workers: int | None = None) -> Iterator[Prerendered | None]:
     """Hand the predicted `snapshots` (with their XRechnung flag) to a pool as they come, while
-    the block issues, on `workers` processes (0: the cores but one); None (nothing ahead) for a
+    the block issues, on `workers` processes (0: one per core); None (nothing ahead) for a
     renderer a worker cannot receive or fewer than MIN_INVOICES predictions."""
-    cores = workers or max(1, (os.cpu_count() or 1) - 1)
+    cores = workers or os.cpu_count() or 1
     if not picklable(render):
         yield None
         return
