@@ -10,13 +10,26 @@ gives the same text (tuples, named tuples included, become lists either way).
 from __future__ import annotations
 
 from dataclasses import fields, is_dataclass
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
+
+#: values JSON takes as they are (or through `default=str`): returned without a look inside
+_LEAVES = frozenset({str, int, float, bool, type(None), Decimal, date, datetime})
+#: field names per dataclass type (dataclasses.fields is slow to ask per value)
+_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
 def plain(value: Any) -> Any:
     """`dataclasses.asdict` for values that need no copy: dataclass → dict, sequences → lists."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in fields(value)}
+    kind = type(value)
+    if kind in _LEAVES:
+        return value
+    names = _FIELDS.get(kind)
+    if names is None and is_dataclass(value) and not isinstance(value, type):
+        names = _FIELDS[kind] = tuple(f.name for f in fields(value))
+    if names is not None:
+        return {name: plain(getattr(value, name)) for name in names}
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
     if isinstance(value, dict):
