@@ -24,6 +24,7 @@ import resource
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
@@ -73,7 +74,11 @@ class Prerendered:
         ahead = self.pending.pop(snapshot.number, None)
         if ahead is None or ahead[0] != snapshot or ahead[1] != xrechnung:
             return None
-        files, cpu, rss = ahead[2].result()  # an error in the worker raises here, as it would inline
+        try:
+            files, cpu, rss = ahead[2].result()  # a rendering error raises here, as it would inline
+        except BrokenProcessPool as exc:  # a worker died (killed, out of memory): render inline
+            log.warning("render worker lost (%s); invoice %s is rendered in its transaction", exc, snapshot.number)
+            return None
         self.worker_cpu += cpu
         self.worker_rss = max(self.worker_rss, rss)
         self.used += 1
@@ -124,7 +129,12 @@ def rendering_ahead(render: Renderer, snapshots: Iterator[tuple[InvoiceSnapshot,
             first.append(predicted)
             if len(first) < MIN_INVOICES:
                 continue
-            ahead = Prerendered(render, cores)
+            try:
+                ahead = Prerendered(render, cores)
+            except OSError as exc:  # no processes or semaphores here (a confined service): render inline
+                log.warning("no render workers (%s); the monthly invoices render one after another", exc)
+                yield None
+                return
             for each in first:
                 ahead.submit(*each)
         else:

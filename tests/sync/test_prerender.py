@@ -124,3 +124,23 @@ def test_files_from_a_worker_are_validated_by_the_issuer(three_monthly_customers
     assert result.counts["period_failed"] == 1 and result.counts["period_invoiced"] == 2
     assert "RE-2026-00001" in (result.error or "")
     assert [i.number for i in issued(sidecar)] == ["RE-2026-00001", "RE-2026-00002"]
+
+
+def test_a_lost_worker_means_rendering_inline() -> None:
+    """A worker killed (out of memory, by an admin) is infrastructure, not the invoice: the
+    issuer renders that invoice itself instead of failing the customer."""
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    from addon.invoicing.render_pdf import render_pdf
+    from bench.bench_pdf import sample_invoice
+
+    snapshot = sample_invoice(8, 3, 3)
+    ahead = prerender.Prerendered(render_pdf, workers=1)
+    try:
+        lost: Future[tuple[list[object], float, int]] = Future()
+        lost.set_exception(BrokenProcessPool("a worker died"))
+        ahead.pending[snapshot.number] = (snapshot, False, lost)  # type: ignore[assignment]
+        assert ahead.take(snapshot, False) is None
+    finally:
+        ahead.close()
