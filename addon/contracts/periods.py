@@ -141,8 +141,13 @@ def invoice_period(factory: sessionmaker[Session], settings: Settings, render: R
     their documents are rendered ahead on the other cores (`addon.invoicing.prerender`)."""
     with factory() as session:
         customer_ids = [c.id for c in monthly_customers(session, remote_id)]
+        # predicted (rated twice) are only the customers still without the period's invoice: on
+        # any other day than the first of a month the pass mostly finds nothing due
+        invoiced = set(session.execute(select(Invoice.customer_id).where(
+            Invoice.billing_period == period, Invoice.number.is_not(None), Invoice.state != "cancelled")).scalars())
     outcomes = []
-    with rendering_ahead(render, predicted_snapshots(factory, settings, customer_ids, period, now),
+    due = [i for i in customer_ids if i not in invoiced]
+    with rendering_ahead(render, predicted_snapshots(factory, settings, due, period, now),
                          settings.render_workers):
         for customer_id in customer_ids:
             try:

@@ -144,3 +144,25 @@ def test_a_lost_worker_means_rendering_inline() -> None:
         assert ahead.take(snapshot, False) is None
     finally:
         ahead.close()
+
+
+def test_only_customers_without_the_periods_invoice_are_predicted(
+        three_monthly_customers: Sidecar, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Predicting rates a customer a second time: worth it only where an invoice is likely due."""
+    sidecar = three_monthly_customers
+    run_at(sidecar, NOVEMBER)
+    predict = periods.predicted_snapshots
+    asked: list[list[int]] = []
+
+    def recorded(factory, settings, customer_ids, period, now):  # type: ignore[no-untyped-def]
+        asked.append(list(customer_ids))
+        return predict(factory, settings, customer_ids, period, now)
+
+    monkeypatch.setattr(periods, "predicted_snapshots", recorded)
+    sidecar.sandbox.set_now(datetime(2026, 10, 30, 10, 0, tzinfo=UTC))
+    closed_ticket(sidecar.sandbox, "Nachtrag", 2, [(45, ANNA, REMOTE)])  # reaches us after October was billed
+
+    result = run_at(sidecar, datetime(2026, 11, 3, 12, 0, tzinfo=UTC))
+
+    assert result.counts["period_invoiced"] == 1  # the late booking, rendered inline
+    assert asked == [[]]
