@@ -87,16 +87,8 @@ def _in_time_range(moment: time, start: time | None, end: time | None) -> bool:
 
 def window_applies(window: Surcharge, local: datetime, region: str | None) -> bool:
     """Whether a surcharge window covers a local moment."""
-    day = local.date()
-    if window.kind == "saturday" and day.weekday() != 5:
-        return False
-    if window.kind == "sunday" and day.weekday() != 6:
-        return False
-    if window.kind == "holiday" and not is_holiday(day, region):
-        return False
-    if window.kind == "night" and (window.start is None or window.end is None):
-        return False
-    return _in_time_range(local.time().replace(tzinfo=None), window.start, window.end)
+    return _day_applies(window, local.date(), region) and _in_time_range(
+        local.time().replace(tzinfo=None), window.start, window.end)
 
 
 def _boundary_times(contract: Contract) -> tuple[time, ...]:
