@@ -620,19 +620,16 @@ class ZammadSandbox:
     def set_group_access(self, user_id: int, group_id: int, access: list[str] | None) -> None:
         """A user's access to one group (``["read"]``, ``["read", "change"]``, ``["full"]``);
         None removes it. As Zammad's *Group permissions* on the user."""
-        with self.lock:
-            groups = self.state.data["users"][user_id].setdefault("group_ids", {})
-            if access is None:
-                groups.pop(str(group_id), None)
-            else:
-                groups[str(group_id)] = list(access)
-            self.persist()
+        self._set_access("users", user_id, group_id, access)
 
     def set_role_group_access(self, role_id: int, group_id: int, access: list[str] | None) -> None:
         """A role's access to one group, as *Group permissions* on the role in Zammad; every
         active member of the role has it too (``HasRoles#role_access?``)."""
+        self._set_access("roles", role_id, group_id, access)
+
+    def _set_access(self, table: str, row_id: int, group_id: int, access: list[str] | None) -> None:
         with self.lock:
-            groups = self.state.data["roles"][role_id].setdefault("group_ids", {})
+            groups = self.state.data[table][row_id].setdefault("group_ids", {})
             if access is None:
                 groups.pop(str(group_id), None)
             else:
