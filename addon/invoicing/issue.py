@@ -27,7 +27,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.numbers import format_currency
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from addon.invoicing import (
@@ -365,10 +365,11 @@ def store_draft(
             for position, line in enumerate(draft.lines, start=1)]
     session.add_all(rows)
     session.flush()  # one batch of INSERTs for all lines (a flush per line cost ~3 ms each)
-    session.add_all([BilledEntry(entry_id=link.entry_id, invoice_id=invoice.id, line_id=row.id,
-                                 raw_minutes=link.raw_minutes, billed_minutes=link.billed_minutes)
-                     for row, line in zip(rows, draft.lines, strict=True) for link in line.entries])
-    session.flush()
+    reserved = [{"entry_id": link.entry_id, "invoice_id": invoice.id, "line_id": row.id,
+                 "raw_minutes": link.raw_minutes, "billed_minutes": link.billed_minutes}
+                for row, line in zip(rows, draft.lines, strict=True) for link in line.entries]
+    if reserved:  # one executemany: nothing reads these rows as objects (100 per monthly invoice)
+        session.execute(insert(BilledEntry), reserved)
     return invoice
 
 
@@ -415,14 +416,13 @@ def issue_stored_draft(
     invoice.snapshot = snapshot.to_json()
     invoice.draft_data = None
     session.flush()
-    links = session.execute(select(BilledEntry).where(BilledEntry.invoice_id == invoice.id)).scalars().all()
-    for link in links:
-        session.add(
-            BillingHistory(
-                entry_id=link.entry_id, invoice_id=invoice.id, line_id=link.line_id, event="billed",
-                raw_minutes=link.raw_minutes, billed_minutes=link.billed_minutes, at=now,
-            )
-        )
+    links = session.execute(select(BilledEntry.entry_id, BilledEntry.line_id, BilledEntry.raw_minutes,
+                                   BilledEntry.billed_minutes).where(BilledEntry.invoice_id == invoice.id)).all()
+    if links:  # the append-only trail, one executemany (an ORM object per row cost ~0.1 ms each)
+        session.execute(insert(BillingHistory), [
+            {"entry_id": link.entry_id, "invoice_id": invoice.id, "line_id": link.line_id, "event": "billed",
+             "raw_minutes": link.raw_minutes, "billed_minutes": link.billed_minutes, "at": now}
+            for link in links])
     record(session, "issue", actor, now, invoice, {"number": number, "gross": str(invoice.gross), "files": stored})
     gross_text = format_currency(draft.gross, "EUR", locale="de_DE" if snapshot.language == "de" else "en_GB")
     url = invoice_url(settings, invoice)
