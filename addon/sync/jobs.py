@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -190,6 +190,28 @@ def batches(items: Iterable[RemoteTicket], size: int) -> Iterator[list[RemoteTic
         yield batch
 
 
+def read_ahead(source: Iterable[list[RemoteTicket]], submit: Callable[[list[RemoteTicket]], dict[str, Future[Fetched]]]
+               ) -> Iterator[tuple[list[RemoteTicket], dict[str, Future[Fetched]]]]:
+    """Each batch with its bookings' fetches, the next batch's already submitted while the
+    caller stores this one: storing a batch (~25 ms of CPU a ticket) and fetching the next
+    (one round trip a ticket on the fetch threads) overlap instead of taking turns, which
+    took 0.3 s of waiting per 50 tickets. A search page that fails still lets the batches
+    before it be stored first, as without the read-ahead."""
+    previous: tuple[list[RemoteTicket], dict[str, Future[Fetched]]] | None = None
+    try:
+        for batch in source:
+            current = (batch, submit(batch))
+            if previous is not None:
+                yield previous
+            previous = current
+    except Exception:
+        if previous is not None:
+            yield previous
+        raise
+    if previous is not None:
+        yield previous
+
+
 def collect(
     factory: sessionmaker[Session],
     connector: HelpdeskConnector,
@@ -213,16 +235,17 @@ def collect(
     bound: datetime | None = None
     workers = max(1, getattr(connector, "concurrency", 1))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
-        for batch in batches(connector.changed_tickets_since(cursor), FETCH_BATCH):
+        def submit(batch: list[RemoteTicket]) -> dict[str, Future[Fetched]]:
+            nonlocal bound
             if bound is None:  # the helpdesk's time when this poll began; the local clock if unknown
                 bound = helpdesk_now(connector) or now()
             wanted = needs_reading(factory, connector.kind, batch)
-            fetched = dict(zip(
-                [r.remote_id for r in batch if r.remote_id in wanted],
-                pool.map(lambda remote_id: fetch_bookings(connector, remote_id),
-                         [r.remote_id for r in batch if r.remote_id in wanted]),
-                strict=True,
-            ))
+            return {r.remote_id: pool.submit(fetch_bookings, connector, r.remote_id)
+                    for r in batch if r.remote_id in wanted}
+
+        for batch, futures in read_ahead(batches(connector.changed_tickets_since(cursor), FETCH_BATCH), submit):
+            assert bound is not None
+            fetched = {remote_id: future.result() for remote_id, future in futures.items()}
             for remote in batch:
                 if remote.updated_at > bound + CLOCK_TOLERANCE:
                     log.warning("ticket %s was updated at %s, after the helpdesk's own time %s (clock ahead?); "
