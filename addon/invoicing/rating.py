@@ -215,14 +215,25 @@ def billing_customer(session: Session, ticket: Ticket) -> Customer | None:
     return session.get(Customer, ticket.billing_customer_id) if ticket.billing_customer_id else ticket.customer
 
 
-def merge_targets(session: Session) -> dict[int, Ticket]:
+#: how far `merge_targets` follows a chain of merges (a cycle of merges must end somewhere)
+MERGE_HOPS = 20
+
+
+def merge_targets(session: Session, ticket: Ticket | None = None) -> dict[int, Ticket]:
     """Merged ticket id → the ticket that bills its time (the end of a chain of merges).
 
     Zammad leaves the time on the merged ticket; its invoice is the surviving ticket's. Only
-    tickets whose helpdesk names a survivor (`merged_into` set, not "") are in the map.
+    tickets whose helpdesk names a survivor (`merged_into` set, not "") are in the map. With
+    `ticket`, only the part of the map that concerns it — its own survivor, if it was merged,
+    and the tickets whose time it bills — read from the tickets merged into it, not from all
+    merged tickets of the database (one statement when nothing was merged into it).
     """
-    merged = session.execute(select(Ticket).where(Ticket.merged_into.is_not(None), Ticket.merged_into != "")
-                             ).scalars().all()
+    if ticket is None:
+        merged = list(session.execute(select(Ticket).where(Ticket.merged_into.is_not(None), Ticket.merged_into != "")
+                                      ).scalars())
+    else:
+        merged = [ticket] if ticket.merged_into else []
+        merged += tickets_merged_into(session, ticket)
     if not merged:
         return {}
     wanted = {(t.helpdesk, t.merged_into) for t in merged}
@@ -231,13 +242,29 @@ def merge_targets(session: Session) -> dict[int, Ticket]:
     targets: dict[int, Ticket] = {}
     for source in merged:
         target, hops = by_key.get((source.helpdesk, source.merged_into or "")), 0
-        while target is not None and target.merged_into and hops < 20:  # merged on: follow the chain
+        while target is not None and target.merged_into and hops < MERGE_HOPS:  # merged on: follow the chain
             target, hops = by_key.get((target.helpdesk, target.merged_into)) or session.execute(
                 select(Ticket).where(Ticket.helpdesk == target.helpdesk, Ticket.remote_id == target.merged_into)
             ).scalar_one_or_none(), hops + 1
-        if target is not None and target.id != source.id:
+        if target is not None and target.id != source.id and (ticket is None or ticket.id in (source.id, target.id)):
             targets[source.id] = target
     return targets
+
+
+def tickets_merged_into(session: Session, ticket: Ticket) -> list[Ticket]:
+    """The tickets merged into `ticket`, directly or along a chain of merges as long as
+    `merge_targets` follows (one statement per link of the chain, one when there is none)."""
+    found: dict[int, Ticket] = {}
+    frontier = [ticket]
+    for _hop in range(MERGE_HOPS + 1):
+        names = {(t.helpdesk, t.remote_id) for t in frontier}
+        frontier = [t for t in session.execute(select(Ticket).where(
+            Ticket.merged_into.in_({remote for _h, remote in names}))).scalars()
+            if (t.helpdesk, t.merged_into) in names and t.id not in found and t.id != ticket.id]
+        if not frontier:
+            break
+        found.update((t.id, t) for t in frontier)
+    return list(found.values())
 
 
 def is_open(ticket: Ticket) -> bool:
@@ -262,7 +289,7 @@ def _customer_entries(session: Session, customer: Customer, ticket: Ticket | Non
     addon.invoicing.drafts) are left out.
     """
     legacy = legacy_billed_entries(session, customer.id) | deferred
-    targets = merge_targets(session)
+    targets = merge_targets(session, ticket)
     on_own_invoices = (select(BilledEntry.entry_id).join(Invoice, Invoice.id == BilledEntry.invoice_id)
                        .where(Invoice.customer_id == customer.id, Invoice.state != "cancelled"))
     merged_in = [source for source, target in targets.items() if _payer_id(target) == customer.id]
@@ -558,15 +585,15 @@ def date_corrections(core: list[billing.TimeEntry], own_start: set[str]) -> list
 
 def route_customer(session: Session, settings: Settings, customer: Customer, setups: list[ContractSetup],
                    core: list[billing.TimeEntry], infos: dict[str, billing.TicketInfo],
-                   states: dict[str, billing.BillingState]) -> tuple[list[ContractSetup], billing.Routing]:
+                   states: dict[str, billing.BillingState],
+                   by_number: Mapping[str, Ticket]) -> tuple[list[ContractSetup], billing.Routing]:
     """Which contract bills each entry: billed time stays with the contract that billed it, the
-    rest goes to the contracts that reach it (new time; known time only where applied)."""
+    rest goes to the contracts that reach it (new time; known time only where applied).
+    `by_number` holds the tickets that bill the entries (read with them)."""
     timezone = customer.timezone or settings.timezone
     pinned = pinned_entries(core, states, timezone)
-    numbers = {t.number: t for t in session.execute(select(Ticket).where(
-        Ticket.number.in_({e.ticket for e in core}), Ticket.billing_contract.is_not(None))).scalars()}
     for entry in core:  # a cancellation moved the ticket's unbilled work to another contract
-        ticket = numbers.get(entry.ticket)
+        ticket = by_number.get(entry.ticket)
         if ticket is not None and ticket.billing_contract and ticket.helpdesk == customer.helpdesk:
             pinned.setdefault(entry.id, ticket.billing_contract)
     reachable = None
@@ -588,7 +615,8 @@ def unbilled_routing(session: Session, settings: Settings, customer: Customer) -
                             {str(e.id) for e in stored if e.start is not None})
     infos = {t.number: ticket_info(t) for t in tickets_by_id.values()}
     _setups, routing = route_customer(session, settings, customer, customer_contracts(session, settings, customer),
-                                      core, infos, customer_states(session, customer.id))
+                                      core, infos, customer_states(session, customer.id),
+                                      {t.number: t for t in tickets_by_id.values()})
     found: dict[int, str | None] = {int(x.entry_id): None for x in routing.held}
     found.update({int(e.id): key for key, routed in routing.by_contract.items() for e in routed})
     return {entry_id: key for entry_id, key in found.items() if entry_id not in billed}
@@ -657,7 +685,7 @@ def rate_customer(session: Session, settings: Settings, customer: Customer, *, t
                             {str(e.id) for e in stored if e.start is not None})
     infos = {t.number: ticket_info(t) for t in tickets_by_id.values()}
     own_setups = setups
-    setups, routing = route_customer(session, settings, customer, setups, core, infos, states)
+    setups, routing = route_customer(session, settings, customer, setups, core, infos, states, by_number)
     agents = agents_for(session, stored)
     scope = frozenset({ticket.number}) if ticket is not None else None
 

@@ -44,7 +44,7 @@ PRICED = ("time", "overage", "surcharge_share", "material", "travel_km", "travel
 
 def billed_with(session: Session, ticket: Ticket) -> list[int]:
     """The ticket's id and those of the tickets merged into it: their time is billed together."""
-    return [ticket.id, *sorted(s for s, target in merge_targets(session).items() if target.id == ticket.id)]
+    return [ticket.id, *sorted(s for s, target in merge_targets(session, ticket).items() if target.id == ticket.id)]
 
 
 def unbilled_entries(session: Session, ticket: Ticket) -> list[TimeEntry]:
@@ -68,7 +68,7 @@ def merged_status(session: Session, ticket: Ticket, now: datetime) -> str:
             return "needs_attention"
         set_status(session, ticket, "not_billable", "merged into another ticket; its time moved there", now)
         return "merged"
-    target = merge_targets(session).get(ticket.id)
+    target = merge_targets(session, ticket).get(ticket.id)
     if target is None:
         set_status(session, ticket, "unbilled",
                    f"merged into ticket {ticket.merged_into}; its time is billed with that ticket "
