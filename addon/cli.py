@@ -19,6 +19,7 @@ from typing import Any
 import click
 from sqlalchemy import select
 
+from addon import gc_tuning
 from addon.db import migrate, migrated, transaction
 from addon.errors import describe, describe_connector_error, probe_tcp
 from addon.settings import Settings, SettingsError, mask_url, settings_from_environment
@@ -108,6 +109,7 @@ def main(ctx: click.Context, env_file: Path | None, verbose: bool, debug: bool) 
     # every line the sidecar logs (any library's too) has the helpdesk token masked
     handler.setFormatter(MaskingFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler])
+    gc_tuning.tune()
     ctx.ensure_object(dict)
     ctx.obj["env_file"] = env_file
     ctx.obj["debug"] = debug

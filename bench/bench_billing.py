@@ -22,6 +22,7 @@ import tracemalloc
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+from addon import gc_tuning
 from addon.billing import (
     Agent,
     BillingRequest,
@@ -105,7 +106,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, nargs="+", default=[10_000, 50_000])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--default-gc", action="store_true",
+                        help="keep CPython's collector settings (the sidecar tunes them: addon/gc_tuning.py)")
     args = parser.parse_args()
+    if not args.default_gc:
+        gc_tuning.tune()
     print(f"{'entries':>8} {'best s':>8} {'entries/s':>10} {'lines':>7} {'py peak MiB':>12}")
     for count in args.entries:
         items, agents = entries(count)

@@ -35,6 +35,7 @@ from pathlib import Path
 import requests
 from sqlalchemy import event, func, select
 
+from addon import gc_tuning
 from addon.contracts import import_document
 from addon.customers import import_customers
 from addon.db import make_engine, make_session_factory, transaction, upgrade
@@ -259,6 +260,8 @@ def main() -> None:
     parser.add_argument("--serve-sandbox", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--build-workload", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--default-gc", action="store_true",
+                        help="keep CPython's collector settings (the sidecar tunes them: addon/gc_tuning.py)")
     args = parser.parse_args()
     if args.build_workload:
         build_workload(args.build_workload, args)
@@ -268,6 +271,8 @@ def main() -> None:
         return
     if args.quick:
         args.tickets, args.entries, args.customers = 500, 3000, 30
+    if not args.default_gc:  # as the sidecar's processes run (the CLI and the scheduler call it)
+        gc_tuning.tune()
     emit("machine_cores", os.cpu_count() or 1, "cores")
     emit("machine_load_1min", os.getloadavg()[0], "load")
     if not args.skip_flow:
