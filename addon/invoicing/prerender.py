@@ -64,8 +64,9 @@ def render_valid(snapshot: InvoiceSnapshot, render: Renderer, xrechnung: bool) -
     """In a worker: `valid_files` as the issuer would run it inline, an invalid XML turned into
     the verdict (no files); any other error raises, and `take` re-raises it in the issuer."""
     cpu = time.process_time()
+    errors: list[str] = []
     try:
-        files, errors = valid_files(snapshot, render, xrechnung=xrechnung), []
+        files = valid_files(snapshot, render, xrechnung=xrechnung)
     except InvalidEInvoice as invalid:
         files, errors = [], invalid.errors
     return Rendered(files, errors, time.process_time() - cpu, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
