@@ -2,8 +2,9 @@
 PDF, its CII XML and, for public buyers, the XRechnung XML. Pure apart from the renderer's and
 the validator's CPU, and light to import (no database), so the monthly pass's render workers
 (`addon.invoicing.prerender`) run exactly what the issuer runs inline: `valid_files`. The
-validation moves with the rendering because it is the larger part of the issuer's own CPU on a
-monthly pass (0.1-0.27 s an invoice, Schematron) and needs Saxon (~130 MiB) wherever it runs."""
+validation goes with the rendering because in the issuer it cost 0.1-0.27 s CPU an invoice
+(Schematron) on the monthly pass's critical path, and it needs Saxon (~185 MiB with the
+compiled Schematron) wherever it runs."""
 
 from __future__ import annotations
 

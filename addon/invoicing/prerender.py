@@ -12,10 +12,11 @@ files an invoice gets are always those of its own snapshot. Workers build *and v
 files (`addon.invoicing.documents.valid_files`, the very function the issuer runs inline) and
 send back the verdict with them: the EN 16931 Schematron costs 0.1-0.27 s CPU an invoice,
 which in the issuer was on the pass's critical path, and the issuing process no longer loads
-Saxon (~130 MiB) on a pooled pass. An invalid verdict fails the invoice in the issuer with the
-same `InvalidEInvoice` inline validation raises. The price is Saxon in every worker: the pool
-has RENDER_WORKERS processes (default: one per core; the issuing process mostly waits for them
-meanwhile), each about 130 MiB more than a worker that only renders.
+Saxon on a pooled pass. An invalid verdict fails the invoice in the issuer with the
+same `InvalidEInvoice` inline validation raises. The price is Saxon with the compiled
+Schematron in every worker: the pool has RENDER_WORKERS processes (default: one per core; the
+issuing process mostly waits for them meanwhile), each about 185 MiB more than a worker that
+only renders (`bench.perf --quick`: 138 -> 322 MiB; the sidecar's process 331 -> 143 MiB).
 """
 
 from __future__ import annotations
