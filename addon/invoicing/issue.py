@@ -287,8 +287,9 @@ def document_files(snapshot: InvoiceSnapshot, render: Renderer, *, xrechnung: bo
     """The files of one issued document, every XML validated (`addon.invoicing.documents.
     valid_files`): an invalid one raises `InvalidEInvoice` and nothing is stored. Files a worker
     built and validated ahead for an equal snapshot (`addon.invoicing.prerender`) come with the
-    worker's verdict, and an invalid verdict raises the same `InvalidEInvoice` here; so on the
-    monthly pass the issuing process spends no CPU on the Schematron and never loads Saxon."""
+    worker's verdict, and an invalid verdict raises the same `InvalidEInvoice` here. So an
+    invoice rendered ahead costs the issuing process no Schematron CPU, and a pass that renders
+    all its invoices ahead never loads Saxon there."""
     return prerender.take(snapshot, xrechnung) or valid_files(snapshot, render, xrechnung=xrechnung)
 
 
