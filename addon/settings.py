@@ -95,8 +95,8 @@ class Settings:
     rt_queues: tuple[str, ...] = ()
     rt_timezone: str = "UTC"
     rt_closed_statuses: tuple[str, ...] = ("resolved",)
-    #: processes that render the monthly pass's documents ahead (RENDER_WORKERS; 0: one per
-    #: core); 100-170 MiB each
+    #: processes that render and validate the monthly pass's documents ahead (RENDER_WORKERS;
+    #: 0: one per core); about 320 MiB each, Saxon included
     render_workers: int = 0
     otrs_webservice: str | None = None
     otrs_routes: str = "auto"

@@ -35,7 +35,7 @@ from addon.invoicing import (
     prerender,
 )
 from addon.invoicing.audit import record
-from addon.invoicing.documents import Renderer, build_files
+from addon.invoicing.documents import Renderer, valid_files
 from addon.invoicing.numbering import next_number
 from addon.invoicing.rendered import RenderedFile
 from addon.invoicing.snapshot import (
@@ -49,7 +49,6 @@ from addon.invoicing.snapshot import (
     TicketRef,
     VatGroup,
 )
-from addon.invoicing.validate import ensure_valid
 from addon.invoicing.vat import vat_category
 from addon.models import BilledEntry, BillingHistory, Customer, Invoice, InvoiceLine, Ticket, TimeEntry
 from addon.plain import plain
@@ -285,16 +284,13 @@ def invoice_url(settings: Settings, invoice: Invoice) -> str:
 
 
 def document_files(snapshot: InvoiceSnapshot, render: Renderer, *, xrechnung: bool = False) -> list[RenderedFile]:
-    """The files of one issued document (`addon.invoicing.documents`), every XML validated (XSD
-    + EN 16931 Schematron): an invalid one raises `InvalidEInvoice` and nothing is stored.
-    Files a worker built ahead for an equal snapshot (`addon.invoicing.prerender`) are taken
-    as they are and validated here, where the Schematron processor already lives."""
-    files = prerender.take(snapshot, xrechnung) or build_files(snapshot, render, xrechnung=xrechnung)
-    if snapshot.type_code != ACTIVITY_REPORT:
-        ensure_valid(files[1].content, snapshot.number)
-        if xrechnung:
-            ensure_valid(files[2].content, snapshot.number, xrechnung=True)
-    return files
+    """The files of one issued document, every XML validated (`addon.invoicing.documents.
+    valid_files`): an invalid one raises `InvalidEInvoice` and nothing is stored. Files a worker
+    built and validated ahead for an equal snapshot (`addon.invoicing.prerender`) come with the
+    worker's verdict, and an invalid verdict raises the same `InvalidEInvoice` here. So an
+    invoice rendered ahead costs the issuing process no Schematron CPU, and a pass that renders
+    all its invoices ahead never loads Saxon there."""
+    return prerender.take(snapshot, xrechnung) or valid_files(snapshot, render, xrechnung=xrechnung)
 
 
 def store_documents(settings: Settings, invoice: Invoice, files: list[RenderedFile]) -> dict[str, str]:

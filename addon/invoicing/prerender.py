@@ -8,10 +8,15 @@ series in order — and hands those snapshots to worker processes; issuing then 
 files of an *equal* snapshot (`document_files` asks `take`) instead of rendering. A prediction
 that turns out different (a customer failed, someone issued an invoice meanwhile, so the
 numbers moved) is simply not used: that invoice renders in the transaction as before. The
-files an invoice gets are always those of its own snapshot. Workers build the files only
-(`addon.invoicing.documents`, ~95 MiB each); the issuer validates them, so the Schematron
-processor (~130 MiB) lives in one process. The pool has RENDER_WORKERS processes (default:
-one per core; the issuing process mostly waits for them meanwhile), 100-170 MiB each.
+files an invoice gets are always those of its own snapshot. Workers build *and validate* the
+files (`addon.invoicing.documents.valid_files`, the very function the issuer runs inline) and
+send back the verdict with them: the EN 16931 Schematron costs 0.1-0.27 s CPU an invoice,
+which in the issuer was on the pass's critical path, and the issuing process no longer loads
+Saxon on a pooled pass. An invalid verdict fails the invoice in the issuer with the
+same `InvalidEInvoice` inline validation raises. The price is Saxon with the compiled
+Schematron in every worker: the pool has RENDER_WORKERS processes (default: one per core; the
+issuing process mostly waits for them meanwhile), each about 185 MiB more than a worker that
+only renders (`bench.perf --quick`: 138 -> 322 MiB; the sidecar's process 331 -> 143 MiB).
 """
 
 from __future__ import annotations
@@ -27,9 +32,11 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from addon.invoicing.documents import Renderer, build_files
+from addon.invoicing.documents import Renderer, valid_files
+from addon.invoicing.validate import InvalidEInvoice
 
 if TYPE_CHECKING:
     from addon.invoicing.rendered import RenderedFile
@@ -41,12 +48,29 @@ log = logging.getLogger(__name__)
 MIN_INVOICES = 4
 
 
-def _render(snapshot: InvoiceSnapshot, render: Renderer, xrechnung: bool
-            ) -> tuple[list[RenderedFile], float, int]:
-    """In a worker: the invoice's files, the CPU seconds they took, the worker's peak RSS (KiB)."""
+@dataclass(frozen=True)
+class Rendered:
+    """What a worker sends back for one snapshot: its files and the validation's verdict
+    (`errors`, empty when valid), the CPU seconds both took, the worker's peak RSS (KiB). The
+    verdict travels as data, not as the exception, because `InvalidEInvoice` does not survive
+    pickling (its constructor takes the number and the errors, its args hold the message)."""
+
+    files: list[RenderedFile]
+    errors: list[str]
+    cpu: float
+    rss: int
+
+
+def render_valid(snapshot: InvoiceSnapshot, render: Renderer, xrechnung: bool) -> Rendered:
+    """In a worker: `valid_files` as the issuer would run it inline, an invalid XML turned into
+    the verdict (no files); any other error raises, and `take` re-raises it in the issuer."""
     cpu = time.process_time()
-    files = build_files(snapshot, render, xrechnung=xrechnung)
-    return files, time.process_time() - cpu, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    errors: list[str] = []
+    try:
+        files = valid_files(snapshot, render, xrechnung=xrechnung)
+    except InvalidEInvoice as invalid:
+        files, errors = [], invalid.errors
+    return Rendered(files, errors, time.process_time() - cpu, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 class Prerendered:
@@ -56,7 +80,7 @@ class Prerendered:
         self.render = render
         self.workers = workers
         self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-        self.pending: dict[str, tuple[InvoiceSnapshot, bool, Future[tuple[list[RenderedFile], float, int]]]] = {}
+        self.pending: dict[str, tuple[InvoiceSnapshot, bool, Future[Rendered]]] = {}
         #: CPU seconds the workers spent on documents that were used
         self.worker_cpu = 0.0
         #: the largest worker's peak RSS in KiB
@@ -66,23 +90,27 @@ class Prerendered:
 
     def submit(self, snapshot: InvoiceSnapshot, xrechnung: bool) -> None:
         self.submitted += 1
-        self.pending[snapshot.number] = (snapshot, xrechnung, self.pool.submit(_render, snapshot, self.render,
+        self.pending[snapshot.number] = (snapshot, xrechnung, self.pool.submit(render_valid, snapshot, self.render,
                                                                                xrechnung))
 
     def take(self, snapshot: InvoiceSnapshot, xrechnung: bool) -> list[RenderedFile] | None:
-        """The files rendered for an equal snapshot, or None (then the caller renders)."""
+        """The files rendered and validated for an equal snapshot, or None (then the caller
+        renders and validates); an invalid verdict raises `InvalidEInvoice` as inline
+        validation would, and a rendering error raises as it would inline."""
         ahead = self.pending.pop(snapshot.number, None)
         if ahead is None or ahead[0] != snapshot or ahead[1] != xrechnung:
             return None
         try:
-            files, cpu, rss = ahead[2].result()  # a rendering error raises here, as it would inline
+            rendered = ahead[2].result()
         except BrokenProcessPool as exc:  # a worker died (killed, out of memory): render inline
             log.warning("render worker lost (%s); invoice %s is rendered in its transaction", exc, snapshot.number)
             return None
-        self.worker_cpu += cpu
-        self.worker_rss = max(self.worker_rss, rss)
+        if rendered.errors:
+            raise InvalidEInvoice(snapshot.number, rendered.errors)
+        self.worker_cpu += rendered.cpu
+        self.worker_rss = max(self.worker_rss, rendered.rss)
         self.used += 1
-        return files
+        return rendered.files
 
     def close(self) -> None:
         for _snapshot, _x, future in self.pending.values():
@@ -94,7 +122,8 @@ _current: ContextVar[Prerendered | None] = ContextVar("prerendered", default=Non
 
 
 def take(snapshot: InvoiceSnapshot, xrechnung: bool) -> list[RenderedFile] | None:
-    """What `document_files` asks first: files rendered ahead for this very snapshot."""
+    """What `document_files` asks first: files rendered and validated ahead for this very
+    snapshot (or `InvalidEInvoice`, when the worker found them invalid)."""
     ahead = _current.get()
     return ahead.take(snapshot, xrechnung) if ahead is not None else None
 
