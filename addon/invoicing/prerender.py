@@ -35,6 +35,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from addon import gc_tuning
 from addon.invoicing.documents import Renderer, valid_files
 from addon.invoicing.validate import InvalidEInvoice
 
@@ -79,7 +80,8 @@ class Prerendered:
     def __init__(self, render: Renderer, workers: int) -> None:
         self.render = render
         self.workers = workers
-        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=gc_tuning.tune)
         self.pending: dict[str, tuple[InvoiceSnapshot, bool, Future[Rendered]]] = {}
         #: CPU seconds the workers spent on documents that were used
         self.worker_cpu = 0.0
