@@ -21,6 +21,7 @@ from addon.invoicing.issue import draft_from_json
 from addon.invoicing.lifecycle import LifecycleError, approve_draft
 from addon.invoicing.payments import payment_state, record_payment, resend
 from addon.invoicing.render_pdf import render_pdf
+from addon.invoicing.snapshot import InvoiceSnapshot
 from addon.models import AuditLog, BilledEntry, DeferredEntry, Invoice, Outbox, TimeEntry
 from addon.settings import Settings
 
@@ -167,7 +168,7 @@ def test_resend_needs_mail_and_queues_one_more_email(sidecar: Sidecar, tmp_path:
 
 def test_period_exports_record_what_they_exported(sidecar: Sidecar, tmp_path: Path) -> None:
     invoice = issued_invoice(sidecar, tmp_path)
-    day = invoice.issued_at.date()
+    day = InvoiceSnapshot.from_json(invoice.snapshot).issue_date  # the printed (local) date, not UTC's
     with transaction(sidecar.factory) as session, pytest.raises(ExportError, match="DATEV_CONSULTANT_NUMBER"):
         datev_export(session, sidecar.settings, day, day, "web:acc", NOW)
     datev = sidecar.settings.__class__(**{**sidecar.settings.__dict__, "datev_consultant_number": 1001,

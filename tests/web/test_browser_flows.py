@@ -13,6 +13,7 @@ from browser import shot
 from sqlalchemy import select
 from web_fixtures import PASSWORD, UI
 
+from addon.invoicing.snapshot import InvoiceSnapshot
 from addon.models import Invoice
 
 
@@ -89,7 +90,9 @@ def test_a_day_in_the_browser(ui: UI, page, tmp_path: Path) -> None:  # type: ig
 
     # export DATEV for the days the documents were issued
     with ui.sidecar.factory() as session:
-        days = [i.issued_at.date() for i in session.execute(select(Invoice).where(Invoice.number.is_not(None)))
+        # the printed (local) issue dates: from 23:00 UTC on, Berlin's date is already the next day
+        days = [InvoiceSnapshot.from_json(i.snapshot).issue_date
+                for i in session.execute(select(Invoice).where(Invoice.number.is_not(None)))
                 .scalars()]
     page.goto("/exports")
     page.fill("#d-from", min(days).replace(day=1).isoformat())

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import select
 from web_fixtures import UI
 
+from addon.invoicing.snapshot import InvoiceSnapshot
 from addon.models import Customer, Invoice
 
 
@@ -30,7 +31,9 @@ def test_each_export_downloads_or_says_why_not(ui: UI) -> None:
     """The three export forms: a file for a period with documents, a message for an empty one."""
     client = ui.client("admin")
     with ui.sidecar.factory() as session:
-        days = [i.issued_at.date() for i in session.execute(select(Invoice).where(Invoice.number.is_not(None)))
+        # the printed (local) issue dates: from 23:00 UTC on, Berlin's date is already the next day
+        days = [InvoiceSnapshot.from_json(i.snapshot).issue_date
+                for i in session.execute(select(Invoice).where(Invoice.number.is_not(None)))
                 .scalars()]
     period = {"from": min(days).isoformat(), "to": max(days).isoformat()}
     for kind, mimetype, starts in (("csv", "application/zip", b"PK"), ("gdpdu", "application/zip", b"PK")):
