@@ -92,16 +92,28 @@ def socket_port() -> Iterator[int]:
 
 class SqlCounter:
     """Counts statements sent to the database (every `execute`, including executemany); with
-    `--sql-top N` also by statement text, to print the N most frequent ones."""
+    `--sql-top N` also by statement text with the time each text took in all (from sending it
+    to its cursor returning), to print the N costliest: a statement that scans grows with the
+    data and shows here long before it shows in the count."""
 
     def __init__(self, by_text: bool = False) -> None:
         self.count = 0
         self.texts: Counter[str] | None = Counter() if by_text else None
+        self.seconds: Counter[str] = Counter()
+        self._started: tuple[str, float] | None = None
 
     def __call__(self, _conn: object, _cursor: object, statement: str, *_args: object) -> None:
         self.count += 1
         if self.texts is not None:
-            self.texts[" ".join(statement.split())[:160]] += 1
+            text = " ".join(statement.split())[:160]
+            self.texts[text] += 1
+            self._started = (text, time.perf_counter())
+
+    def after(self, *_args: object) -> None:
+        if self._started is not None:
+            text, started = self._started
+            self.seconds[text] += time.perf_counter() - started
+            self._started = None
 
 
 class TimedRenderer:
@@ -155,6 +167,7 @@ def flow(args: argparse.Namespace) -> None:
             upgrade(engine)
             sql = SqlCounter(by_text=bool(args.sql_top))
             event.listen(engine, "before_cursor_execute", sql)
+            event.listen(engine, "after_cursor_execute", sql.after)
             factory = make_session_factory(engine)
             with transaction(factory) as session:
                 import_customers(session, "zammad", workload.customer_file(month, data_dir / "customers.json"))
@@ -180,8 +193,9 @@ def flow(args: argparse.Namespace) -> None:
             # lives in the workers only
             emit("sidecar_loaded_saxon", int("saxonche" in sys.modules), "bool")
             if sql.texts is not None:
-                for text, count in sql.texts.most_common(args.sql_top):
-                    print(f"# {count:7d}  {text}", file=sys.stderr)
+                print("#   count  total ms  statement (the costliest first)", file=sys.stderr)
+                for text, seconds in sql.seconds.most_common(args.sql_top):
+                    print(f"# {sql.texts[text]:7d} {seconds * 1000:9.0f}  {text}", file=sys.stderr)
             second = measure_run(factory, connector, settings, render, sql)
             with factory() as session:
                 invoices = session.execute(select(func.count(Invoice.id))).scalar_one()
@@ -258,7 +272,7 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temporary directory")
     parser.add_argument("--quick", action="store_true", help="500 tickets, 3,000 entries, 30 customers")
     parser.add_argument("--profile", type=Path, help="write a cProfile of the first run to this file")
-    parser.add_argument("--sql-top", type=int, default=0, help="print the N most frequent statements")
+    parser.add_argument("--sql-top", type=int, default=0, help="print the N statements that took the most time")
     parser.add_argument("--skip-flow", action="store_true", help="only rating and the 20-page render")
     parser.add_argument("--serve-sandbox", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--build-workload", type=Path, help=argparse.SUPPRESS)

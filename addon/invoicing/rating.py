@@ -28,7 +28,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from babel.numbers import format_currency, format_decimal
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session
 
 from addon import billing
@@ -206,12 +206,18 @@ def line_order(lines: list[billing.Line]) -> list[billing.Line]:
     return sorted(lines, key=key)
 
 
-#: who pays for a ticket's work: a cancellation may have moved it away from the organization
-paying_customer = func.coalesce(Ticket.billing_customer_id, Ticket.customer_id)
+def tickets_paid_by(customer_id: int) -> Select[tuple[int]]:
+    """Ids of the tickets whose work the customer pays for: `billing_customer_id` (a
+    cancellation may have moved the work away from the organization), else `customer_id`.
+    Written as two terms with an index each, not as `coalesce(...) = ?`, which no index serves:
+    the monthly pass read every ticket and every entry for each customer that way."""
+    return select(Ticket.id).where(or_(
+        Ticket.billing_customer_id == customer_id,
+        and_(Ticket.billing_customer_id.is_(None), Ticket.customer_id == customer_id)))
 
 
 def billing_customer(session: Session, ticket: Ticket) -> Customer | None:
-    """The customer a ticket's unbilled work is billed to (see `paying_customer`)."""
+    """The customer a ticket's unbilled work is billed to (see `tickets_paid_by`)."""
     return session.get(Customer, ticket.billing_customer_id) if ticket.billing_customer_id else ticket.customer
 
 
@@ -294,11 +300,12 @@ def _customer_entries(session: Session, customer: Customer, ticket: Ticket | Non
                        .where(Invoice.customer_id == customer.id, Invoice.state != "cancelled"))
     merged_in = [source for source, target in targets.items() if _payer_id(target) == customer.id]
     query = (select(TimeEntry, Ticket).join(Ticket, Ticket.id == TimeEntry.ticket_id)
-             .where(or_(paying_customer == customer.id, TimeEntry.id.in_(on_own_invoices), Ticket.id.in_(merged_in)),
+             .where(or_(TimeEntry.ticket_id.in_(tickets_paid_by(customer.id)), TimeEntry.id.in_(on_own_invoices),
+                        TimeEntry.ticket_id.in_(merged_in)),
                     TimeEntry.removed_at.is_(None))
              .order_by(TimeEntry.booked_at, TimeEntry.id))
     if ticket is not None:
-        query = query.where(Ticket.id.in_([ticket.id, *(s for s, t in targets.items() if t.id == ticket.id)]))
+        query = query.where(TimeEntry.ticket_id.in_([ticket.id, *(s for s, t in targets.items() if t.id == ticket.id)]))
     rows = session.execute(query).all()
     payer = dict(session.execute(
         select(BilledEntry.entry_id, Invoice.customer_id).join(Invoice, Invoice.id == BilledEntry.invoice_id)
@@ -319,11 +326,11 @@ def _customer_extras(session: Session, customer: Customer, ticket: Ticket | None
     """The customer's current booked extras (one ticket's for per_ticket), billed ones included:
     the engine skips what valid invoices already hold, and bills again what a cancellation released."""
     query = (select(BookedExtra, Ticket).join(Ticket, Ticket.id == BookedExtra.ticket_id)
-             .where(paying_customer == customer.id, BookedExtra.removed_at.is_(None),
+             .where(BookedExtra.ticket_id.in_(tickets_paid_by(customer.id)), BookedExtra.removed_at.is_(None),
                     BookedExtra.written_off.is_(None))
              .order_by(BookedExtra.booked_at, BookedExtra.id))
     if ticket is not None:
-        query = query.where(Ticket.id == ticket.id)
+        query = query.where(BookedExtra.ticket_id == ticket.id)
     return [(x, t) for x, t in session.execute(query).all() if include_open or not is_open(t)]
 
 

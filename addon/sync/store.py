@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TypeVar
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -153,14 +153,19 @@ def upsert_entries(
     the invoice that billed it and is never billed again.
     """
     incoming = [r.remote_id for r in remote_entries]
+    # each side of the OR has its own index (ticket_id; helpdesk + remote_id): written as
+    # `helpdesk = ? AND (ticket_id = ? OR remote_id IN ...)`, SQLite read the helpdesk's every
+    # entry for each stored ticket, a cost growing with all the time ever booked (a ticket's
+    # entries are its helpdesk's; the check below only keeps that true for the map)
     existing = {
         e.remote_id: e
         for e in session.execute(
-            select(TimeEntry).where(
-                TimeEntry.helpdesk == helpdesk,
-                or_(TimeEntry.ticket_id == ticket.id, TimeEntry.remote_id.in_(incoming)),
-            )
+            select(TimeEntry).where(or_(
+                TimeEntry.ticket_id == ticket.id,
+                and_(TimeEntry.helpdesk == helpdesk, TimeEntry.remote_id.in_(incoming)),
+            ))
         ).scalars()
+        if e.helpdesk == helpdesk
     }
     billed_ids = set(
         session.execute(
