@@ -189,7 +189,7 @@ def flow(args: argparse.Namespace) -> None:
             # documents rendered in this process, and ahead in the pool's workers (PDF + XML)
             first_render = render.cpu + prerender.totals["worker_cpu"]
             emit("documents_rendered_ahead", prerender.totals["used"], "invoices")
-            # 0 when every invoice was rendered and validated ahead: Saxon (~130 MiB) then
+            # 0 when every invoice was rendered and validated ahead: Saxon (~185 MiB) then
             # lives in the workers only
             emit("sidecar_loaded_saxon", int("saxonche" in sys.modules), "bool")
             if sql.texts is not None:
