@@ -7,9 +7,11 @@ rate, night/Saturday/Sunday/holiday surcharges (DE-BY), rounding up to 15 min wi
 minimum, rates per activity, role and agent, a travel flat fee, internal and no-charge time and
 some negative corrections. Entries are spread over 12 months, 40 agents and N/8 tickets, with
 start+end intervals (DST changes included). One `bill()` call rates everything up to the last
-month (the monthly run that sees a customer's whole history). Printed: wall time per run (best
-of `repeat`), entries per second, lines produced, and peak memory: Python allocations during
-one run (tracemalloc, a separate pass because tracing slows it down) and the process's max RSS.
+month (the monthly run that sees a customer's whole history), with the collector paused as
+the sidecar pauses it (addon/gc_tuning.py; `--default-gc`: CPython's settings throughout).
+Printed: wall time per run (best of `repeat`), entries per second, lines produced, and peak
+memory: Python allocations during one run (tracemalloc, a separate pass because tracing slows
+it down) and the process's max RSS.
 """
 
 from __future__ import annotations
@@ -96,9 +98,15 @@ def entries(count: int, seed: int = 7) -> tuple[tuple[TimeEntry, ...], dict[str,
     return tuple(result), agents
 
 
-def run_once(request: BillingRequest) -> tuple[float, int]:
+def run_once(request: BillingRequest, pause: bool) -> tuple[float, int]:
+    """One `bill()` as the sidecar calls it: with the collector paused (addon/gc_tuning.py),
+    unless `--default-gc`."""
     started = time.perf_counter()
-    result = bill(request)
+    if pause:
+        with gc_tuning.paused():
+            result = bill(request)
+    else:
+        result = bill(request)
     return time.perf_counter() - started, len(result.lines)
 
 
@@ -117,10 +125,10 @@ def main() -> None:
         request = BillingRequest(contract=contract(), agents=agents, entries=items, period="2026-12")
         timings = []
         for _ in range(args.repeat):
-            seconds, lines = run_once(request)
+            seconds, lines = run_once(request, not args.default_gc)
             timings.append(seconds)
         tracemalloc.start()
-        run_once(request)
+        run_once(request, not args.default_gc)
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         best = min(timings)
