@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -48,8 +49,11 @@ def payment_state(session: Session, invoice: Invoice) -> PaymentState:
 
 
 def record_payment(session: Session, invoice_id: int, amount: Decimal, paid_on: date, reference: str | None,
-                   now: datetime, actor: str) -> Payment:
-    """Record a payment; the invoice turns `paid` when the payments cover its gross amount."""
+                   now: datetime, actor: str, *, timezone: str) -> Payment:
+    """Record a payment; the invoice turns `paid` when the payments cover its gross amount.
+
+    `paid_on` may be today at the latest, today in the deployment's zone (TIMEZONE): at 00:30 in
+    Berlin on 1 December UTC still says 30 November, and the accountant's "today" was refused."""
     invoice = session.get(Invoice, invoice_id, with_for_update=True)
     if invoice is None or invoice.number is None:
         raise LifecycleError(f"there is no issued invoice {invoice_id}")
@@ -58,7 +62,7 @@ def record_payment(session: Session, invoice_id: int, amount: Decimal, paid_on: 
     amount = round_currency(amount)
     if amount <= 0:
         raise LifecycleError("the amount must be above zero")
-    if paid_on > now.date():
+    if paid_on > now.astimezone(ZoneInfo(timezone)).date():
         raise LifecycleError("the payment date cannot be in the future")
     state = payment_state(session, invoice)
     if amount > state.open:

@@ -138,18 +138,38 @@ def issued_invoice(sidecar: Sidecar, tmp_path: Path) -> Invoice:
 def test_part_payments_add_up_until_the_invoice_is_paid(sidecar: Sidecar, tmp_path: Path) -> None:
     invoice = issued_invoice(sidecar, tmp_path)  # 95.00 net, 113.05 gross
     with transaction(sidecar.factory) as session:
-        record_payment(session, invoice.id, Decimal("100.00"), date(2026, 11, 10), "Auszug 7", NOW, "web:acc")
+        record_payment(session, invoice.id, Decimal("100.00"), date(2026, 11, 10), "Auszug 7", NOW, "web:acc",
+                       timezone="Europe/Berlin")
         state = payment_state(session, session.get(Invoice, invoice.id))
         assert (state.status, state.open) == ("partly_paid", Decimal("13.05"))
         with pytest.raises(LifecycleError, match="more than the open amount"):
-            record_payment(session, invoice.id, Decimal("20.00"), date(2026, 11, 11), None, NOW, "web:acc")
+            record_payment(session, invoice.id, Decimal("20.00"), date(2026, 11, 11), None, NOW, "web:acc",
+                           timezone="Europe/Berlin")
         with pytest.raises(LifecycleError, match="future"):
-            record_payment(session, invoice.id, Decimal("1.00"), date(2026, 12, 24), None, NOW, "web:acc")
-        record_payment(session, invoice.id, Decimal("13.05"), date(2026, 11, 12), None, NOW, "web:acc")
+            record_payment(session, invoice.id, Decimal("1.00"), date(2026, 12, 24), None, NOW, "web:acc",
+                           timezone="Europe/Berlin")
+        record_payment(session, invoice.id, Decimal("13.05"), date(2026, 11, 12), None, NOW, "web:acc",
+                       timezone="Europe/Berlin")
     with sidecar.factory() as session:
         paid = session.get(Invoice, invoice.id)
         assert paid.state == "paid" and paid.paid_at.date() == date(2026, 11, 12)
         assert payment_state(session, paid).status == "paid"
+
+
+def test_a_payment_dated_today_in_berlin_is_not_in_the_future_at_utc_midnight(sidecar: Sidecar,
+                                                                               tmp_path: Path) -> None:
+    """00:30 in Berlin on 1 December is still 30 November in UTC: the accountant's "today" is
+    the deployment's local day (TIMEZONE), not UTC's."""
+    invoice = issued_invoice(sidecar, tmp_path)
+    late_evening_utc = datetime(2026, 11, 30, 23, 30, tzinfo=UTC)
+    with transaction(sidecar.factory) as session:
+        with pytest.raises(LifecycleError, match="future"):  # Berlin's tomorrow is still refused
+            record_payment(session, invoice.id, Decimal("1.00"), date(2026, 12, 2), None, late_evening_utc,
+                           "web:acc", timezone="Europe/Berlin")
+        record_payment(session, invoice.id, Decimal("113.05"), date(2026, 12, 1), None, late_evening_utc, "web:acc",
+                       timezone="Europe/Berlin")
+    with sidecar.factory() as session:
+        assert session.get(Invoice, invoice.id).state == "paid"
 
 
 def test_resend_needs_mail_and_queues_one_more_email(sidecar: Sidecar, tmp_path: Path) -> None:

@@ -183,7 +183,8 @@ def payment(invoice_id: int) -> ResponseReturnValue:
         return _error(400, "amount must be a decimal string and paid_on a date (YYYY-MM-DD)")
     try:
         with writing() as db:
-            record_payment(db, invoice_id, amount, paid_on, body.get("reference"), now(), actor())
+            record_payment(db, invoice_id, amount, paid_on, body.get("reference"), now(), actor(),
+                           timezone=settings().timezone)
     except LifecycleError as exc:
         return _error(409, str(exc))
     return invoice(invoice_id)

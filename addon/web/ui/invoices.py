@@ -192,7 +192,8 @@ def pay(invoice_id: int) -> ResponseReturnValue:
         return _back(invoice_id, exc=LifecycleError(_("Enter the amount and the payment date.")))
     try:
         with writing() as db:
-            record_payment(db, invoice_id, amount, paid_on, request.form.get("reference"), now(), actor())
+            record_payment(db, invoice_id, amount, paid_on, request.form.get("reference"), now(), actor(),
+                           timezone=settings().timezone)
     except LifecycleError as exc:
         return _back(invoice_id, exc=exc)
     return _back(invoice_id, _("Payment recorded."))
