@@ -11,10 +11,11 @@ created (modules, compiled templates and schemas), so no collection walks it aga
 still freed by reference counting as before; only reference cycles wait somewhat longer.
 
 `paused` goes one step further around the rating core (`addon.billing.bill`): the core builds
-immutable records only, so it makes no reference cycles (tests/test_gc_tuning.py checks that),
-and a collection during it can free nothing; it only walks the records being built. With the
-young threshold above, a customer with 30,000 entries still saw its older generations walked
-while its lines were built (1.27 s against 1.11 s without the collector, bench_billing).
+immutable records only, so it makes no reference cycles (tests/billing/test_no_cycles.py
+checks that over every golden scenario), and a collection during it can free nothing; it only
+walks the records being built. With the young threshold above, a customer with 30,000
+entries still saw its older generations walked while its lines were built (1.27 s against
+1.11 s without the collector, bench_billing).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ import random
 import resource
 import time
 import tracemalloc
+from contextlib import nullcontext
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -102,10 +103,7 @@ def run_once(request: BillingRequest, pause: bool) -> tuple[float, int]:
     """One `bill()` as the sidecar calls it: with the collector paused (addon/gc_tuning.py),
     unless `--default-gc`."""
     started = time.perf_counter()
-    if pause:
-        with gc_tuning.paused():
-            result = bill(request)
-    else:
+    with gc_tuning.paused() if pause else nullcontext():
         result = bill(request)
     return time.perf_counter() - started, len(result.lines)
 
