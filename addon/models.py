@@ -679,7 +679,7 @@ SYNC_INDEXES = (
     Index("ix_booked_extra_ticket_id", BookedExtra.ticket_id),
     Index("ix_outbox_ticket_id", Outbox.ticket_id, Outbox.kind, Outbox.marker),
     Index("ix_outbox_status", Outbox.status, Outbox.kind),
-    # the tickets a customer pays for (rating a month: `paying_customer` split into indexable
+    # the tickets a customer pays for (rating a month: `tickets_paid_by`, two indexable
     # terms) and the tickets merged into one (rating a ticket)
     Index("ix_ticket_billing_customer_id", Ticket.billing_customer_id),
     Index("ix_ticket_merged_into", Ticket.merged_into),

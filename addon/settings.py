@@ -96,7 +96,7 @@ class Settings:
     rt_timezone: str = "UTC"
     rt_closed_statuses: tuple[str, ...] = ("resolved",)
     #: processes that render and validate the monthly pass's documents ahead (RENDER_WORKERS;
-    #: 0: one per core); about 320 MiB each, Saxon included
+    #: 0: one per core); about 330-370 MiB each at peak, Saxon included (bench.perf)
     render_workers: int = 0
     otrs_webservice: str | None = None
     otrs_routes: str = "auto"
